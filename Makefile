@@ -1,0 +1,42 @@
+# Everything a fresh machine needs is installed from here (and pyproject.toml).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/data/reference
+INDEX  ?= index
+
+.PHONY: install run build-index test eval bench browser clean
+
+install: $(VENV)/.installed
+
+# torch is pinned in the same pip call as everything that depends on it (see pyproject.toml).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev]'
+	touch $@
+
+$(INDEX)/manifest.json:
+	$(MAKE) build-index
+
+build-index: install
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre build-index --data $(DATA)
+
+run: install $(INDEX)/manifest.json
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre serve
+
+# Debian's Chromium for the browser test of the web page (Playwright cannot download its own here).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+test: install browser
+	$(BIN)/pytest -q
+
+eval: install $(INDEX)/manifest.json
+	$(BIN)/moviegenre eval $(if $(DATA_EVAL),--data $(DATA_EVAL)) $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))
+
+bench: install $(INDEX)/manifest.json
+	$(BIN)/moviegenre bench
+
+clean:
+	rm -rf $(VENV) $(INDEX)/builds $(INDEX)/manifest.json

@@ -1,0 +1,1 @@
+"""Movie genre classifier: retrieval-grounded LLM classification of film descriptions."""

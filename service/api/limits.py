@@ -1,0 +1,55 @@
+"""A pure ASGI middleware that refuses request bodies over a size before they are read whole."""
+from __future__ import annotations
+
+import json
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 when Content-Length says the body is too large, or as soon as a streamed body passes the limit.
+    Whatever response the app tries to make of a cut-off body is replaced by the 413."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._refuse(send)
+        state = {"received": 0, "over": False, "answered": False}
+
+        async def counting_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_bytes:
+                    state["over"] = True
+                    raise _TooLarge
+            return message
+
+        async def guarded_send(message):
+            if not state["over"]:
+                return await send(message)
+            if message["type"] == "http.response.start" and not state["answered"]:
+                state["answered"] = True
+                await self._refuse(send)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _TooLarge:
+            pass
+        if state["over"] and not state["answered"]:
+            await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = json.dumps({"error": f"request body is larger than {self.max_bytes} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

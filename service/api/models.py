@@ -1,0 +1,87 @@
+"""The API contract as pydantic models."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from service.genres import VOCABULARY
+
+Genre = Literal[VOCABULARY]  # type: ignore[valid-type]
+
+
+def _usable_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if not value.strip():
+        raise ValueError("must not be empty or whitespace")
+    return value.strip()
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"description": "A young wizard embarks on an adventure to defeat a dark sorcerer."}]})
+
+    description: StrictStr = Field(description="What you know about the film: a plot, a title, a review…")
+
+    @field_validator("description")
+    @classmethod
+    def _usable(cls, value: str) -> str:
+        return _usable_text(value)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    descriptions: Annotated[list[StrictStr], Field(min_length=1)]
+
+    @field_validator("descriptions")
+    @classmethod
+    def _each_usable(cls, values: list[str]) -> list[str]:
+        return [_usable_text(v) for v in values]
+
+
+class NeighbourOut(BaseModel):
+    title: str
+    year: int | None
+    genres: list[str]
+    similarity: float
+
+
+class ClassifyResponse(BaseModel):
+    genres: list[Genre] = Field(description="Most confident first, every entry from the vocabulary")
+    scores: dict[Genre, float] = Field(description="Per-genre confidence (0..1) behind the answer")
+    backend: str = Field(description="'vote', or the LLM backend that answered ('ollama', 'openai')")
+    llm_genres: list[Genre] | None = Field(None, description="What the LLM picked, when it answered")
+    fallback_reason: str | None = Field(None, description="Why the LLM's answer was not used, if it was not")
+    latency_ms: float
+    neighbours: list[NeighbourOut] | None = Field(None, description="The reference films used (explain=true)")
+
+
+class BatchResponse(BaseModel):
+    results: list[ClassifyResponse]
+
+
+class LLMHealth(BaseModel):
+    backend: str
+    configured: bool
+    reachable: bool | None
+    degraded: bool
+    last_error: str | None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    index_films: int
+    model: str
+    built_at: str | None
+    llm: LLMHealth
+
+
+class GenresResponse(BaseModel):
+    genres: list[str]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: list[dict] | str | None = None

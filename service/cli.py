@@ -1,0 +1,89 @@
+"""Command-line entry points: `moviegenre build-index | classify | serve | eval | bench`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from service.settings import Settings
+
+console = Console()
+
+
+def _print_build_summary(report) -> None:
+    summary = report.corpus.summary()
+    table = Table(title="Sources")
+    for column in ("source", "format", "read", "kept", "dropped (why)"):
+        table.add_column(column)
+    for name, s in summary["sources"].items():
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(s["dropped"].items(), key=lambda x: -x[1]))
+        table.add_row(name, s["format"], str(s["read"]), str(s["kept"]), why or "-")
+    console.print(table)
+    genres = Table(title="Films per genre")
+    genres.add_column("genre")
+    genres.add_column("films", justify="right")
+    for genre, n in summary["genres"].items():
+        genres.add_row(genre, str(n))
+    console.print(genres)
+    unmapped = ", ".join(f"{label!r} ×{n}" for label, n in summary["unmapped_labels"].items())
+    console.print(f"Labels outside the vocabulary, dropped: {unmapped or 'none'}")
+    console.print(f"[bold]{report.manifest['films']} films[/bold] indexed with {report.manifest['model']} "
+                  f"(dim {report.manifest['dim']}); {report.embedded} plots embedded, the rest from cache; "
+                  f"{report.seconds:.1f} s")
+
+
+def cmd_build_index(args, settings: Settings) -> int:
+    from service.build import build_index
+    from service.embedder import Embedder
+
+    embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
+    report = build_index(Path(args.data or settings.data_path), settings.index_dir, embedder)
+    _print_build_summary(report)
+    return 0
+
+
+def cmd_classify(args, settings: Settings) -> int:
+    from service.api.app import load_classifier
+
+    result = load_classifier(settings).classify(args.text)
+    if args.json:
+        print(json.dumps({"genres": result.genres, "scores": {g: round(s, 4) for g, s in result.scores.items()},
+                          "backend": result.backend, "fallback_reason": result.fallback_reason}, indent=2))
+    else:
+        print(", ".join(result.genres))
+        note = f" (LLM unused: {result.fallback_reason})" if result.fallback_reason else ""
+        console.print(f"[dim]answered by {result.backend}{note}[/dim]", highlight=False)
+    return 0
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="moviegenre", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build-index", help="build the reference index from a corpus")
+    build.add_argument("--data", help="a corpus file or folder (default: $MOVIEGENRE_DATA)")
+    build.set_defaults(func=cmd_build_index)
+    classify = commands.add_parser("classify", help="classify one description without a server")
+    classify.add_argument("text")
+    classify.add_argument("--json", action="store_true", help="print the full answer as JSON")
+    classify.set_defaults(func=cmd_classify)
+    serve = commands.add_parser("serve", help="serve the HTTP API (MOVIEGENRE_HOST, MOVIEGENRE_PORT)")
+    serve.set_defaults(func=cmd_serve)
+    args = parser.parse_args(argv)
+    return args.func(args, Settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

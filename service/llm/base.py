@@ -1,0 +1,46 @@
+"""The one interface every LLM backend implements, and the parsing all of them share."""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+
+from service.genres import canonical_genre
+
+
+class LLMError(RuntimeError):
+    """The LLM could not give a usable answer (unreachable, failing, timed out, or unusable text)."""
+
+
+class LLMBackend(ABC):
+    name: str
+
+    @abstractmethod
+    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
+        """The model's raw answer to the chat messages, constrained to the JSON schema. Raises LLMError."""
+
+    @abstractmethod
+    def reachable(self) -> bool:
+        """Whether the server answers at all (cheap; used by /health)."""
+
+    def describe(self) -> str:
+        return self.name
+
+
+def parse_genres(text: str) -> list[str]:
+    """The vocabulary genres in an answer like {"genres": [...]}; labels outside it are dropped.
+    Raises LLMError when the text is not such JSON or names no genre of the vocabulary."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise LLMError(f"the LLM answered invalid JSON: {str(text)[:80]!r}") from exc
+    labels = data.get("genres") if isinstance(data, dict) else None
+    if not isinstance(labels, list):
+        raise LLMError("the LLM answer has no list of genres")
+    genres: list[str] = []
+    for label in labels:
+        genre = canonical_genre(label) if isinstance(label, str) else None
+        if genre and genre not in genres:
+            genres.append(genre)
+    if not genres:
+        raise LLMError(f"the LLM named no genre of the vocabulary: {labels[:5]!r}")
+    return genres

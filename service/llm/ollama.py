@@ -1,0 +1,37 @@
+"""Ollama through the official client: POST /api/chat with a JSON-schema `format`."""
+from __future__ import annotations
+
+import httpx
+import ollama
+
+from service.llm.base import LLMBackend, LLMError
+
+SEED = 7
+
+
+class OllamaBackend(LLMBackend):
+    name = "ollama"
+
+    def __init__(self, host: str, model: str, timeout_s: float):
+        self.model = model
+        self.client = ollama.Client(host=host, timeout=timeout_s)
+
+    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
+        try:
+            response = self.client.chat(model=self.model, messages=messages, format=schema, stream=False,
+                                        options={"temperature": 0, "seed": SEED})
+        except ollama.ResponseError as exc:
+            raise LLMError(f"ollama answered HTTP {exc.status_code}: {str(exc.error)[:120]}") from exc
+        except (ConnectionError, httpx.HTTPError) as exc:
+            raise LLMError(f"ollama is unreachable: {type(exc).__name__}") from exc
+        return response.message.content or ""
+
+    def reachable(self) -> bool:
+        try:
+            self.client.list()
+            return True
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError):
+            return False
+
+    def describe(self) -> str:
+        return f"ollama:{self.model}"

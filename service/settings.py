@@ -1,0 +1,44 @@
+"""All configuration in one typed object, read from environment variables once and passed in."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # Data and index
+    data_path: Path = Field(PROJECT_ROOT.parent / "shared" / "data" / "reference", alias="MOVIEGENRE_DATA")
+    index_dir: Path = Field(PROJECT_ROOT / "index", alias="MOVIEGENRE_INDEX_DIR")
+    embedding_model: str = Field("all-MiniLM-L6-v2", alias="MOVIEGENRE_EMBEDDING_MODEL")
+    embed_batch_size: int = Field(64, alias="MOVIEGENRE_EMBED_BATCH_SIZE")
+
+    # Classification
+    top_k: int = Field(25, ge=1, le=200, alias="MOVIEGENRE_TOP_K")
+    prompt_examples: int = Field(8, ge=0, le=25, alias="MOVIEGENRE_PROMPT_EXAMPLES")
+    vote_threshold: float = Field(0.3, gt=0, lt=1, alias="MOVIEGENRE_THRESHOLD")
+    max_genres: int = Field(5, ge=1, le=10, alias="MOVIEGENRE_MAX_GENRES")
+    fusion_weight: float = Field(0.2, ge=0, le=1, alias="MOVIEGENRE_FUSION_WEIGHT")
+    fusion_floor: float = Field(0.1, ge=0, le=1, alias="MOVIEGENRE_FUSION_FLOOR")
+
+    # LLM backends
+    llm_backend: Literal["ollama", "openai", "none"] = Field("ollama", alias="LLM_BACKEND")
+    llm_timeout_s: float = Field(20.0, gt=0, alias="LLM_TIMEOUT")
+    ollama_host: str = Field("http://127.0.0.1:11434", alias="OLLAMA_HOST")
+    ollama_model: str = Field("qwen2:7b", alias="OLLAMA_MODEL")
+    openai_base_url: str = Field("http://127.0.0.1:8080/v1", alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr = Field(SecretStr("not-needed"), alias="OPENAI_API_KEY")
+    openai_model: str = Field("qwen2-7b-instruct", alias="OPENAI_MODEL")
+
+    # HTTP service
+    host: str = Field("127.0.0.1", alias="MOVIEGENRE_HOST")
+    port: int = Field(5000, alias="MOVIEGENRE_PORT")
+    max_body_bytes: int = Field(64 * 1024, alias="MOVIEGENRE_MAX_BODY_BYTES")
+    max_description_chars: int = Field(10_000, alias="MOVIEGENRE_MAX_DESCRIPTION_CHARS")
+    max_batch_items: int = Field(64, alias="MOVIEGENRE_MAX_BATCH_ITEMS")

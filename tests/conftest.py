@@ -1,0 +1,83 @@
+"""Shared fixtures: real rows of ../shared/data, a small reference index built once per session."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from service.corpus import read_file
+from service.settings import PROJECT_ROOT
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+REFERENCE = SHARED_DATA / "reference"
+SMALL_CORPUS_FILMS = 300
+
+
+def write_generic_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["title", "year", "plot", "genres"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def tmdb_rows(start: int, count: int) -> list[dict]:
+    """Real films from the TMDB 5000 file, in the generic format (TMDB genre names kept as they are)."""
+    raws = [r for r in read_file("tmdb_5000", REFERENCE / "tmdb_5000_movies.csv") if r.plot and r.labels]
+    return [{"title": r.title, "year": r.year or "", "plot": r.plot, "genres": ", ".join(r.labels)}
+            for r in raws[start:start + count]]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from service.embedder import Embedder
+
+    return Embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    write_generic_csv(folder / "films.csv", tmdb_rows(0, SMALL_CORPUS_FILMS))
+    return folder / "films.csv"
+
+
+@pytest.fixture(scope="session")
+def small_index_dir(tmp_path_factory, small_corpus, embedder) -> Path:
+    from service.build import build_index
+
+    index_dir = tmp_path_factory.mktemp("index")
+    build_index(small_corpus, index_dir, embedder, progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def small_index(small_index_dir, embedder):
+    from service.store import load_index
+
+    return load_index(small_index_dir, embedder.model_name, embedder.dim)
+
+
+def make_classifier(index, embedder, **settings):
+    from service.classifier import Classifier
+    from service.llm import make_backend
+    from service.settings import Settings
+
+    s = Settings(**({"llm_backend": "none"} | settings))
+    return Classifier(index, embedder, make_backend(s), s)
+
+
+def make_client(index, embedder, **settings):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.settings import Settings
+
+    classifier = make_classifier(index, embedder, **settings)
+    return TestClient(create_app(classifier.settings, classifier))
+
+
+@pytest.fixture(scope="session")
+def client(small_index, embedder):
+    return make_client(small_index, embedder)
