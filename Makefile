@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DATA   ?= ../shared/data/reference
 INDEX  ?= index
+REFERENCE := ../shared/data/reference
+EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
+# DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
 .PHONY: install run build-index test eval bench browser clean
 
@@ -17,10 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(INDEX)/manifest.json:
-	$(MAKE) build-index
+	$(MAKE) build-index DATA=$(REFERENCE)
 
 build-index: install
-	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre build-index --data $(DATA)
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre build-index --data $(or $(DATA),$(REFERENCE))
 
 run: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre serve
@@ -33,7 +35,7 @@ test: install browser
 	$(BIN)/pytest -q
 
 eval: install $(INDEX)/manifest.json
-	$(BIN)/moviegenre eval $(if $(DATA_EVAL),--data $(DATA_EVAL)) $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))
+	$(BIN)/moviegenre eval --data $(or $(DATA),$(EVAL_DATA)) $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))
 
 bench: install $(INDEX)/manifest.json
 	$(BIN)/moviegenre bench

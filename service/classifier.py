@@ -41,6 +41,11 @@ class Classifier:
         self._llm_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm")
         self.llm_last_error: str | None = None  # None since the last usable answer: /health reads it
 
+    @staticmethod
+    def vote_decision(result: Classification, settings: Settings) -> list[str]:
+        """What the vote alone would have answered."""
+        return decide(result.vote_scores, settings.vote_threshold, settings.max_genres)
+
     def classify(self, text: str) -> Classification:
         return self.classify_many([text])[0]
 
@@ -54,8 +59,8 @@ class Classifier:
     def _decide(self, text: str, neighbours: list[Neighbour], retrieval_ms: float) -> Classification:
         s = self.settings
         vote_scores = vote(neighbours)
-        result = Classification(decide(vote_scores, s.vote_threshold, s.max_genres), vote_scores, "vote",
-                                neighbours, vote_scores, timings_ms={"retrieval": round(retrieval_ms, 2)})
+        result = Classification([], vote_scores, "vote", neighbours, vote_scores, timings_ms={"retrieval": round(retrieval_ms, 2)})
+        result.genres = self.vote_decision(result, s)
         if self.llm is None:
             return result
         started = time.perf_counter()

@@ -69,6 +69,25 @@ def cmd_serve(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args, settings: Settings) -> int:
+    from service.evaluation import report, runner
+
+    if args.llm:
+        settings = settings.model_copy(update={"llm_backend": args.llm})
+    results = runner.run(settings, Path(args.data), llm_limit=args.limit)
+    report.write(results, Path(args.out))
+    console.print(report.markdown(results), highlight=False)
+    console.print(f"written: {args.out}/report.md, results.json, per_genre_f1.png")
+    return 0
+
+
+def cmd_bench(args, settings: Settings) -> int:
+    from service import bench
+
+    bench.run(settings, Path(args.out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="moviegenre", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("text")
     classify.add_argument("--json", action="store_true", help="print the full answer as JSON")
     classify.set_defaults(func=cmd_classify)
+    evaluate = commands.add_parser("eval", help="compare the served pipeline with classic methods")
+    evaluate.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "imdb_top_1000.csv"),
+                          help="evaluation CSV: imdb_top_1000 or the generic title,year,plot,genres format")
+    evaluate.add_argument("--llm", choices=["ollama", "openai"], help="also evaluate the served pipeline with an LLM")
+    evaluate.add_argument("--limit", type=int, default=60, help="films for the (slow) LLM run (default 60)")
+    evaluate.add_argument("--out", default="eval", help="folder for report.md, results.json and the chart")
+    evaluate.set_defaults(func=cmd_eval)
+    benchmark = commands.add_parser("bench", help="measure speed; writes bench/results.json")
+    benchmark.add_argument("--out", default="bench")
+    benchmark.set_defaults(func=cmd_bench)
     serve = commands.add_parser("serve", help="serve the HTTP API (MOVIEGENRE_HOST, MOVIEGENRE_PORT)")
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)

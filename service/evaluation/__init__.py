@@ -1,0 +1,1 @@
+"""Measuring the classifier on held-out labelled films (`make eval`)."""

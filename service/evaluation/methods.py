@@ -1,0 +1,60 @@
+"""The classic methods the service is compared with, all scored as a (films × 18 genres) matrix."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.naive_bayes import ComplementNB
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+from service.evaluation.metrics import binarize
+from service.genres import SHARED_GENRES
+from service.store import ReferenceIndex
+from service.vote import decide, vote
+
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
+
+
+def _tfidf() -> TfidfVectorizer:
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.5, sublinear_tf=True, stop_words="english")
+
+
+CLASSIC = {
+    "tfidf_nb": lambda: make_pipeline(_tfidf(), OneVsRestClassifier(ComplementNB(alpha=0.3))),
+    "tfidf_svm": lambda: make_pipeline(_tfidf(), OneVsRestClassifier(LinearSVC(C=0.5))),
+    "tfidf_logreg": lambda: make_pipeline(_tfidf(), OneVsRestClassifier(LogisticRegression(C=4.0, max_iter=1000))),
+}
+
+
+def fit_classic(name: str, plots: Sequence[str], genres: Sequence[Sequence[str]]):
+    return CLASSIC[name]().fit(list(plots), binarize(genres))
+
+
+def classic_scores(model, plots: Sequence[str]) -> np.ndarray:
+    """Scores in 0..1: probabilities where the model has them, a logistic of SVM margins otherwise."""
+    if hasattr(model, "predict_proba"):
+        try:
+            return model.predict_proba(list(plots))
+        except AttributeError:
+            pass
+    return 1 / (1 + np.exp(-2 * model.decision_function(list(plots))))
+
+
+def knn_scores(index: ReferenceIndex, vectors: np.ndarray, k: int) -> np.ndarray:
+    rows = [vote(neighbours) for neighbours in index.search(vectors, k)]
+    return np.array([[row.get(g, 0.0) for g in SHARED_GENRES] for row in rows])
+
+
+def predict(scores: np.ndarray, threshold: float, max_genres: int = 5) -> list[list[str]]:
+    return [decide(dict(zip(SHARED_GENRES, row.tolist())), threshold, max_genres) for row in scores]
+
+
+def tune_threshold(scores: np.ndarray, gold: Sequence[Sequence[str]]) -> float:
+    """The threshold with the best micro-F1 on validation data."""
+    from service.evaluation.metrics import score
+
+    return max(THRESHOLDS, key=lambda t: score(gold, predict(scores, t))["micro_f1"]).item()

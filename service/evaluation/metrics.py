@@ -1,0 +1,39 @@
+"""Multi-label metrics on the 18 genres both TMDB and IMDb use."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from service.genres import SHARED_GENRES
+
+
+def binarize(label_sets: Sequence[Sequence[str]], genres: Sequence[str] = SHARED_GENRES) -> np.ndarray:
+    position = {g: i for i, g in enumerate(genres)}
+    matrix = np.zeros((len(label_sets), len(genres)), dtype=np.int8)
+    for row, labels in enumerate(label_sets):
+        for label in labels:
+            if label in position:
+                matrix[row, position[label]] = 1
+    return matrix
+
+
+def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
+    """micro/macro/samples F1, micro precision and recall, per-genre F1, mean labels predicted vs gold.
+    Macro-F1 averages over the genres present in the gold labels (a genre no film has cannot be scored)."""
+    y_true, y_pred = binarize(gold), binarize(predicted)
+    present = [i for i in range(len(SHARED_GENRES)) if y_true[:, i].any()]
+    options = {"zero_division": 0}
+    per_genre = f1_score(y_true, y_pred, average=None, **options)
+    return {
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", **options)),
+        "macro_f1": float(f1_score(y_true[:, present], y_pred[:, present], average="macro", **options)),
+        "samples_f1": float(f1_score(y_true, y_pred, average="samples", **options)),
+        "precision": float(precision_score(y_true, y_pred, average="micro", **options)),
+        "recall": float(recall_score(y_true, y_pred, average="micro", **options)),
+        "per_genre_f1": {SHARED_GENRES[i]: float(per_genre[i]) for i in present},
+        "mean_predicted": float(y_pred.sum(axis=1).mean()) if len(y_pred) else 0.0,
+        "mean_gold": float(y_true.sum(axis=1).mean()) if len(y_true) else 0.0,
+        "films": len(gold),
+    }

@@ -1,0 +1,59 @@
+"""Writing an evaluation: a markdown table, results.json and a per-genre F1 chart."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+COLUMNS = [("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "samples-F1"),
+           ("precision", "precision"), ("recall", "recall"), ("mean_predicted", "labels/film"),
+           ("latency_ms", "ms/film")]
+
+LABELS = {"tfidf_nb": "TF-IDF + naive Bayes", "tfidf_svm": "TF-IDF + linear SVM",
+          "tfidf_logreg": "TF-IDF + logistic regression", "knn": "MiniLM kNN vote",
+          "served": "**served (/classify, no LLM)**", "served_llm": "served with LLM",
+          "llm_only": "LLM alone", "vote": "vote alone (same films)"}
+
+
+def markdown(results: dict) -> str:
+    rows = {**results["methods"], "served": results["served"], **results.get("llm", {})}
+    mean_gold = results["served"]["mean_gold"]
+    lines = [f"Evaluation on `{results['data']}`: {results['films']} films; {results['excluded']} reference films "
+             f"with the same titles excluded from retrieval and training. Gold labels per film: {mean_gold:.2f}.",
+             "", "| method | " + " | ".join(label for _, label in COLUMNS) + " |",
+             "|---|" + "---:|" * len(COLUMNS)]
+    for name, r in rows.items():
+        cells = [f"{r[key]:.1f}" if key == "latency_ms" else f"{r[key]:.3f}" if key in r else "–"
+                 for key, _ in COLUMNS]
+        films = f" ({r['films']} films)" if r["films"] != results["films"] else ""
+        lines.append(f"| {LABELS.get(name, name)}{films} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = {**results["methods"], "served": results["served"]}
+    genres = list(results["served"]["per_genre_f1"])
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(14, 5))
+    for i, (name, r) in enumerate(rows.items()):
+        ax.bar(np.arange(len(genres)) + i * width, [r["per_genre_f1"].get(g, 0) for g in genres], width,
+               label=LABELS.get(name, name).strip("*"))
+    ax.set_xticks(np.arange(len(genres)) + 0.4 - width / 2, genres, rotation=45, ha="right")
+    ax.set_ylabel("F1")
+    ax.set_title(f"Per-genre F1 on {Path(results['data']).name}")
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.md").write_text(markdown(results), encoding="utf-8")
+    (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    chart(results, folder / "per_genre_f1.png")

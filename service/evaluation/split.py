@@ -1,0 +1,30 @@
+"""Keeping evaluation honest: evaluation films are removed from the reference, and knobs are tuned on a
+validation split carved from the reference, never on the evaluation file."""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from service.corpus import Film, normalise_title
+
+
+def matching_positions(reference: Sequence[Film], held_out: Sequence[Film]) -> set[int]:
+    """Positions of reference films that are one of the held-out films: same normalised title and,
+    where both have one, the same year."""
+    years_by_title: dict[str, set[int | None]] = {}
+    for film in held_out:
+        years_by_title.setdefault(normalise_title(film.title), set()).add(film.year)
+    matches = set()
+    for i, film in enumerate(reference):
+        years = years_by_title.get(normalise_title(film.title))
+        if years is not None and (film.year is None or None in years or film.year in years):
+            matches.add(i)
+    return matches
+
+
+def validation_split(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train, validation) positions, seeded."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    cut = int(n * fraction)
+    return sorted(order[cut:]), sorted(order[:cut])
