@@ -1,4 +1,5 @@
-"""The pipeline: embed → top-k neighbours → vote → few-shot prompt → LLM → fused genres.
+"""The pipeline: embed → top-k neighbours → vote (blended with the trained heads) → few-shot prompt →
+LLM → fused genres.
 
 Any LLM failure (unreachable, slower than its deadline, unusable answer) is an expected event: the
 answer then comes from the vote and says why.
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from service.embedder import Embedder
 from service.fusion import fuse
+from service.heads import BlendedScorer
 from service.llm import LLMBackend, LLMError, parse_genres
 from service.prompt import RESPONSE_SCHEMA, build_messages
 from service.settings import Settings
@@ -22,29 +24,28 @@ from service.vote import decide, vote
 @dataclass
 class Classification:
     genres: list[str]
-    scores: dict[str, float]
+    scores: dict[str, float]          # what the answer rests on, highest first
     backend: str                      # "vote" or the LLM backend's name
     neighbours: list[Neighbour]
-    vote_scores: dict[str, float]
+    vote_scores: dict[str, float]     # before the LLM: the neighbour vote, blended with the heads if any
+    vote_genres: list[str]            # what the answer would be without the LLM
     llm_genres: list[str] | None = None
     fallback_reason: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 class Classifier:
-    def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: LLMBackend | None, settings: Settings):
+    def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: LLMBackend | None, settings: Settings,
+                 scorer: BlendedScorer | None = None):
         self.index = index
         self.embedder = embedder
         self.llm = llm
         self.settings = settings
+        self.scorer = scorer
+        self.threshold = settings.vote_threshold or (scorer.blend.threshold if scorer else 0.3)
         # LLM calls run here so a hung server cannot hold a request past its deadline.
         self._llm_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm")
         self.llm_last_error: str | None = None  # None since the last usable answer: /health reads it
-
-    @staticmethod
-    def vote_decision(result: Classification, settings: Settings) -> list[str]:
-        """What the vote alone would have answered."""
-        return decide(result.vote_scores, settings.vote_threshold, settings.max_genres)
 
     def classify(self, text: str) -> Classification:
         return self.classify_many([text])[0]
@@ -53,14 +54,19 @@ class Classifier:
         started = time.perf_counter()
         vectors = self.embedder.embed(texts)
         all_neighbours = self.index.search(vectors, self.settings.top_k)
-        retrieval_ms = (time.perf_counter() - started) * 1000 / max(len(texts), 1)
-        return [self._decide(text, neighbours, retrieval_ms) for text, neighbours in zip(texts, all_neighbours)]
+        scores = [vote(neighbours) for neighbours in all_neighbours]
+        if self.scorer is not None:
+            scores = self.scorer.blend_scores(texts, vectors, scores)
+        per_text_ms = (time.perf_counter() - started) * 1000 / max(len(texts), 1)
+        return [self._decide(text, neighbours, s, per_text_ms)
+                for text, neighbours, s in zip(texts, all_neighbours, scores)]
 
-    def _decide(self, text: str, neighbours: list[Neighbour], retrieval_ms: float) -> Classification:
+    def _decide(self, text: str, neighbours: list[Neighbour], scores: dict[str, float],
+                retrieval_ms: float) -> Classification:
         s = self.settings
-        vote_scores = vote(neighbours)
-        result = Classification([], vote_scores, "vote", neighbours, vote_scores, timings_ms={"retrieval": round(retrieval_ms, 2)})
-        result.genres = self.vote_decision(result, s)
+        genres = decide(scores, self.threshold, s.max_genres)
+        result = Classification(genres, scores, "vote", neighbours, scores, genres,
+                                timings_ms={"retrieval": round(retrieval_ms, 2)})
         if self.llm is None:
             return result
         started = time.perf_counter()
@@ -72,8 +78,8 @@ class Classifier:
         finally:
             result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
         self.llm_last_error = None
-        fused = fuse(vote_scores, llm_genres, s.fusion_weight, s.fusion_floor)
-        result.genres = decide(fused, s.vote_threshold, s.max_genres)
+        fused = fuse(scores, llm_genres, s.fusion_weight, s.fusion_floor)
+        result.genres = decide(fused, self.threshold, s.max_genres)
         result.scores, result.llm_genres, result.backend = fused, llm_genres, self.llm.name
         return result
 

@@ -41,7 +41,7 @@ def cmd_build_index(args, settings: Settings) -> int:
     from service.embedder import Embedder
 
     embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
-    report = build_index(Path(args.data or settings.data_path), settings.index_dir, embedder)
+    report = build_index(Path(args.data or settings.data_path), settings.index_dir, embedder, settings)
     _print_build_summary(report)
     return 0
 

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     # Classification
     top_k: int = Field(25, ge=1, le=200, alias="MOVIEGENRE_TOP_K")
     prompt_examples: int = Field(8, ge=0, le=25, alias="MOVIEGENRE_PROMPT_EXAMPLES")
-    vote_threshold: float = Field(0.3, gt=0, lt=1, alias="MOVIEGENRE_THRESHOLD")
+    # None: the threshold tuned on a validation split at build time.
+    vote_threshold: float | None = Field(None, gt=0, lt=1, alias="MOVIEGENRE_THRESHOLD")
     max_genres: int = Field(5, ge=1, le=10, alias="MOVIEGENRE_MAX_GENRES")
     fusion_weight: float = Field(0.2, ge=0, le=1, alias="MOVIEGENRE_FUSION_WEIGHT")
     fusion_floor: float = Field(0.1, ge=0, le=1, alias="MOVIEGENRE_FUSION_FLOOR")

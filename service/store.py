@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,8 +86,10 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def write_index(index_dir: Path, films: Sequence[Film], vectors: np.ndarray, model: str,
-                fingerprint: str, summary: dict) -> dict:
-    """Write a complete build beside the current one, then make it current with one rename."""
+                fingerprint: str, summary: dict, artifacts: dict[str, Callable[[Path], None]] | None = None,
+                extra: dict | None = None) -> dict:
+    """Write a complete build beside the current one, then make it current with one rename.
+    `artifacts` maps further file names of the build to functions that write them."""
     index_dir = Path(index_dir)
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,7 @@ def write_index(index_dir: Path, films: Sequence[Film], vectors: np.ndarray, mod
         "vocabulary": list(VOCABULARY),
         "build": f"builds/{build_id}",
         "summary": summary,
+        **(extra or {}),
     }
     faiss.write_index(ReferenceIndex(films, vectors).faiss, str(tmp / "vectors.faiss"))
     with (tmp / "films.jsonl").open("w", encoding="utf-8") as f:
@@ -111,6 +114,8 @@ def write_index(index_dir: Path, films: Sequence[Film], vectors: np.ndarray, mod
             f.write(json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+    for name, write in (artifacts or {}).items():
+        write(tmp / name)
     _write_json(tmp / "manifest.json", manifest)
     os.rename(tmp, builds / build_id)
     _write_json(index_dir / "manifest.json", manifest)
@@ -134,6 +139,10 @@ def read_manifest(index_dir: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexLoadError(f"{path} is unreadable ({exc}): run `make build-index`") from exc
+
+
+def artifact_path(index_dir: Path, manifest: dict, name: str) -> Path:
+    return Path(index_dir) / str(manifest.get("build", "")) / name
 
 
 def load_index(index_dir: Path, model: str, dim: int | None = None) -> ReferenceIndex:

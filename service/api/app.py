@@ -24,11 +24,15 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 422, 503)}
 def load_classifier(settings: Settings) -> Classifier:
     from service.embedder import Embedder
     from service.llm import make_backend
-    from service.store import load_index
+    from service.build import SCORER_FILE
+    from service.heads import BlendedScorer
+    from service.store import artifact_path, load_index
 
     embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
     index = load_index(settings.index_dir, embedder.model_name, embedder.dim)
-    return Classifier(index, embedder, make_backend(settings), settings)
+    scorer_path = artifact_path(settings.index_dir, index.manifest, SCORER_FILE)
+    scorer = BlendedScorer.load(scorer_path) if scorer_path.exists() else None
+    return Classifier(index, embedder, make_backend(settings), settings, scorer)
 
 
 def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:

@@ -4,8 +4,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import make_pipeline
@@ -13,20 +11,17 @@ from sklearn.svm import LinearSVC
 
 from service.evaluation.metrics import binarize
 from service.genres import SHARED_GENRES
+from service.heads import tfidf_features, tfidf_logreg
 from service.store import ReferenceIndex
 from service.vote import decide, vote
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
 
 
-def _tfidf() -> TfidfVectorizer:
-    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.5, sublinear_tf=True, stop_words="english")
-
-
 CLASSIC = {
-    "tfidf_nb": lambda: make_pipeline(_tfidf(), OneVsRestClassifier(ComplementNB(alpha=0.3))),
-    "tfidf_svm": lambda: make_pipeline(_tfidf(), OneVsRestClassifier(LinearSVC(C=0.5))),
-    "tfidf_logreg": lambda: make_pipeline(_tfidf(), OneVsRestClassifier(LogisticRegression(C=4.0, max_iter=1000))),
+    "tfidf_nb": lambda: make_pipeline(tfidf_features(), OneVsRestClassifier(ComplementNB(alpha=0.3))),
+    "tfidf_svm": lambda: make_pipeline(tfidf_features(), OneVsRestClassifier(LinearSVC(C=0.5))),
+    "tfidf_logreg": tfidf_logreg,  # the same model the service blends in
 }
 
 

@@ -14,6 +14,7 @@ from service.embedder import Embedder, EmbeddingCache
 from service.evaluation import methods
 from service.evaluation.metrics import score
 from service.evaluation.split import matching_positions, validation_split
+from service.heads import BlendedScorer, train_scorer
 from service.llm import make_backend
 from service.settings import Settings
 from service.store import ReferenceIndex, load_index
@@ -30,6 +31,15 @@ class Setup:
     train: ReferenceIndex
     validation: list[Film]
     validation_vectors: np.ndarray
+    _scorer: BlendedScorer | None = None
+
+    def scorer(self) -> BlendedScorer | None:
+        """The served heads and blend, trained exactly as `make build-index` does, on the reference
+        without the evaluation films."""
+        if self._scorer is None:
+            self._scorer = train_scorer(self.reference.films, self.reference.vectors(), self.settings.top_k,
+                                        self.settings.max_genres)
+        return self._scorer
 
 
 def prepare(settings: Settings, eval_path: Path) -> Setup:
@@ -57,13 +67,14 @@ def _timed(fn):
 
 def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = True) -> dict:
     """The served pipeline with its LLM: the vote alone, the LLM alone and their fusion, from the same calls."""
-    classifier = Classifier(setup.reference, setup.embedder, make_backend(setup.settings), setup.settings)
+    classifier = Classifier(setup.reference, setup.embedder, make_backend(setup.settings), setup.settings,
+                            setup.scorer())
     results, seconds = [], []
     for film in track(films, description="served + LLM", disable=not progress):
         result, took = _timed(lambda: classifier.classify(film.plot))
         results.append(result)
         seconds.append(took)
-    vote_only = [Classifier.vote_decision(r, setup.settings) for r in results]
+    vote_only = [r.vote_genres for r in results]
     llm_only = [r.llm_genres or [] for r in results]
     gold = _gold(films)
     latency = 1000 * float(np.mean(seconds))
@@ -104,7 +115,7 @@ def evaluate_knn(setup: Setup, eval_vectors: np.ndarray) -> dict:
 
 def evaluate_served(setup: Setup) -> dict:
     """Exactly what /classify answers with no LLM, over the reference without the evaluation films."""
-    classifier = Classifier(setup.reference, setup.embedder, None, setup.settings)
+    classifier = Classifier(setup.reference, setup.embedder, None, setup.settings, setup.scorer())
     plots = [f.plot for f in setup.held_out]
     results, seconds = _timed(lambda: [r for i in range(0, len(plots), 64)
                                        for r in classifier.classify_many(plots[i:i + 64])])

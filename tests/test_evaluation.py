@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from service.corpus import Film
+from service.evaluation.metrics import score
+from service.evaluation.split import matching_positions
+
+from .conftest import tmdb_rows, write_generic_csv
+
+
+def test_metrics_on_a_hand_checked_example():
+    gold = [["Drama"], ["Comedy", "Romance"], ["Action", "Biography"]]
+    predicted = [["Drama", "Comedy"], ["Comedy"], ["Horror", "Western"]]
+    result = score(gold, predicted)
+    # 2 true positives (Drama, Comedy), 3 false positives (Comedy, Horror, Western), 2 misses (Romance,
+    # Action); Biography is outside the 18 shared genres and not scored.
+    assert result["precision"] == pytest.approx(2 / 5)
+    assert result["recall"] == pytest.approx(2 / 4)
+    assert result["micro_f1"] == pytest.approx(2 * 0.4 * 0.5 / 0.9)
+    assert result["samples_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+    # over the genres the gold labels hold: Drama 1, Comedy 2/3, Romance 0, Action 0 (not Western)
+    assert result["macro_f1"] == pytest.approx((1 + 2 / 3) / 4)
+    assert result["per_genre_f1"] == pytest.approx({"Drama": 1, "Comedy": 2 / 3, "Romance": 0, "Action": 0})
+    assert result["mean_predicted"] == pytest.approx(5 / 3) and result["mean_gold"] == pytest.approx(4 / 3)
+
+
+def _film(title, year):
+    return Film(title, year, "plot", ("Drama",), "test")
+
+
+def test_evaluation_titles_are_excluded_by_title_and_year_where_both_have_one():
+    reference = [_film("The Matrix", 1999), _film("The Matrix", 2021), _film("Heat", None),
+                 _film("Alien", 1979), _film("Amélie", 2001)]
+    held_out = [_film("the matrix", 1999), _film("Heat", 1995), _film("Amelie", None)]
+    assert matching_positions(reference, held_out) == {0, 2, 4}
+
+
+def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_index_dir):
+    from service.evaluation import report, runner
+    from service.settings import Settings
+
+    eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 20))
+    settings = Settings(index_dir=small_index_dir, llm_backend="none")
+    results = runner.run(settings, eval_file, progress=False)
+    assert results["excluded"] == 20 and results["films"] == 20
+    assert set(results["methods"]) == {"tfidf_nb", "tfidf_svm", "tfidf_logreg", "knn"}
+    for r in [*results["methods"].values(), results["served"]]:
+        assert 0 <= r["micro_f1"] <= 1 and r["films"] == 20
+    report.write(results, tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["served"]["micro_f1"] == results["served"]["micro_f1"]
+    assert "| TF-IDF + naive Bayes |" in (tmp_path / "out" / "report.md").read_text()
+    assert (tmp_path / "out" / "per_genre_f1.png").stat().st_size > 10_000
+
+
+def test_served_retrieval_never_sees_an_excluded_film(tmp_path, small_index_dir):
+    from service.evaluation import runner
+    from service.settings import Settings
+
+    eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 5))
+    setup = runner.prepare(Settings(index_dir=small_index_dir, llm_backend="none"), eval_file)
+    titles = {f.title for f in setup.held_out}
+    [neighbours] = setup.reference.search(setup.embedder.embed([setup.held_out[0].plot]), k=300)
+    assert not titles & {n.film.title for n in neighbours}
+    assert len(neighbours) == 295
