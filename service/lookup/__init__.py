@@ -1,0 +1,1 @@
+"""`mode=lookup`: identify what the text is (title, review, company, description), ask IMDb and TMDb."""

@@ -1,0 +1,123 @@
+"""IMDb through cinemagoer's dataset access system: a local SQLite database built from IMDb's
+non-commercial datasets by cinemagoer's own importer (what `s32cinemagoer.py` runs).
+
+cinemagoer quirks handled here: its search misses a title given without its leading article
+("Matrix" for "The Matrix") and a year not in parentheses ("Matrix 1999"); a missing id gives an almost
+empty movie rather than an error; the datasets hold no plots.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from service.corpus import normalise_title
+from service.genres import map_labels
+from service.lookup.kinds import TitleQuery
+
+DATASETS_URL = "https://datasets.imdbws.com"
+DATASET_FILES = ("name.basics.tsv.gz", "title.akas.tsv.gz", "title.basics.tsv.gz", "title.crew.tsv.gz",
+                 "title.episode.tsv.gz", "title.principals.tsv.gz", "title.ratings.tsv.gz")
+ARTICLES = ("The", "A", "An")
+FILM_KINDS = {"movie", "tv movie", "video movie"}
+
+logging.getLogger("imdbpy").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class ImdbFilm:
+    imdb_id: str
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    rating: float | None
+
+
+def download_datasets(folder: Path, timeout_s: float = 60.0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+        for name in DATASET_FILES:
+            with client.stream("GET", f"{DATASETS_URL}/{name}") as response:
+                response.raise_for_status()
+                with (folder / f"{name}.part").open("wb") as f:
+                    for chunk in response.iter_bytes():
+                        f.write(chunk)
+            os.replace(folder / f"{name}.part", folder / name)
+
+
+def build_imdb_database(tsv_dir: Path, db_path: Path) -> Path:
+    """Import the seven TSV.gz files with cinemagoer's importer into a temporary file, then swap it in."""
+    from imdb.parser.s3.importer import import_dir
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=db_path.parent, suffix=".db.tmp")
+    os.close(fd)
+    try:
+        import_dir(str(tsv_dir), f"sqlite:///{tmp}")
+        os.replace(tmp, db_path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return db_path
+
+
+def _read_only_adapter(path: Path):
+    from imdb.parser.s3.adapters import SQLiteAdapter
+
+    class ReadOnlySQLiteAdapter(SQLiteAdapter):
+        def _connect(self):
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            connection.row_factory = sqlite3.Row
+            return connection
+
+    return ReadOnlySQLiteAdapter(str(path))
+
+
+class ImdbSource:
+    def __init__(self, db_path: Path):
+        from imdb import Cinemagoer
+
+        if not Path(db_path).is_file():
+            raise FileNotFoundError(f"no IMDb database at {db_path}: run `make imdb-db`")
+        self.ia = Cinemagoer("s3", f"sqlite:///{db_path}")
+        self.ia._adapter = _read_only_adapter(Path(db_path))  # cinemagoer opens read-write; we only read
+
+    def find(self, query: TitleQuery) -> ImdbFilm | None:
+        for title in self._spellings(query.title):
+            film = self._best(title, query.year)
+            if film is not None:
+                return film
+        return None
+
+    def get(self, imdb_id: str | int) -> ImdbFilm | None:
+        movie = self.ia.get_movie(str(imdb_id).removeprefix("tt"))
+        if not movie.get("title"):  # a missing id answers an almost empty movie
+            return None
+        return self._film(movie)
+
+    @staticmethod
+    def _spellings(title: str) -> list[str]:
+        first = title.split(" ", 1)[0]
+        if first.capitalize() in ARTICLES:
+            return [title]
+        return [title] + [f"{article} {title}" for article in ARTICLES]
+
+    def _best(self, title: str, year: int | None) -> ImdbFilm | None:
+        query = f"{title} ({year})" if year else title  # its parser reads a year only in parentheses
+        wanted = normalise_title(title)
+        results = [m for m in self.ia.search_movie(query) if normalise_title(m.get("title", "")) == wanted]
+        if year:
+            results = [m for m in results if str(m.get("year")) == str(year)] or results
+        results.sort(key=lambda m: m.get("kind") not in FILM_KINDS)
+        return self.get(results[0].movieID) if results else None
+
+    @staticmethod
+    def _film(movie) -> ImdbFilm:
+        genres, _ = map_labels(movie.get("genres", []))
+        year = movie.get("year")
+        return ImdbFilm(f"tt{int(movie.movieID):07d}", movie["title"], int(year) if year else None,
+                        tuple(genres), movie.get("rating"))

@@ -1,0 +1,91 @@
+"""Deciding what a lookup text is. The rules, in order:
+
+1. `company` — the text is short (≤ 6 words) and ends with a company word ("Pictures", "Studios",
+   "Entertainment", "Films", "Productions", ...) or is a well-known studio name.
+2. `review` — the text speaks about watching a film: first person ("I", "my", "we"), verdict words
+   ("loved", "boring", "masterpiece", "recommend", "overrated", "must-see"), or a score ("8/10", "4 stars").
+3. `title` — short (≤ 10 words, ≤ 80 characters), not a sentence: no verb-like sentence end, at most one
+   sentence mark, optionally followed by a year ("The Matrix", "the matrix (1999)", "Matrix 1999").
+4. `description` — everything else: a plot to classify as it is.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from service.corpus import parse_year
+
+Kind = Literal["title", "review", "company", "description"]
+
+_COMPANY_WORDS = {"pictures", "studios", "studio", "entertainment", "films", "film", "productions", "production",
+                  "animation", "media", "company", "inc", "inc.", "ltd", "ltd.", "llc", "corp", "corporation",
+                  "cinema", "releasing", "distribution", "television", "group"}
+_KNOWN_STUDIOS = {"pixar", "marvel", "disney", "dreamworks", "ghibli", "studio ghibli", "a24", "lionsgate",
+                  "warner bros", "warner bros.", "universal", "paramount", "blumhouse", "lucasfilm", "legendary",
+                  "new line cinema", "miramax", "columbia", "20th century fox", "metro-goldwyn-mayer", "mgm",
+                  "illumination", "aardman", "laika", "focus features", "neon", "netflix", "amblin"}
+_REVIEW = re.compile(
+    r"\b(i|i'm|i've|my|me|we|us|our)\b|\b(loved|love|hated|hate|boring|masterpiece|recommend|recommended|"
+    r"overrated|underrated|must-see|must see|worth watching|waste of time|brilliant|awful|terrible|"
+    r"enjoyed|disappointing|disappointed|stunning|a must)\b|\b\d+(\.\d)?\s*/\s*10\b|\b\d\s*stars?\b",
+    re.IGNORECASE)
+_TRAILING_YEAR = re.compile(r"[\s,]*[(\[]?\s*(1[89]\d\d|20\d\d)\s*[)\]]?\s*$")
+
+
+@dataclass(frozen=True)
+class TitleQuery:
+    title: str
+    year: int | None
+
+
+def parse_title(text: str) -> TitleQuery:
+    """'the matrix (1999)' / 'Matrix 1999' / 'The Matrix' → title and optional trailing year.
+    A title that is only a year ('1917') stays a title."""
+    text = " ".join(text.split())
+    match = _TRAILING_YEAR.search(text)
+    if match and match.start() > 0 and int(match.group(1)) <= date.today().year + 2:
+        return TitleQuery(text[: match.start()].strip(" -–,"), int(match.group(1)))
+    return TitleQuery(text, None)
+
+
+def detect_kind(text: str) -> Kind:
+    words = text.split()
+    lowered = " ".join(words).lower().strip(" .!")
+    if len(words) <= 6 and (lowered in _KNOWN_STUDIOS or words[-1].lower().strip(",.") in _COMPANY_WORDS):
+        return "company"
+    if _REVIEW.search(text):
+        return "review"
+    sentence_marks = len(re.findall(r"[.!?](\s|$)", text))
+    if len(words) <= 10 and len(text) <= 80 and sentence_marks <= 1 and not text.rstrip().endswith("."):
+        return "title"
+    return "description"
+
+
+_QUOTED = re.compile(r"[\"“”‘’«»]([^\"“”‘’«»]{2,80})[\"“”‘’«»]|'([^']{2,80})'")
+_CAPITALISED = re.compile(r"\b(?:The |A |An )?(?:[A-Z][\w'’:-]*)(?:\s+(?:of|the|and|in|on|a|to|[A-Z][\w'’:-]*)){0,6}")
+
+
+def titles_in_review(review: str) -> list[TitleQuery]:
+    """Candidate film titles a review mentions: quoted phrases first, then capitalised runs
+    (sentence-initial single words and pronouns are skipped)."""
+    candidates = [m.group(1) or m.group(2) for m in _QUOTED.finditer(review)]
+    for match in _CAPITALISED.finditer(review):
+        words = match.group(0).split()
+        sentence_start = review[: match.start()].rstrip()[-1:] in {"", ".", "!", "?"}
+        if sentence_start:  # "Watched Inception" → "Inception": the first word is capitalised anyway
+            words = words[1:]
+        if words:
+            candidates.append(" ".join(words))
+    seen, queries = set(), []
+    for candidate in candidates:
+        query = parse_title(candidate.strip(" .,!?"))
+        key = query.title.lower()
+        if key and key not in seen and key not in {"i", "the", "a", "it", "this"}:
+            seen.add(key)
+            queries.append(query)
+    return queries[:5]
+
+
+__all__ = ["Kind", "TitleQuery", "detect_kind", "parse_title", "parse_year", "titles_in_review"]

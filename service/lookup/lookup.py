@@ -1,0 +1,141 @@
+"""One lookup: decide what the text is, ask the databases that are configured, and say what happened.
+
+Sources: IMDb (local cinemagoer database: genres, year, rating, id; no plots), TMDb (online with an API key:
+overview and genres; a company's catalogue), and the reference index itself (plots of 15k films by title).
+Every source may be missing or fail; the lookup then says why, and the text is classified as it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cachetools import LRUCache
+
+from service.corpus import normalise_title
+from service.lookup.imdb import ImdbSource
+from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, titles_in_review
+from service.lookup.tmdb import TmdbClient, TmdbUnavailable
+from service.store import ReferenceIndex
+
+COMPANY_GENRE_SHARE = 0.25  # a genre of at least this share of a company's films describes the company
+
+
+@dataclass
+class Match:
+    title: str
+    year: int | None
+    imdb_id: str | None = None
+    tmdb_id: int | None = None
+    rating: float | None = None
+
+
+@dataclass
+class LookupResult:
+    kind: Kind
+    query: str
+    match: Match | None = None
+    company: dict | None = None
+    known_genres: dict[str, list[str]] = field(default_factory=dict)  # source → genres
+    plot: str | None = None
+    plot_source: str | None = None
+    notes: list[str] = field(default_factory=list)                     # why a source was skipped or failed
+
+    @property
+    def complete(self) -> bool:
+        """Worth caching: no source failed on the way."""
+        return not any("unreachable" in n or "did not answer" in n or "HTTP" in n for n in self.notes)
+
+
+class Lookup:
+    def __init__(self, imdb: ImdbSource | None, tmdb: TmdbClient | None, index: ReferenceIndex | None,
+                 cache_size: int = 1024, why_no_imdb: str = "", why_no_tmdb: str = ""):
+        self.imdb, self.tmdb, self.index = imdb, tmdb, index
+        self.why_no_imdb = why_no_imdb or "IMDb lookup skipped: no IMDb database (run `make imdb-db`)"
+        self.why_no_tmdb = why_no_tmdb or "TMDb lookup skipped: no TMDB_API_KEY set"
+        self._cache: LRUCache = LRUCache(maxsize=cache_size)
+        self._plots = {}
+        if index is not None:
+            for film in index.films:
+                self._plots.setdefault(normalise_title(film.title), []).append(film)
+
+    def lookup(self, text: str, kind: Kind | None = None) -> LookupResult:
+        kind = kind or detect_kind(text)
+        key = (kind, " ".join(text.split()).lower())
+        if key in self._cache:
+            return self._cache[key]
+        result = LookupResult(kind, text)
+        if kind == "title":
+            self._find_film(result, [parse_title(text)])
+        elif kind == "review":
+            self._find_film(result, titles_in_review(text))
+        elif kind == "company":
+            self._find_company(result, text)
+        if result.complete:
+            self._cache[key] = result
+        return result
+
+    def _find_film(self, result: LookupResult, queries: list[TitleQuery]) -> None:
+        tmdb_deadline = self.tmdb.deadline() if self.tmdb else 0.0
+        notes: list[str] = []
+        for query in queries:
+            found = self._from_imdb(result, query, notes) | self._from_tmdb(result, query, tmdb_deadline, notes)
+            if found:
+                break
+        if result.plot is None and result.match is not None:
+            self._from_reference(result)
+        result.notes = list(dict.fromkeys(notes))
+        if queries and result.match is None and not result.notes:
+            result.notes.append(f"no film found for {', '.join(repr(q.title) for q in queries)}")
+
+    def _from_imdb(self, result: LookupResult, query: TitleQuery, notes: list[str]) -> bool:
+        if self.imdb is None:
+            notes.append(self.why_no_imdb)
+            return False
+        film = self.imdb.find(query)
+        if film is None:
+            return False
+        result.match = result.match or Match(film.title, film.year)
+        result.match.imdb_id, result.match.rating = film.imdb_id, film.rating
+        result.known_genres["imdb"] = list(film.genres)
+        return True
+
+    def _from_tmdb(self, result: LookupResult, query: TitleQuery, deadline: float, notes: list[str]) -> bool:
+        if self.tmdb is None:
+            notes.append(self.why_no_tmdb)
+            return False
+        try:
+            film = self.tmdb.find_movie(TitleQuery(query.title, query.year or (result.match and result.match.year)),
+                                        deadline)
+        except TmdbUnavailable as exc:
+            notes.append(f"TMDb lookup failed: {exc}")
+            return False
+        if film is None:
+            return False
+        result.match = result.match or Match(film.title, film.year)
+        result.match.tmdb_id = film.tmdb_id
+        result.known_genres["tmdb"] = list(film.genres)
+        if film.overview:
+            result.plot, result.plot_source = film.overview, "tmdb"
+        return True
+
+    def _from_reference(self, result: LookupResult) -> None:
+        match = result.match
+        for film in self._plots.get(normalise_title(match.title), []):
+            if film.year is None or match.year is None or film.year == match.year:
+                result.plot, result.plot_source = film.plot, "reference"
+                return
+
+    def _find_company(self, result: LookupResult, name: str) -> None:
+        if self.tmdb is None:
+            result.notes.append(self.why_no_tmdb + " (IMDb's datasets have no companies)")
+            return
+        try:
+            company = self.tmdb.company(name, self.tmdb.deadline())
+        except TmdbUnavailable as exc:
+            result.notes.append(f"TMDb lookup failed: {exc}")
+            return
+        if company is None:
+            result.notes.append(f"no company found for {name!r}")
+            return
+        result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
+                          "genre_shares": company.genre_shares}
+        result.known_genres["tmdb"] = [g for g, share in company.genre_shares.items() if share >= COMPANY_GENRE_SHARE]

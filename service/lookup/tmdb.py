@@ -1,0 +1,104 @@
+"""TMDb's v3 API over httpx, every request bounded by the time left to the lookup.
+
+A hand-written client rather than tmdbsimple: that one is built on requests with no timeout, and a lookup
+needs one deadline across several calls."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import httpx
+
+from service.corpus import normalise_title, parse_year
+from service.genres import canonical_genre
+from service.lookup.kinds import TitleQuery
+
+# TMDb's movie genre ids (GET /3/genre/movie/list); TV Movie maps to no genre of the vocabulary.
+TMDB_GENRE_IDS = {28: "Action", 12: "Adventure", 16: "Animation", 35: "Comedy", 80: "Crime", 99: "Documentary",
+                  18: "Drama", 10751: "Family", 14: "Fantasy", 36: "History", 27: "Horror", 10402: "Music",
+                  9648: "Mystery", 10749: "Romance", 878: "Science Fiction", 10770: "TV Movie", 53: "Thriller",
+                  10752: "War", 37: "Western"}
+
+
+class TmdbUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TmdbFilm:
+    tmdb_id: int
+    title: str
+    year: int | None
+    overview: str
+    genres: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TmdbCompany:
+    tmdb_id: int
+    name: str
+    films: int
+    genre_shares: dict[str, float]
+
+
+def _genres(names) -> tuple[str, ...]:
+    mapped = (canonical_genre(n) for n in names)
+    return tuple(dict.fromkeys(g for g in mapped if g))
+
+
+class TmdbClient:
+    def __init__(self, api_key: str, base_url: str, timeout_s: float):
+        self.timeout_s = timeout_s
+        # a v4 read access token is a JWT and goes in a header; a v3 key goes in the query
+        bearer = api_key.startswith("eyJ")
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s,
+                                 headers={"Authorization": f"Bearer {api_key}"} if bearer else {},
+                                 params={} if bearer else {"api_key": api_key})
+
+    def _get(self, path: str, deadline: float, **params) -> dict:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TmdbUnavailable(f"TMDb lookup exceeded its {self.timeout_s:g} s budget")
+        try:
+            response = self.http.get(path, params=params, timeout=left)
+            response.raise_for_status()
+            return response.json()
+        except httpx.TimeoutException as exc:
+            raise TmdbUnavailable(f"TMDb did not answer within {self.timeout_s:g} s") from exc
+        except httpx.HTTPStatusError as exc:
+            raise TmdbUnavailable(f"TMDb answered HTTP {exc.response.status_code}") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            raise TmdbUnavailable(f"TMDb is unreachable: {type(exc).__name__}") from exc
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.timeout_s
+
+    def find_movie(self, query: TitleQuery, deadline: float) -> TmdbFilm | None:
+        params = {"query": query.title} | ({"year": query.year} if query.year else {})
+        results = self._get("/3/search/movie", deadline, **params).get("results", [])
+        wanted = normalise_title(query.title)
+        exact = [r for r in results if wanted in (normalise_title(r.get("title", "")),
+                                                  normalise_title(r.get("original_title", "")))]
+        if not (exact or results):
+            return None
+        best = (exact or results)[0]
+        details = self._get(f"/3/movie/{best['id']}", deadline)
+        names = [g.get("name", "") for g in details.get("genres", [])] or \
+                [TMDB_GENRE_IDS.get(i, "") for i in best.get("genre_ids", [])]
+        return TmdbFilm(best["id"], details.get("title") or best.get("title", ""),
+                        parse_year(details.get("release_date") or best.get("release_date")),
+                        details.get("overview") or best.get("overview") or "", _genres(names))
+
+    def company(self, name: str, deadline: float) -> TmdbCompany | None:
+        results = self._get("/3/search/company", deadline, query=name).get("results", [])
+        if not results:
+            return None
+        wanted = normalise_title(name)
+        best = next((r for r in results if normalise_title(r.get("name", "")) == wanted), results[0])
+        films = self._get("/3/discover/movie", deadline, with_companies=best["id"],
+                          sort_by="popularity.desc").get("results", [])
+        counts = Counter(g for film in films for g in _genres(TMDB_GENRE_IDS.get(i, "")
+                                                              for i in film.get("genre_ids", [])))
+        shares = {g: round(n / len(films), 3) for g, n in counts.most_common()} if films else {}
+        return TmdbCompany(best["id"], best.get("name", name), len(films), shares)
