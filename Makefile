@@ -7,7 +7,7 @@ REFERENCE := ../shared/data/reference
 EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
 # DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
-.PHONY: install run build-index test eval bench browser clean
+.PHONY: install run build-index imdb-db test eval bench browser clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ $(INDEX)/manifest.json:
 
 build-index: install
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre build-index --data $(or $(DATA),$(REFERENCE))
+
+# IMDb's non-commercial datasets → cinemagoer's SQLite database for mode=lookup (needs internet).
+imdb-db: install
+	$(BIN)/moviegenre imdb-db $(if $(TSV),--tsv $(TSV))
 
 run: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre serve

@@ -72,8 +72,7 @@ def cmd_serve(args, settings: Settings) -> int:
 def cmd_eval(args, settings: Settings) -> int:
     from service.evaluation import report, runner
 
-    if args.llm:
-        settings = settings.model_copy(update={"llm_backend": args.llm})
+    settings = settings.model_copy(update={"llm_backend": args.llm or "none"})
     results = runner.run(settings, Path(args.data), llm_limit=args.limit)
     report.write(results, Path(args.out))
     console.print(report.markdown(results), highlight=False)
@@ -85,6 +84,25 @@ def cmd_bench(args, settings: Settings) -> int:
     from service import bench
 
     bench.run(settings, Path(args.out))
+    return 0
+
+
+def cmd_imdb_db(args, settings: Settings) -> int:
+    import httpx
+
+    from service.lookup.imdb import build_imdb_database, download_datasets
+
+    tsv = Path(args.tsv) if args.tsv else settings.imdb_db.parent / "tsv"
+    if not args.tsv:
+        console.print(f"downloading IMDb's datasets into {tsv} (several GB)…")
+        try:
+            download_datasets(tsv)
+        except httpx.HTTPError as exc:
+            console.print(f"[red]download failed ({exc}); with the files at hand: make imdb-db TSV=folder[/red]")
+            return 1
+    console.print(f"building {settings.imdb_db} with cinemagoer's importer…")
+    build_imdb_database(tsv, settings.imdb_db)
+    console.print(f"IMDb database ready: {settings.imdb_db}")
     return 0
 
 
@@ -108,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     benchmark = commands.add_parser("bench", help="measure speed; writes bench/results.json")
     benchmark.add_argument("--out", default="bench")
     benchmark.set_defaults(func=cmd_bench)
+    imdb_db = commands.add_parser("imdb-db", help="download IMDb's datasets and build the lookup database")
+    imdb_db.add_argument("--tsv", help="a folder already holding the seven .tsv.gz files (skips the download)")
+    imdb_db.set_defaults(func=cmd_imdb_db)
     serve = commands.add_parser("serve", help="serve the HTTP API (MOVIEGENRE_HOST, MOVIEGENRE_PORT)")
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = Field(SecretStr("not-needed"), alias="OPENAI_API_KEY")
     openai_model: str = Field("qwen2-7b-instruct", alias="OPENAI_MODEL")
 
+    # Lookup (mode=lookup)
+    imdb_db: Path = Field(PROJECT_ROOT / "index" / "imdb" / "cinemagoer.db", alias="IMDB_DB")
+    tmdb_api_key: SecretStr | None = Field(None, alias="TMDB_API_KEY")
+    tmdb_base_url: str = Field("https://api.themoviedb.org", alias="TMDB_BASE_URL")
+    lookup_timeout_s: float = Field(5.0, gt=0, alias="LOOKUP_TIMEOUT")
+    lookup_cache_size: int = Field(1024, ge=1, alias="LOOKUP_CACHE_SIZE")
+
     # HTTP service
     host: str = Field("127.0.0.1", alias="MOVIEGENRE_HOST")
     port: int = Field(5000, alias="MOVIEGENRE_PORT")

@@ -12,9 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.limits import BodySizeLimit
 from service.api.models import (BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ErrorResponse,
-                                GenresResponse, HealthResponse, LLMHealth, NeighbourOut)
+                                CompanyOut, GenresResponse, HealthResponse, LLMHealth, LookupOut, MatchOut,
+                                NeighbourOut)
 from service.classifier import Classification, Classifier
 from service.genres import VOCABULARY
+from service.lookup.lookup import LookupResult, combine, make_lookup
 from service.settings import Settings
 from service.store import IndexLoadError
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         if app.state.classifier is None:
             try:
                 app.state.classifier = load_classifier(settings)
+                app.state.lookup = make_lookup(settings, app.state.classifier.index)
             except IndexLoadError as exc:
                 app.state.unavailable = str(exc)
         yield
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                   description="Genres of a film from what you know about it, grounded in similar labelled plots.")
     app.state.settings = settings
     app.state.classifier = classifier
+    app.state.lookup = make_lookup(settings, classifier.index) if classifier else None
     app.state.unavailable = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
@@ -73,6 +77,13 @@ def _response(c: Classification, explain: bool, latency_ms: float) -> ClassifyRe
                             latency_ms=round(latency_ms, 2), neighbours=neighbours)
 
 
+def _lookup_out(found: LookupResult) -> LookupOut:
+    return LookupOut(kind=found.kind, available=found.available,
+                     matched=MatchOut(**vars(found.match)) if found.match else None,
+                     company=CompanyOut(**found.company) if found.company else None,
+                     known_genres=found.known_genres, plot_source=found.plot_source, notes=found.notes)
+
+
 def _check_length(settings: Settings, texts: list[str]) -> None:
     for text in texts:
         if len(text) > settings.max_description_chars:
@@ -81,14 +92,24 @@ def _check_length(settings: Settings, texts: list[str]) -> None:
 
 
 def _add_routes(app: FastAPI, settings: Settings) -> None:
-    @app.post("/classify", response_model=ClassifyResponse, responses=ERRORS, tags=["classify"])
-    def classify(body: ClassifyRequest, mode: Literal["description"] = Query("description"),
-                 explain: bool = False, classifier: Classifier = Depends(_classifier)) -> ClassifyResponse:
-        """Genres of a film from its description."""
+    @app.post("/classify", response_model=ClassifyResponse, responses=ERRORS,
+              tags=["classify"])
+    def classify(request: Request, body: ClassifyRequest,
+                 mode: Literal["description", "lookup"] = Query("description"), explain: bool = False,
+                 classifier: Classifier = Depends(_classifier)) -> ClassifyResponse:
+        """Genres of a film from its description; with mode=lookup, from a title, a review or a company
+        name looked up in IMDb and TMDb."""
         _check_length(settings, [body.description])
         started = time.perf_counter()
-        result = classifier.classify(body.description)
-        return _response(result, explain, (time.perf_counter() - started) * 1000)
+        if mode == "description":
+            return _response(classifier.classify(body.description), explain, (time.perf_counter() - started) * 1000)
+        found = request.app.state.lookup.lookup(body.description, body.kind)
+        result = classifier.classify(found.plot or body.description)
+        response = _response(result, explain, 0.0)
+        response.genres, response.genre_sources = combine(found, result.genres, settings.max_genres)
+        response.lookup = _lookup_out(found)
+        response.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return response
 
     @app.post("/classify/batch", response_model=BatchResponse, responses=ERRORS, tags=["classify"])
     def classify_batch(body: BatchRequest, explain: bool = False,

@@ -23,6 +23,8 @@ class ClassifyRequest(BaseModel):
         "examples": [{"description": "A young wizard embarks on an adventure to defeat a dark sorcerer."}]})
 
     description: StrictStr = Field(description="What you know about the film: a plot, a title, a review…")
+    kind: Literal["title", "review", "company", "description"] | None = Field(
+        None, description="With mode=lookup: what the text is; detected when absent")
 
     @field_validator("description")
     @classmethod
@@ -48,6 +50,32 @@ class NeighbourOut(BaseModel):
     similarity: float
 
 
+class MatchOut(BaseModel):
+    title: str
+    year: int | None
+    imdb_id: str | None
+    tmdb_id: int | None
+    rating: float | None
+
+
+class CompanyOut(BaseModel):
+    name: str
+    tmdb_id: int
+    films: int
+    genre_shares: dict[str, float]
+
+
+class LookupOut(BaseModel):
+    kind: Literal["title", "review", "company", "description"] = Field(description="What the text was taken for")
+    available: bool = Field(description="False when no database could be asked; the text was classified as it is")
+    matched: MatchOut | None = None
+    company: CompanyOut | None = None
+    known_genres: dict[str, list[Genre]] = Field(description="Genres each database gives the match")
+    plot_source: Literal["tmdb", "reference"] | None = Field(
+        description="Whose plot was classified; null when the text itself was")
+    notes: list[str] = Field(description="Why a database was skipped or failed, or what was not found")
+
+
 class ClassifyResponse(BaseModel):
     genres: list[Genre] = Field(description="Most confident first, every entry from the vocabulary")
     scores: dict[Genre, float] = Field(description="Per-genre confidence (0..1) behind the answer")
@@ -56,6 +84,9 @@ class ClassifyResponse(BaseModel):
     fallback_reason: str | None = Field(None, description="Why the LLM's answer was not used, if it was not")
     latency_ms: float
     neighbours: list[NeighbourOut] | None = Field(None, description="The reference films used (explain=true)")
+    genre_sources: dict[Genre, list[str]] | None = Field(
+        None, description="mode=lookup: where each genre came from ('imdb', 'tmdb', 'predicted')")
+    lookup: LookupOut | None = Field(None, description="mode=lookup: what was looked up and found")
 
 
 class BatchResponse(BaseModel):

@@ -38,6 +38,12 @@ class LookupResult:
     plot: str | None = None
     plot_source: str | None = None
     notes: list[str] = field(default_factory=list)                     # why a source was skipped or failed
+    consulted: list[str] = field(default_factory=list)                 # sources that answered, found or not
+
+    @property
+    def available(self) -> bool:
+        """False when no database could be asked (none configured, or all failed)."""
+        return self.kind == "description" or bool(self.consulted)
 
     @property
     def complete(self) -> bool:
@@ -83,14 +89,17 @@ class Lookup:
         if result.plot is None and result.match is not None:
             self._from_reference(result)
         result.notes = list(dict.fromkeys(notes))
-        if queries and result.match is None and not result.notes:
-            result.notes.append(f"no film found for {', '.join(repr(q.title) for q in queries)}")
+        result.consulted = list(dict.fromkeys(result.consulted))
+        if queries and result.match is None and result.consulted:
+            result.notes.append(f"no film found in {' or '.join(result.consulted)} for "
+                                f"{', '.join(repr(q.title) for q in queries)}")
 
     def _from_imdb(self, result: LookupResult, query: TitleQuery, notes: list[str]) -> bool:
         if self.imdb is None:
             notes.append(self.why_no_imdb)
             return False
         film = self.imdb.find(query)
+        result.consulted.append("imdb")
         if film is None:
             return False
         result.match = result.match or Match(film.title, film.year)
@@ -108,6 +117,7 @@ class Lookup:
         except TmdbUnavailable as exc:
             notes.append(f"TMDb lookup failed: {exc}")
             return False
+        result.consulted.append("tmdb")
         if film is None:
             return False
         result.match = result.match or Match(film.title, film.year)
@@ -133,9 +143,33 @@ class Lookup:
         except TmdbUnavailable as exc:
             result.notes.append(f"TMDb lookup failed: {exc}")
             return
+        result.consulted.append("tmdb")
         if company is None:
             result.notes.append(f"no company found for {name!r}")
             return
         result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
                           "genre_shares": company.genre_shares}
         result.known_genres["tmdb"] = [g for g, share in company.genre_shares.items() if share >= COMPANY_GENRE_SHARE]
+
+
+def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
+    """The sources the settings allow: IMDb when its database exists, TMDb when a key is set."""
+    imdb, why_no_imdb = None, ""
+    if settings.imdb_db.is_file():
+        try:
+            imdb = ImdbSource(settings.imdb_db)
+        except Exception as exc:  # noqa: BLE001 - a broken database must not stop the service
+            why_no_imdb = f"IMDb lookup skipped: the database at {settings.imdb_db} cannot be opened ({exc})"
+    tmdb = None
+    if settings.tmdb_api_key is not None:
+        tmdb = TmdbClient(settings.tmdb_api_key.get_secret_value(), settings.tmdb_base_url, settings.lookup_timeout_s)
+    return Lookup(imdb, tmdb, index, settings.lookup_cache_size, why_no_imdb=why_no_imdb)
+
+
+def combine(result: LookupResult, predicted: list[str], max_genres: int) -> tuple[list[str], dict[str, list[str]]]:
+    """The databases' genres first (IMDb, then TMDb), then the predicted ones; and where each came from."""
+    known = list(dict.fromkeys(g for genres in result.known_genres.values() for g in genres))
+    genres = (known + [g for g in predicted if g not in known])[:max(max_genres, len(known))]
+    sources = {g: [s for s, gs in result.known_genres.items() if g in gs] + (["predicted"] if g in predicted else [])
+               for g in genres}
+    return genres, sources

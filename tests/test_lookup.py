@@ -1,0 +1,159 @@
+"""mode=lookup: titles, reviews and company names through IMDb (cinemagoer) and TMDb."""
+import time
+
+import pytest
+
+from service.genres import VOCABULARY
+from service.lookup.kinds import detect_kind, parse_title, titles_in_review
+
+from .conftest import make_client
+from .fake_tmdb import API_KEY, FakeTmdbServer
+from .imdb_sample import build_database
+from .local_server import closed_port_url
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("The Matrix", "title"), ("the matrix (1999)", "title"), ("Matrix 1999", "title"), ("1917", "title"),
+    ("Pixar", "company"), ("Warner Bros. Pictures", "company"), ("Studio Ghibli", "company"),
+    ("I loved Inception, a mind-bending masterpiece. 9/10", "review"),
+    ("Boring and overrated, a waste of time.", "review"),
+    ("A young wizard embarks on an adventure to defeat a dark sorcerer.", "description"),
+])
+def test_what_the_text_is_taken_for(text, kind):
+    assert detect_kind(text) == kind
+
+
+def test_titles_with_and_without_years():
+    assert parse_title("the matrix (1999)") == parse_title("the matrix 1999")
+    assert (parse_title("Matrix 1999").title, parse_title("Matrix 1999").year) == ("Matrix", 1999)
+    assert parse_title("Blade Runner 2049").year is None  # not a year: it has not happened yet
+    assert [q.title for q in titles_in_review('Watched "Heat" again. Better than Collateral, I thought.')][:2] == \
+        ["Heat", "Collateral"]
+
+
+@pytest.fixture(scope="module")
+def imdb_db(tmp_path_factory):
+    return build_database(tmp_path_factory.mktemp("imdb"))
+
+
+@pytest.fixture(scope="module")
+def imdb_client(small_index, embedder, imdb_db):
+    return make_client(small_index, embedder, imdb_db=imdb_db)
+
+
+def lookup(client, text, **body):
+    response = client.post("/classify?mode=lookup", json={"description": text, **body})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("text", ["The Matrix", "Matrix", "the matrix (1999)", "Matrix 1999", "THE MATRIX"])
+def test_imdb_finds_a_title_despite_cinemagoers_article_and_year_quirks(imdb_client, text):
+    body = lookup(imdb_client, text)
+    assert body["lookup"]["kind"] == "title" and body["lookup"]["available"]
+    assert body["lookup"]["matched"]["title"] == "The Matrix" and body["lookup"]["matched"]["year"] == 1999
+    assert body["lookup"]["matched"]["imdb_id"].startswith("tt") and body["lookup"]["matched"]["rating"] == 8.7
+    assert body["lookup"]["known_genres"]["imdb"] == ["Action", "Sci-Fi"]
+    assert body["genres"][:2] == ["Action", "Sci-Fi"] and "imdb" in body["genre_sources"]["Sci-Fi"]
+    assert set(body["genres"]) <= set(VOCABULARY)
+
+
+def test_the_quirks_are_cinemagoers(imdb_db):
+    from imdb import Cinemagoer
+
+    ia = Cinemagoer("s3", f"sqlite:///{imdb_db}")
+    assert not [m for m in ia.search_movie("Matrix") if m["title"] == "The Matrix"]
+    assert not ia.get_movie("0000001").get("title")  # a missing id: an almost empty movie, no error
+
+
+def test_imdb_english_title_through_akas_and_plot_from_the_reference(imdb_client):
+    body = lookup(imdb_client, "The Dark Knight")
+    assert body["lookup"]["known_genres"]["imdb"] == ["Action", "Crime", "Drama"]
+    assert body["lookup"]["plot_source"] == "reference"  # IMDb has no plots; the index has this film's
+    assert "predicted" in body["genre_sources"][body["genres"][0]] or len(body["genre_sources"]) >= 3
+    spirited = lookup(imdb_client, "Spirited Away")
+    assert spirited["lookup"]["matched"]["year"] == 2001 and "Animation" in spirited["genres"]
+
+
+def test_a_review_is_classified_and_the_film_it_names_looked_up(imdb_client):
+    body = lookup(imdb_client, "I loved Inception, a mind-bending ride. 9/10")
+    assert body["lookup"]["kind"] == "review" and body["lookup"]["matched"]["title"] == "Inception"
+    assert body["genres"][:3] == ["Action", "Adventure", "Sci-Fi"]
+
+
+def test_unknown_title_says_nothing_was_found(imdb_client):
+    body = lookup(imdb_client, "Zzyzx Qwerty")
+    assert body["lookup"]["matched"] is None and body["lookup"]["available"]
+    assert any("no film found" in n for n in body["lookup"]["notes"])
+    assert body["genres"] and set(body["genres"]) <= set(VOCABULARY)
+
+
+def tmdb_client(small_index, embedder, url, **settings):
+    return make_client(small_index, embedder, tmdb_api_key=API_KEY, tmdb_base_url=url, **settings)
+
+
+def test_tmdb_title_gives_overview_and_genres(small_index, embedder):
+    with FakeTmdbServer() as tmdb:
+        body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Toy Story (1995)")
+    found = body["lookup"]
+    assert found["matched"]["tmdb_id"] == 862 and found["matched"]["year"] == 1995
+    assert found["known_genres"]["tmdb"] == ["Animation", "Comedy", "Family"]
+    assert found["plot_source"] == "tmdb"
+    assert {q.get("api_key") for q in tmdb.queries} == {API_KEY}
+    assert [path for _, path, _ in tmdb.requests] == ["/3/search/movie", "/3/movie/862"]
+    assert tmdb.queries[0]["year"] == "1995"
+
+
+def test_tmdb_company_gives_its_catalogues_genres(small_index, embedder):
+    with FakeTmdbServer() as tmdb:
+        body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Pixar Animation Studios")
+    company = body["lookup"]["company"]
+    assert body["lookup"]["kind"] == "company" and company["tmdb_id"] == 3 and company["films"] == 16
+    assert company["genre_shares"]["Animation"] == 1.0
+    assert body["genres"][:2] == ["Animation", "Family"] and body["genre_sources"]["Animation"][0] == "tmdb"
+
+
+def test_tmdb_review_mentioning_a_title(small_index, embedder):
+    with FakeTmdbServer() as tmdb:
+        body = lookup(tmdb_client(small_index, embedder, tmdb.url), 'My kids adored "Up" and so did I.')
+    assert body["lookup"]["kind"] == "review" and body["lookup"]["matched"]["tmdb_id"] == 14160
+
+
+def test_lookups_are_cached(small_index, embedder):
+    with FakeTmdbServer() as tmdb:
+        client = tmdb_client(small_index, embedder, tmdb.url)
+        first = lookup(client, "Toy Story")
+        asked = len(tmdb.requests)
+        assert lookup(client, "toy  story")["lookup"] == first["lookup"]
+        assert len(tmdb.requests) == asked
+
+
+def test_refused_tmdb_falls_back_to_the_text(small_index, embedder):
+    body = lookup(tmdb_client(small_index, embedder, closed_port_url()), "Toy Story")
+    assert body["lookup"]["available"] is False and "unreachable" in " ".join(body["lookup"]["notes"])
+    assert body["genres"] and set(body["genres"]) <= set(VOCABULARY)
+
+
+def test_hanging_tmdb_is_abandoned_within_its_timeout(small_index, embedder):
+    with FakeTmdbServer(hang_s=5) as tmdb:
+        client = tmdb_client(small_index, embedder, tmdb.url, lookup_timeout_s=1.0)
+        started = time.monotonic()
+        body = lookup(client, "Toy Story")
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 1.0
+    assert "did not answer within 1 s" in " ".join(body["lookup"]["notes"])
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("The Matrix", "title"), ("I loved Inception, a mind-bending ride. 9/10", "review"), ("Pixar", "company"),
+])
+def test_with_neither_database_nor_key_every_kind_still_answers(client, text, kind):
+    body = lookup(client, text)
+    assert body["lookup"]["kind"] == kind and body["lookup"]["available"] is False
+    assert body["lookup"]["notes"] and body["genres"] and set(body["genres"]) <= set(VOCABULARY)
+
+
+def test_kind_can_be_forced(client):
+    assert lookup(client, "Heat", kind="description")["lookup"]["kind"] == "description"
+    response = client.post("/classify?mode=lookup", json={"description": "Heat", "kind": "poem"})
+    assert response.status_code == 422
