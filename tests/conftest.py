@@ -81,3 +81,10 @@ def make_client(index, embedder, **settings):
 @pytest.fixture(scope="session")
 def client(small_index, embedder):
     return make_client(small_index, embedder)
+
+
+@pytest.fixture(scope="session")
+def imdb_db(tmp_path_factory):
+    from .imdb_sample import build_database
+
+    return build_database(tmp_path_factory.mktemp("imdb"))

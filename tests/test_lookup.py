@@ -8,7 +8,6 @@ from service.lookup.kinds import detect_kind, parse_title, titles_in_review
 
 from .conftest import make_client
 from .fake_tmdb import API_KEY, FakeTmdbServer
-from .imdb_sample import build_database
 from .local_server import closed_port_url
 
 
@@ -29,11 +28,6 @@ def test_titles_with_and_without_years():
     assert parse_title("Blade Runner 2049").year is None  # not a year: it has not happened yet
     assert [q.title for q in titles_in_review('Watched "Heat" again. Better than Collateral, I thought.')][:2] == \
         ["Heat", "Collateral"]
-
-
-@pytest.fixture(scope="module")
-def imdb_db(tmp_path_factory):
-    return build_database(tmp_path_factory.mktemp("imdb"))
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.limits import BodySizeLimit
@@ -20,6 +22,7 @@ from service.lookup.lookup import LookupResult, combine, make_lookup
 from service.settings import Settings
 from service.store import IndexLoadError
 
+WEB = Path(__file__).resolve().parent.parent / "web"
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 422, 503)}
 
 
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
     _add_routes(app, settings)
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
 
 
@@ -135,6 +139,13 @@ def _add_routes(app: FastAPI, settings: Settings) -> None:
         return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                               model=classifier.embedder.model_name,
                               built_at=classifier.index.manifest.get("built_at"), llm=llm)
+
+    page = (WEB / "index.html").read_text(encoding="utf-8").replace("{{MAX_CHARS}}",
+                                                                     str(settings.max_description_chars))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return page
 
     @app.get("/genres", response_model=GenresResponse, tags=["service"])
     def genres() -> GenresResponse:

@@ -22,7 +22,7 @@ def markdown(results: dict) -> str:
              "", "| method | " + " | ".join(label for _, label in COLUMNS) + " |",
              "|---|" + "---:|" * len(COLUMNS)]
     for name, r in rows.items():
-        cells = ["–" if key not in r else f"{r[key]:.1f}" if key == "latency_ms" else f"{r[key]:.3f}"
+        cells = ["–" if key not in r else f"{r[key]:.2f}" if key == "latency_ms" else f"{r[key]:.3f}"
                  for key, _ in COLUMNS]
         films = f" ({r['films']} films)" if r["films"] != results["films"] else ""
         lines.append(f"| {LABELS.get(name, name)}{films} | " + " | ".join(cells) + " |")

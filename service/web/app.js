@@ -1,0 +1,122 @@
+"use strict";
+// The page: one form, one request to /classify, the answer drawn as chips, meta, lookup and neighbours.
+const form = document.getElementById("classify-form");
+const text = document.getElementById("text");
+const button = document.getElementById("submit");
+const errorBox = document.getElementById("error");
+const result = document.getElementById("result");
+const counter = document.getElementById("counter");
+const maxChars = Number(form.dataset.maxChars);
+const labels = {
+  description: ["Describe the film", "A young wizard embarks on an adventure to defeat a dark sorcerer."],
+  lookup: ["A title, a review or a studio", "The Matrix (1999)"],
+};
+
+function mode() {
+  return form.querySelector("input[name=mode]:checked").value;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+}
+
+function setBusy(busy) {
+  button.disabled = busy;
+  result.setAttribute("aria-busy", String(busy));
+  button.replaceChildren(...(busy ? [el("span", { className: "spinner" }), "Classifying…"] : ["Find genres"]));
+}
+
+function drawChips(body) {
+  const chips = body.genres.map((genre) => {
+    const score = body.scores[genre];
+    const pct = score === undefined ? null : Math.round(score * 100);
+    const bar = el("span");
+    bar.style.width = `${pct ?? 100}%`;
+    const from = body.genre_sources ? el("span", { className: "from", textContent: body.genre_sources[genre].join(", ") }) : "";
+    return el("li", { className: "chip" },
+      el("span", { className: "name", textContent: genre }),
+      el("span", { className: "pct", textContent: pct === null ? "" : `${pct}%` }),
+      el("div", { className: "bar", role: "presentation" }, bar), from);
+  });
+  document.getElementById("chips").replaceChildren(...chips);
+}
+
+function drawMeta(body, elapsedMs) {
+  const backend = body.backend === "vote" ? "the neighbour vote" : `the ${body.backend} LLM with the vote`;
+  let meta = `Answered by ${backend} in ${Math.round(body.latency_ms)} ms (${Math.round(elapsedMs)} ms round trip).`;
+  if (body.fallback_reason) meta += ` The LLM was not used: ${body.fallback_reason}.`;
+  document.getElementById("meta").textContent = meta;
+}
+
+function drawLookup(lookup) {
+  const box = document.getElementById("lookup");
+  box.hidden = !lookup;
+  if (!lookup) return;
+  const lines = [el("p", { textContent: `Taken for a ${lookup.kind}.` })];
+  if (lookup.matched) {
+    const m = lookup.matched;
+    const ids = [m.imdb_id && `IMDb ${m.imdb_id}`, m.tmdb_id && `TMDb ${m.tmdb_id}`, m.rating && `rated ${m.rating}`];
+    lines.push(el("p", { textContent: `Matched: ${m.title}${m.year ? ` (${m.year})` : ""} — ${ids.filter(Boolean).join(", ")}` }));
+  }
+  if (lookup.company) lines.push(el("p", { textContent: `Company: ${lookup.company.name}, ${lookup.company.films} films` }));
+  for (const note of lookup.notes) lines.push(el("p", { className: "meta", textContent: note }));
+  box.replaceChildren(...lines);
+}
+
+function drawNeighbours(neighbours) {
+  const rows = (neighbours || []).map((n) => el("tr", {},
+    el("td", { textContent: n.title }), el("td", { textContent: n.year ?? "–" }),
+    el("td", { textContent: n.genres.join(", ") }), el("td", { className: "num", textContent: n.similarity.toFixed(2) })));
+  document.querySelector("#neighbours tbody").replaceChildren(...rows);
+}
+
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    if (body.error) return body.error;
+  } catch (_) { /* not JSON */ }
+  return `The service answered ${response.status}.`;
+}
+
+async function submit() {
+  errorBox.hidden = true;
+  const value = text.value.trim();
+  if (!value) return showError("Please type something first: a description, a title, a review or a studio.");
+  if (value.length > maxChars) return showError(`That is too long: at most ${maxChars.toLocaleString()} characters.`);
+  setBusy(true);
+  const started = performance.now();
+  try {
+    const response = await fetch(`/classify?mode=${mode()}&explain=true`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ description: value }),
+    });
+    if (!response.ok) return showError(await errorMessage(response));
+    const body = await response.json();
+    drawChips(body);
+    drawMeta(body, performance.now() - started);
+    drawLookup(body.lookup);
+    drawNeighbours(body.neighbours);
+    result.hidden = false;
+  } catch (_) {
+    showError("The service cannot be reached. Is it running?");
+  } finally {
+    setBusy(false);
+  }
+}
+
+form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
+text.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
+});
+text.addEventListener("input", () => { counter.textContent = `${text.value.length} / ${maxChars}`; });
+form.addEventListener("change", () => {
+  const [label, placeholder] = labels[mode()];
+  document.getElementById("text-label").textContent = label;
+  text.placeholder = placeholder;
+});

@@ -1,0 +1,81 @@
+"""The page at /, driven in a real headless Chromium (Debian's, installed by `make browser`)."""
+import threading
+import time
+
+import pytest
+import uvicorn
+from playwright.sync_api import sync_playwright
+
+from service.api.app import create_app
+
+from .conftest import PROJECT_ROOT, make_classifier
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def server_url(small_index, embedder, imdb_db):
+    classifier = make_classifier(small_index, embedder, imdb_db=imdb_db)
+    config = uvicorn.Config(create_app(classifier.settings, classifier), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 900})  # a phone-width screen
+        page.goto(server_url)
+        yield page
+        browser.close()
+
+
+def test_description_gives_genre_chips_and_grounding_films(page):
+    page.get_by_label("Describe the film").fill("A young wizard embarks on an adventure to defeat a dark sorcerer.")
+    page.get_by_role("button", name="Find genres").click()
+    chips = page.locator("#chips .chip .name")
+    chips.first.wait_for()
+    genres = chips.all_inner_texts()
+    assert {"Fantasy", "Adventure"} & set(genres)
+    assert page.locator("#neighbours tbody tr").count() == 25
+    assert "neighbour vote" in page.locator("#meta").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "page-description.png"), full_page=True)
+
+
+def test_ctrl_enter_submits_and_empty_text_is_refused_with_a_message(page):
+    page.get_by_label("Describe the film").fill("   ")
+    page.get_by_label("Describe the film").press("Control+Enter")
+    error = page.get_by_role("alert")
+    error.wait_for()
+    assert "Please type something" in error.inner_text()
+
+
+def test_oversized_text_is_refused_with_a_message(page):
+    page.get_by_label("Describe the film").fill("word " * 2_500)
+    page.get_by_role("button", name="Find genres").click()
+    assert "too long" in page.get_by_role("alert").inner_text()
+
+
+def test_lookup_mode_finds_a_title(page):
+    page.get_by_label("A title, review or studio (lookup)").check()
+    page.get_by_label("A title, a review or a studio").fill("Matrix 1999")
+    page.get_by_label("A title, a review or a studio").press("Control+Enter")
+    lookup = page.locator("#lookup")
+    lookup.get_by_text("Matched: The Matrix (1999)").wait_for()
+    assert "Taken for a title" in lookup.inner_text()
+    assert page.locator("#chips .chip .name").all_inner_texts()[:2] == ["Action", "Sci-Fi"]
+    assert page.get_by_role("alert").is_hidden()
+    page.screenshot(path=str(ARTIFACTS / "page-lookup.png"), full_page=True)
