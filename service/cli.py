@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def cmd_build_index(args, settings: Settings) -> int:
 
 
 def cmd_classify(args, settings: Settings) -> int:
-    from service.api.app import load_classifier
+    from service.api.state import load_classifier
 
     result = load_classifier(settings).classify(args.text)
     if args.json:
@@ -65,7 +66,9 @@ def cmd_serve(args, settings: Settings) -> int:
 
     from service.api.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=False)  # RequestLog writes one structured line per request instead
     return 0
 
 

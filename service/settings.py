@@ -50,3 +50,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="MOVIEGENRE_MAX_BODY_BYTES")
     max_description_chars: int = Field(10_000, alias="MOVIEGENRE_MAX_DESCRIPTION_CHARS")
     max_batch_items: int = Field(64, alias="MOVIEGENRE_MAX_BATCH_ITEMS")
+    api_key: SecretStr | None = Field(None, alias="MOVIEGENRE_API_KEY")
+    admin_token: SecretStr | None = Field(None, alias="MOVIEGENRE_ADMIN_TOKEN")
+    cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
+    log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")

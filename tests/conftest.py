@@ -1,6 +1,7 @@
 """Shared fixtures: real rows of ../shared/data, a small reference index built once per session."""
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def imdb_db(tmp_path_factory):
     from .imdb_sample import build_database
 
     return build_database(tmp_path_factory.mktemp("imdb"))
+
+
+@contextlib.contextmanager
+def serve_in_thread(app):
+    """A real uvicorn server on a free loopback port, for tests that need real connections."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -98,13 +98,13 @@ def test_streamed_oversized_body_is_refused(client):
 def test_description_over_the_character_limit_is_refused(small_index, embedder):
     client = make_client(small_index, embedder, max_description_chars=100)
     response = client.post("/classify", json={"description": "a" * 101})
-    assert response.status_code == 413 and "100 characters" in response.json()["error"]
+    assert response.status_code == 422 and "100 characters" in response.json()["error"]
 
 
 @pytest.mark.parametrize("body, status", [
     ({"descriptions": []}, 422),
     ({"descriptions": [WIZARD, ""]}, 422),
-    ({"descriptions": [WIZARD] * 65}, 413),
+    ({"descriptions": [WIZARD] * 65}, 422),
 ])
 def test_bad_batches_are_refused(client, body, status):
     response = client.post("/classify/batch", json=body)

@@ -64,6 +64,7 @@ def test_openai_request_carries_json_schema_response_format(small_index, embedde
     ('{"labels": ["Fantasy"]}', "no list of genres"),
     ("", "invalid JSON"),
     ("http500", "HTTP 500"),
+    ("close", "unreachable"),  # the connection closes halfway through the answer
 ])
 def test_unusable_answers_fall_back_to_the_vote(small_index, embedder, backend, answer, reason):
     with FakeLLMServer(answer) as server:
@@ -87,14 +88,17 @@ def test_labels_outside_the_vocabulary_never_reach_the_answer(small_index, embed
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_hanging_llm_is_abandoned_at_its_timeout(small_index, embedder, backend):
-    with FakeLLMServer("hang", hang_s=6) as server:
+@pytest.mark.parametrize("hang_s", [6, 1.6])  # hangs; answers, but slowly
+def test_a_hanging_or_slow_llm_is_abandoned_at_its_timeout(small_index, embedder, backend, hang_s):
+    with FakeLLMServer("hang", hang_s=hang_s) as server:
         client = BACKENDS[backend](small_index, embedder, server.url, llm_timeout_s=1.0)
         started = time.monotonic()
         body = client.post("/classify", json={"description": WIZARD}).json()
         elapsed = time.monotonic() - started
-    assert body["backend"] == "vote" and body["fallback_reason"]
+        health = client.get("/health").json()
+    assert body["backend"] == "vote" and "did not answer within 1 s" in body["fallback_reason"]
     assert elapsed < 1.0 + 1.0
+    assert health["status"] == "degraded" and health["llm"]["degraded"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,14 +1,10 @@
 """The page at /, driven in a real headless Chromium (Debian's, installed by `make browser`)."""
-import threading
-import time
-
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 from service.api.app import create_app
 
-from .conftest import PROJECT_ROOT, make_classifier
+from .conftest import PROJECT_ROOT, make_classifier, serve_in_thread
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -19,17 +15,8 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 @pytest.fixture(scope="module")
 def server_url(small_index, embedder, imdb_db):
     classifier = make_classifier(small_index, embedder, imdb_db=imdb_db)
-    config = uvicorn.Config(create_app(classifier.settings, classifier), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(classifier.settings, classifier)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

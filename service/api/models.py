@@ -3,44 +3,42 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
 
 from service.genres import VOCABULARY
 
 Genre = Literal[VOCABULARY]  # type: ignore[valid-type]
 
 
-def _usable_text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    if not value.strip():
-        raise ValueError("must not be empty or whitespace")
-    return value.strip()
+def _usable_text(value):
+    """Clear messages for the two ways a string can be unusable; other types fail as StrictStr."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        return value.strip()
+    return value
+
+
+# The pattern states in the schema what the validator enforces: some non-space character, no NUL.
+Description = Annotated[StrictStr, StringConstraints(pattern=r"^[^\u0000]*\S[^\u0000]*$"), BeforeValidator(_usable_text)]
 
 
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"description": "A young wizard embarks on an adventure to defeat a dark sorcerer."}]})
 
-    description: StrictStr = Field(description="What you know about the film: a plot, a title, a review…")
+    description: Description = Field(description="What you know about the film: a plot, a title, a review…")
     kind: Literal["title", "review", "company", "description"] | None = Field(
         None, description="With mode=lookup: what the text is; detected when absent")
 
-    @field_validator("description")
-    @classmethod
-    def _usable(cls, value: str) -> str:
-        return _usable_text(value)
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    descriptions: Annotated[list[StrictStr], Field(min_length=1)]
-
-    @field_validator("descriptions")
-    @classmethod
-    def _each_usable(cls, values: list[str]) -> list[str]:
-        return [_usable_text(v) for v in values]
+    descriptions: Annotated[list[Description], Field(min_length=1)]
 
 
 class NeighbourOut(BaseModel):
@@ -116,3 +114,8 @@ class GenresResponse(BaseModel):
 class ErrorResponse(BaseModel):
     error: str
     detail: list[dict] | str | None = None
+
+
+class ReloadResponse(BaseModel):
+    index_films: int
+    built_at: str | None

@@ -11,7 +11,7 @@ COLUMNS = [("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "s
 LABELS = {"tfidf_nb": "TF-IDF + naive Bayes", "tfidf_svm": "TF-IDF + linear SVM",
           "tfidf_logreg": "TF-IDF + logistic regression", "knn": "MiniLM kNN vote",
           "served": "**served (/classify, no LLM)**", "served_llm": "served with LLM",
-          "llm_only": "LLM alone", "vote": "vote alone (same films)"}
+          "llm_only": "LLM alone", "vote": "served without LLM (same films)"}
 
 
 def markdown(results: dict) -> str:

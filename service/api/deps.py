@@ -1,0 +1,42 @@
+"""Dependencies the routes share: the current runtime and the API key check."""
+from __future__ import annotations
+
+import hmac
+
+from fastapi import HTTPException, Request
+
+from service.api.state import Runtime
+
+
+def current_runtime(request: Request) -> Runtime:
+    runtime = request.app.state.runtime
+    if runtime is None:
+        raise HTTPException(503, request.app.state.unavailable or "the classifier is not loaded yet")
+    return runtime
+
+
+def _presented_key(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key", "")
+
+
+def _check(request: Request, secret, what: str) -> None:
+    if not hmac.compare_digest(_presented_key(request).encode(), secret.get_secret_value().encode()):
+        raise HTTPException(401, f"missing or wrong {what}: send it as X-API-Key or Authorization: Bearer",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_api_key(request: Request) -> None:
+    """With MOVIEGENRE_API_KEY set, /classify* need it (compared in constant time)."""
+    secret = request.app.state.settings.api_key
+    if secret is not None:
+        _check(request, secret, "API key")
+
+
+def require_admin(request: Request) -> None:
+    secret = request.app.state.settings.admin_token
+    if secret is None:
+        raise HTTPException(403, "reload is disabled: set MOVIEGENRE_ADMIN_TOKEN to enable it")
+    _check(request, secret, "admin token")

@@ -1,0 +1,50 @@
+"""schemathesis against the service's own OpenAPI schema: every operation, generated inputs, no 5xx and no
+response that breaks the schema."""
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from service.api.app import create_app
+from service.api.state import runtime_for
+from service.settings import Settings
+
+from .conftest import make_classifier
+
+EXAMPLES_PER_OPERATION = 120  # 5 operations: at least 500 generated cases
+# Answers a schema-valid request may get: success, or a body over the byte limit (413, not expressible in
+# JSON Schema), or the documented 401/403/409.
+ACCEPTED = {200, 401, 403, 409, 413}
+
+# The schema is read at import; the runtime it serves is put in place by the fixture below.
+app = create_app(Settings(llm_backend="none", admin_token="adm1n"))
+# A body over the byte limit is refused with 413 before it is parsed, whatever it holds.
+config = schemathesis.config.SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {
+    "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]}}})
+schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def served_runtime(small_index, embedder):
+    app.state.runtime = runtime_for(make_classifier(small_index, embedder))
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+def test_no_server_error_and_every_response_matches_the_schema(case):
+    # schemathesis 4.32 generates NUL characters for array items although the item pattern excludes them;
+    # such requests are rightly refused (422), so its positive-data check is replaced by the one below.
+    response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    if case.meta.generation.mode.is_positive and not _has_nul(case.body):
+        assert response.status_code in ACCEPTED, f"schema-valid request refused: {response.text[:300]}"
