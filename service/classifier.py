@@ -15,6 +15,7 @@ from service.embedder import Embedder
 from service.fusion import fuse
 from service.heads import BlendedScorer
 from service.llm import LLMBackend, LLMError, parse_genres
+from service.llm.base import timed_out
 from service.prompt import RESPONSE_SCHEMA, build_messages
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex
@@ -98,4 +99,4 @@ class Classifier:
             return parse_genres(future.result(timeout=self.settings.llm_timeout_s))
         except FutureTimeout as exc:
             future.cancel()
-            raise LLMError(f"the LLM did not answer within {self.settings.llm_timeout_s:g} s") from exc
+            raise timed_out(self.settings.llm_timeout_s) from exc

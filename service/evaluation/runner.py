@@ -48,7 +48,7 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
     held_out = load_corpus(eval_path).films
     drop = matching_positions(index.films, held_out)
     reference = index.without(drop)
-    train_pos, val_pos = validation_split(len(reference))
+    _, val_pos = validation_split(len(reference))
     train = reference.without(set(val_pos))
     vectors = reference.vectors()
     return Setup(settings, embedder, reference, len(drop), held_out, train,

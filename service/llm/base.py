@@ -11,6 +11,11 @@ class LLMError(RuntimeError):
     """The LLM could not give a usable answer (unreachable, failing, timed out, or unusable text)."""
 
 
+def timed_out(timeout_s: float) -> LLMError:
+    """The one message for an LLM that is too slow, whichever clock noticed first."""
+    return LLMError(f"the LLM did not answer within {timeout_s:g} s")
+
+
 class LLMBackend(ABC):
     name: str
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import httpx
 import ollama
 
-from service.llm.base import LLMBackend, LLMError
+from service.llm.base import LLMBackend, LLMError, timed_out
 
 SEED = 7
 
@@ -14,6 +14,7 @@ class OllamaBackend(LLMBackend):
 
     def __init__(self, host: str, model: str, timeout_s: float):
         self.model = model
+        self.timeout_s = timeout_s
         self.client = ollama.Client(host=host, timeout=timeout_s)
 
     def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
@@ -22,6 +23,8 @@ class OllamaBackend(LLMBackend):
                                         options={"temperature": 0, "seed": SEED})
         except ollama.ResponseError as exc:
             raise LLMError(f"ollama answered HTTP {exc.status_code}: {str(exc.error)[:120]}") from exc
+        except httpx.TimeoutException as exc:
+            raise timed_out(self.timeout_s) from exc
         except (ConnectionError, httpx.HTTPError) as exc:
             raise LLMError(f"ollama is unreachable: {type(exc).__name__}") from exc
         return response.message.content or ""

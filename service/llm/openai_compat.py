@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import openai
 
-from service.llm.base import LLMBackend, LLMError
+from service.llm.base import LLMBackend, LLMError, timed_out
 
 SEED = 7
 
@@ -13,6 +13,7 @@ class OpenAIBackend(LLMBackend):
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout_s: float):
         self.model = model
+        self.timeout_s = timeout_s
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
     def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
@@ -23,6 +24,8 @@ class OpenAIBackend(LLMBackend):
                                  "json_schema": {"name": "genres", "schema": schema, "strict": True}})
         except openai.APIStatusError as exc:
             raise LLMError(f"the OpenAI-compatible server answered HTTP {exc.status_code}") from exc
+        except openai.APITimeoutError as exc:
+            raise timed_out(self.timeout_s) from exc
         except openai.APIError as exc:
             raise LLMError(f"the OpenAI-compatible server is unreachable: {type(exc).__name__}") from exc
         if not response.choices:
