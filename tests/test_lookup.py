@@ -151,3 +151,11 @@ def test_kind_can_be_forced(client):
     assert lookup(client, "Heat", kind="description")["lookup"]["kind"] == "description"
     response = client.post("/classify?mode=lookup", json={"description": "Heat", "kind": "poem"})
     assert response.status_code == 422
+
+
+def test_a_damaged_imdb_database_is_a_note_not_an_error(small_index, embedder, tmp_path):
+    broken = tmp_path / "imdb.db"
+    broken.write_bytes(b"this is not a SQLite database" * 100)
+    body = lookup(make_client(small_index, embedder, imdb_db=broken), "The Matrix")
+    assert body["genres"] and body["lookup"]["available"] is False
+    assert any("is not a cinemagoer database" in note for note in body["lookup"]["notes"])

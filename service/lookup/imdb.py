@@ -65,6 +65,15 @@ def build_imdb_database(tsv_dir: Path, db_path: Path) -> Path:
     return db_path
 
 
+def _check_database(path: Path) -> None:
+    """Refuse a file that is not a built database now, rather than on every lookup."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            connection.execute("SELECT tconst, genres FROM title_basics LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise ValueError(f"{path} is not a cinemagoer database ({exc}): run `make imdb-db`") from exc
+
+
 def _read_only_adapter(path: Path):
     from imdb.parser.s3.adapters import SQLiteAdapter
 
@@ -83,6 +92,7 @@ class ImdbSource:
 
         if not Path(db_path).is_file():
             raise FileNotFoundError(f"no IMDb database at {db_path}: run `make imdb-db`")
+        _check_database(Path(db_path))
         self.ia = Cinemagoer("s3", f"sqlite:///{db_path}")
         self.ia._adapter = _read_only_adapter(Path(db_path))  # cinemagoer opens read-write; we only read
 

@@ -6,9 +6,11 @@ Every source may be missing or fail; the lookup then says why, and the text is c
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
+from imdb import IMDbError
 
 from service.corpus import normalise_title
 from service.lookup.imdb import ImdbSource
@@ -39,25 +41,22 @@ class LookupResult:
     plot_source: str | None = None
     notes: list[str] = field(default_factory=list)                     # why a source was skipped or failed
     consulted: list[str] = field(default_factory=list)                 # sources that answered, found or not
+    failed: bool = False                                               # a source failed: not worth caching
 
     @property
     def available(self) -> bool:
         """False when no database could be asked (none configured, or all failed)."""
         return self.kind == "description" or bool(self.consulted)
 
-    @property
-    def complete(self) -> bool:
-        """Worth caching: no source failed on the way."""
-        return not any("unreachable" in n or "did not answer" in n or "HTTP" in n for n in self.notes)
-
 
 class Lookup:
     def __init__(self, imdb: ImdbSource | None, tmdb: TmdbClient | None, index: ReferenceIndex | None,
                  cache_size: int = 1024, why_no_imdb: str = "", why_no_tmdb: str = ""):
-        self.imdb, self.tmdb, self.index = imdb, tmdb, index
+        self.imdb, self.tmdb = imdb, tmdb
         self.why_no_imdb = why_no_imdb or "IMDb lookup skipped: no IMDb database (run `make imdb-db`)"
         self.why_no_tmdb = why_no_tmdb or "TMDb lookup skipped: no TMDB_API_KEY set"
         self._cache: LRUCache = LRUCache(maxsize=cache_size)
+        self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe; requests run in threads
         self._plots = {}
         if index is not None:
             for film in index.films:
@@ -66,8 +65,10 @@ class Lookup:
     def lookup(self, text: str, kind: Kind | None = None) -> LookupResult:
         kind = kind or detect_kind(text)
         key = (kind, " ".join(text.split()).lower())
-        if key in self._cache:
-            return self._cache[key]
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         result = LookupResult(kind, text)
         if kind == "title":
             self._find_film(result, [parse_title(text)])
@@ -75,8 +76,9 @@ class Lookup:
             self._find_film(result, titles_in_review(text))
         elif kind == "company":
             self._find_company(result, text)
-        if result.complete:
-            self._cache[key] = result
+        if not result.failed:
+            with self._cache_lock:
+                self._cache[key] = result
         return result
 
     def _find_film(self, result: LookupResult, queries: list[TitleQuery]) -> None:
@@ -98,7 +100,12 @@ class Lookup:
         if self.imdb is None:
             notes.append(self.why_no_imdb)
             return False
-        film = self.imdb.find(query)
+        try:
+            film = self.imdb.find(query)
+        except IMDbError as exc:
+            notes.append(f"IMDb lookup failed: {exc}")
+            result.failed = True
+            return False
         result.consulted.append("imdb")
         if film is None:
             return False
@@ -116,6 +123,7 @@ class Lookup:
                                         deadline)
         except TmdbUnavailable as exc:
             notes.append(f"TMDb lookup failed: {exc}")
+            result.failed = True
             return False
         result.consulted.append("tmdb")
         if film is None:
@@ -142,6 +150,7 @@ class Lookup:
             company = self.tmdb.company(name, self.tmdb.deadline())
         except TmdbUnavailable as exc:
             result.notes.append(f"TMDb lookup failed: {exc}")
+            result.failed = True
             return
         result.consulted.append("tmdb")
         if company is None:
@@ -159,7 +168,7 @@ def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
         try:
             imdb = ImdbSource(settings.imdb_db)
         except Exception as exc:  # noqa: BLE001 - a broken database must not stop the service
-            why_no_imdb = f"IMDb lookup skipped: the database at {settings.imdb_db} cannot be opened ({exc})"
+            why_no_imdb = f"IMDb lookup skipped: {exc}"
     tmdb = None
     if settings.tmdb_api_key is not None:
         tmdb = TmdbClient(settings.tmdb_api_key.get_secret_value(), settings.tmdb_base_url, settings.lookup_timeout_s)
