@@ -36,6 +36,7 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 test: install browser
+	$(BIN)/ruff check service tests
 	$(BIN)/pytest -q
 
 eval: install $(INDEX)/manifest.json

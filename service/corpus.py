@@ -108,7 +108,8 @@ def _mymoviedb_repaired(lines: list[str]) -> RawFilm:
     tail = _MYMOVIEDB_TAIL.search(rest)
     overview = rest[: tail.start()] if tail else rest
     overview = re.sub(r"\s*;+\s*", ", ", overview.replace('"', "")).strip(" ,")
-    return RawFilm(title, parse_year(date), overview, tuple(split_labels(tail["genre"].replace('"', ""))) if tail else ())
+    labels = tuple(split_labels(tail["genre"].replace('"', ""))) if tail else ()
+    return RawFilm(title, parse_year(date), overview, labels)
 
 
 def _read_movies_overview(path: Path) -> Iterator[RawFilm]:

@@ -24,7 +24,7 @@ from service.evaluation.metrics import binarize, score
 from service.evaluation.split import validation_split
 from service.genres import SHARED_GENRES
 from service.store import ReferenceIndex
-from service.vote import decide, vote
+from service.vote import as_matrix, decide, vote
 
 WEIGHT_STEPS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
 MIN_FILMS = 100  # below this, a validation split says nothing: the vote answers alone
@@ -90,7 +90,7 @@ def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: i
     heads = Heads(train_films, vectors[train])
     val_films = [films[i] for i in val]
     votes = [vote(n) for n in ReferenceIndex(train_films, vectors[train]).search(vectors[val], k)]
-    components = [np.array([[v.get(g, 0.0) for g in SHARED_GENRES] for v in votes]),
+    components = [as_matrix(votes),
                   *heads.scores([f.plot for f in val_films], vectors[val])]
     gold = [f.genres for f in val_films]
     best = Blend(1.0, 0.0, 0.0, 0.3)

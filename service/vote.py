@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from service.genres import SHARED_GENRES
 from service.store import Neighbour
 
 
@@ -22,3 +25,8 @@ def decide(scores: dict[str, float], threshold: float, max_genres: int) -> list[
     ranked = sorted(scores, key=lambda g: -scores[g])
     chosen = [g for g in ranked if scores[g] >= threshold][:max_genres]
     return chosen or ranked[:1]
+
+
+def as_matrix(score_rows: Sequence[dict[str, float]]) -> np.ndarray:
+    """Per-genre scores as a (rows × 18 shared genres) matrix, the shape the trained heads produce."""
+    return np.array([[row.get(g, 0.0) for g in SHARED_GENRES] for row in score_rows]).reshape(-1, len(SHARED_GENRES))

@@ -73,7 +73,6 @@ def make_client(index, embedder, **settings):
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
-    from service.settings import Settings
 
     classifier = make_classifier(index, embedder, **settings)
     return TestClient(create_app(classifier.settings, classifier))

@@ -1,5 +1,4 @@
 """The LLM path against local servers that speak Ollama's and OpenAI's wire protocols."""
-import json
 import time
 
 import pytest

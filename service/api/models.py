@@ -22,7 +22,8 @@ def _usable_text(value):
 
 
 # The pattern states in the schema what the validator enforces: some non-space character, no NUL.
-Description = Annotated[StrictStr, StringConstraints(pattern=r"^[^\u0000]*\S[^\u0000]*$"), BeforeValidator(_usable_text)]
+USABLE_TEXT = r"^[^\u0000]*\S[^\u0000]*$"
+Description = Annotated[StrictStr, StringConstraints(pattern=USABLE_TEXT), BeforeValidator(_usable_text)]
 
 
 class ClassifyRequest(BaseModel):

@@ -13,7 +13,7 @@ from service.evaluation.metrics import binarize
 from service.genres import SHARED_GENRES
 from service.heads import tfidf_features, tfidf_logreg
 from service.store import ReferenceIndex
-from service.vote import decide, vote
+from service.vote import as_matrix, decide, vote
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
 
@@ -40,8 +40,7 @@ def classic_scores(model, plots: Sequence[str]) -> np.ndarray:
 
 
 def knn_scores(index: ReferenceIndex, vectors: np.ndarray, k: int) -> np.ndarray:
-    rows = [vote(neighbours) for neighbours in index.search(vectors, k)]
-    return np.array([[row.get(g, 0.0) for g in SHARED_GENRES] for row in rows])
+    return as_matrix([vote(neighbours) for neighbours in index.search(vectors, k)])
 
 
 def predict(scores: np.ndarray, threshold: float, max_genres: int = 5) -> list[list[str]]:
