@@ -83,27 +83,25 @@ class Lookup:
 
     def _find_film(self, result: LookupResult, queries: list[TitleQuery]) -> None:
         tmdb_deadline = self.tmdb.deadline() if self.tmdb else 0.0
-        notes: list[str] = []
         for query in queries:
-            found = self._from_imdb(result, query, notes) | self._from_tmdb(result, query, tmdb_deadline, notes)
-            if found:
+            if self._from_imdb(result, query) | self._from_tmdb(result, query, tmdb_deadline):
                 break
         if result.plot is None and result.match is not None:
             self._from_reference(result)
-        result.notes = list(dict.fromkeys(notes))
+        result.notes = list(dict.fromkeys(result.notes))  # one note per source, however many titles were tried
         result.consulted = list(dict.fromkeys(result.consulted))
         if queries and result.match is None and result.consulted:
             result.notes.append(f"no film found in {' or '.join(result.consulted)} for "
                                 f"{', '.join(repr(q.title) for q in queries)}")
 
-    def _from_imdb(self, result: LookupResult, query: TitleQuery, notes: list[str]) -> bool:
+    def _from_imdb(self, result: LookupResult, query: TitleQuery) -> bool:
         if self.imdb is None:
-            notes.append(self.why_no_imdb)
+            result.notes.append(self.why_no_imdb)
             return False
         try:
             film = self.imdb.find(query)
         except IMDbError as exc:
-            notes.append(f"IMDb lookup failed: {exc}")
+            result.notes.append(f"IMDb lookup failed: {exc}")
             result.failed = True
             return False
         result.consulted.append("imdb")
@@ -114,15 +112,15 @@ class Lookup:
         result.known_genres["imdb"] = list(film.genres)
         return True
 
-    def _from_tmdb(self, result: LookupResult, query: TitleQuery, deadline: float, notes: list[str]) -> bool:
+    def _from_tmdb(self, result: LookupResult, query: TitleQuery, deadline: float) -> bool:
         if self.tmdb is None:
-            notes.append(self.why_no_tmdb)
+            result.notes.append(self.why_no_tmdb)
             return False
         try:
             film = self.tmdb.find_movie(TitleQuery(query.title, query.year or (result.match and result.match.year)),
                                         deadline)
         except TmdbUnavailable as exc:
-            notes.append(f"TMDb lookup failed: {exc}")
+            result.notes.append(f"TMDb lookup failed: {exc}")
             result.failed = True
             return False
         result.consulted.append("tmdb")
