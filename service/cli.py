@@ -32,6 +32,10 @@ def _print_build_summary(report) -> None:
     console.print(genres)
     unmapped = ", ".join(f"{label!r} ×{n}" for label, n in summary["unmapped_labels"].items())
     console.print(f"Labels outside the vocabulary, dropped: {unmapped or 'none'}")
+    if blend := report.manifest.get("blend"):
+        console.print(f"Blend tuned on a validation split: vote {blend['vote']}, TF-IDF {blend['tfidf']}, "
+                      f"embedding head {blend['embedding']}, threshold {blend['threshold']} "
+                      f"(validation micro-F1 {blend['validation_micro_f1']})")
     console.print(f"[bold]{report.manifest['films']} films[/bold] indexed with {report.manifest['model']} "
                   f"(dim {report.manifest['dim']}); {report.embedded} plots embedded, the rest from cache; "
                   f"{report.seconds:.1f} s")
@@ -135,7 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the HTTP API (MOVIEGENRE_HOST, MOVIEGENRE_PORT)")
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
-    return args.func(args, Settings())
+    from service.corpus import CorpusFormatError
+    from service.store import IndexLoadError
+
+    try:
+        return args.func(args, Settings())
+    except (IndexLoadError, CorpusFormatError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        return 2
 
 
 if __name__ == "__main__":
