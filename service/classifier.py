@@ -52,37 +52,53 @@ class Classifier:
         return self.classify_many([text])[0]
 
     def classify_many(self, texts: list[str]) -> list[Classification]:
+        """Embedded and scored together; the LLM is asked about all of them at once, under one deadline."""
         started = time.perf_counter()
         vectors = self.embedder.embed(texts)
         all_neighbours = self.index.search(vectors, self.settings.top_k)
-        scores = [vote(neighbours) for neighbours in all_neighbours]
+        all_scores = [vote(neighbours) for neighbours in all_neighbours]
         if self.scorer is not None:
-            scores = self.scorer.blend_scores(texts, vectors, scores)
-        per_text_ms = (time.perf_counter() - started) * 1000 / max(len(texts), 1)
-        return [self._decide(text, neighbours, s, per_text_ms)
-                for text, neighbours, s in zip(texts, all_neighbours, scores)]
+            all_scores = self.scorer.blend_scores(texts, vectors, all_scores)
+        retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)
+        results = []
+        for neighbours, scores in zip(all_neighbours, all_scores):
+            genres = decide(scores, self.threshold, self.settings.max_genres)
+            results.append(Classification(genres, scores, "vote", neighbours, scores, genres,
+                                          timings_ms={"retrieval": retrieval_ms}))
+        if self.llm is not None:
+            self._consult_llm(texts, results)
+        return results
 
-    def _decide(self, text: str, neighbours: list[Neighbour], scores: dict[str, float],
-                retrieval_ms: float) -> Classification:
-        s = self.settings
-        genres = decide(scores, self.threshold, s.max_genres)
-        result = Classification(genres, scores, "vote", neighbours, scores, genres,
-                                timings_ms={"retrieval": round(retrieval_ms, 2)})
-        if self.llm is None:
-            return result
+    def _consult_llm(self, texts: list[str], results: list[Classification]) -> None:
         started = time.perf_counter()
+        deadline = time.monotonic() + self.settings.llm_timeout_s
+        examples = self.settings.prompt_examples
+        futures = [self._llm_pool.submit(self.llm.complete, build_messages(text, r.neighbours[:examples]),
+                                         RESPONSE_SCHEMA) for text, r in zip(texts, results)]
+        for future, result in zip(futures, results):
+            try:
+                llm_genres = self._answer(future, deadline)
+            except LLMError as exc:
+                result.fallback_reason = self.llm_last_error = str(exc)
+                continue
+            finally:
+                result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
+            self.llm_last_error = None
+            result.scores = fuse(result.vote_scores, llm_genres, self.settings.fusion_weight,
+                                 self.settings.fusion_floor)
+            result.genres = decide(result.scores, self.threshold, self.settings.max_genres)
+            result.llm_genres, result.backend = llm_genres, self.llm.name
+
+    def _answer(self, future, deadline: float) -> list[str]:
         try:
-            llm_genres = self._ask_llm(text, neighbours[: s.prompt_examples])
-        except LLMError as exc:
-            result.fallback_reason = self.llm_last_error = str(exc)
-            return result
-        finally:
-            result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
-        self.llm_last_error = None
-        fused = fuse(scores, llm_genres, s.fusion_weight, s.fusion_floor)
-        result.genres = decide(fused, self.threshold, s.max_genres)
-        result.scores, result.llm_genres, result.backend = fused, llm_genres, self.llm.name
-        return result
+            return parse_genres(future.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout as exc:
+            future.cancel()
+            raise timed_out(self.settings.llm_timeout_s) from exc
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever an outside server makes a client raise is a fallback
+            raise LLMError(f"the LLM answer could not be read: {type(exc).__name__}") from exc
 
     def llm_reachable(self, wait_s: float = 2.0) -> bool | None:
         """None when no LLM is configured; False when it does not answer within `wait_s`."""
@@ -92,11 +108,3 @@ class Classifier:
             return self._llm_pool.submit(self.llm.reachable).result(timeout=wait_s)
         except FutureTimeout:
             return False
-
-    def _ask_llm(self, text: str, examples: list[Neighbour]) -> list[str]:
-        future = self._llm_pool.submit(self.llm.complete, build_messages(text, examples), RESPONSE_SCHEMA)
-        try:
-            return parse_genres(future.result(timeout=self.settings.llm_timeout_s))
-        except FutureTimeout as exc:
-            future.cancel()
-            raise timed_out(self.settings.llm_timeout_s) from exc

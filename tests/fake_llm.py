@@ -11,7 +11,8 @@ GOOD = json.dumps({"genres": ["Fantasy", "Adventure"]})
 
 class FakeLLMServer(LocalServer):
     """`answer` is the model's text for /api/chat or /v1/chat/completions, or one of: 'http500', 'hang'
-    (sleeps `hang_s`, then answers well), 'close' (drops the connection mid-answer)."""
+    (sleeps `hang_s`, then answers well), 'close' (drops the connection mid-answer), 'badbody' (an HTTP 200
+    whose body is not JSON at all)."""
 
     def __init__(self, answer: str = GOOD, hang_s: float = 5.0):
         super().__init__()
@@ -34,6 +35,8 @@ class FakeLLMServer(LocalServer):
             return 500, {"error": "model crashed"}
         if self.answer == "close":
             return None
+        if self.answer == "badbody":
+            return 200, b"<html>proxy error</html>"
         text = GOOD if self.answer == "hang" else self.answer
         if path == "/api/chat":
             return 200, {"model": body.get("model"), "created_at": "2026-11-25T00:00:00Z",

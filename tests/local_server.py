@@ -71,7 +71,7 @@ class LocalServer:
                 if answer is None:
                     return server.drop(self)
                 status, data = answer
-                payload = json.dumps(data).encode()
+                payload = data if isinstance(data, bytes) else json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))

@@ -64,6 +64,7 @@ def test_openai_request_carries_json_schema_response_format(small_index, embedde
     ("", "invalid JSON"),
     ("http500", "HTTP 500"),
     ("close", "unreachable"),  # the connection closes halfway through the answer
+    ("badbody", "could not be read"),  # not even the envelope is JSON
 ])
 def test_unusable_answers_fall_back_to_the_vote(small_index, embedder, backend, answer, reason):
     with FakeLLMServer(answer) as server:
@@ -98,6 +99,17 @@ def test_a_hanging_or_slow_llm_is_abandoned_at_its_timeout(small_index, embedder
     assert body["backend"] == "vote" and "did not answer within 1 s" in body["fallback_reason"]
     assert elapsed < 1.0 + 1.0
     assert health["status"] == "degraded" and health["llm"]["degraded"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_batch_waits_for_a_hanging_llm_once_not_per_description(small_index, embedder, backend):
+    with FakeLLMServer("hang", hang_s=6) as server:
+        client = BACKENDS[backend](small_index, embedder, server.url, llm_timeout_s=1.0)
+        started = time.monotonic()
+        results = client.post("/classify/batch", json={"descriptions": [WIZARD] * 10}).json()["results"]
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 1.0
+    assert all(r["backend"] == "vote" and "did not answer within 1 s" in r["fallback_reason"] for r in results)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
