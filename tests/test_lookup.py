@@ -159,3 +159,16 @@ def test_a_damaged_imdb_database_is_a_note_not_an_error(small_index, embedder, t
     body = lookup(make_client(small_index, embedder, imdb_db=broken), "The Matrix")
     assert body["genres"] and body["lookup"]["available"] is False
     assert any("is not a cinemagoer database" in note for note in body["lookup"]["notes"])
+
+
+class OddTmdbServer(FakeTmdbServer):
+    """Answers JSON, but not in TMDb's shape."""
+
+    def respond(self, method, path, query, body):
+        return 200, {"results": [{"title": None, "genre_ids": "x"}]}
+
+
+def test_tmdb_answering_an_unexpected_shape_is_a_failed_lookup_not_an_error(small_index, embedder):
+    with OddTmdbServer() as tmdb:
+        body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Toy Story")
+    assert "unexpected shape" in " ".join(body["lookup"]["notes"]) and body["genres"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -47,6 +48,15 @@ def _genres(names) -> tuple[str, ...]:
     return tuple(dict.fromkeys(g for g in mapped if g))
 
 
+@contextmanager
+def _expected_shape():
+    """A body that is JSON but not shaped as TMDb documents it is a failed lookup, not a crash."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise TmdbUnavailable(f"TMDb answered an unexpected shape ({type(exc).__name__})") from exc
+
+
 class TmdbClient:
     def __init__(self, api_key: str, base_url: str, timeout_s: float):
         self.timeout_s = timeout_s
@@ -75,6 +85,14 @@ class TmdbClient:
         return time.monotonic() + self.timeout_s
 
     def find_movie(self, query: TitleQuery, deadline: float) -> TmdbFilm | None:
+        with _expected_shape():
+            return self._find_movie(query, deadline)
+
+    def company(self, name: str, deadline: float) -> TmdbCompany | None:
+        with _expected_shape():
+            return self._company(name, deadline)
+
+    def _find_movie(self, query: TitleQuery, deadline: float) -> TmdbFilm | None:
         params = {"query": query.title} | ({"year": query.year} if query.year else {})
         results = self._get("/3/search/movie", deadline, **params).get("results", [])
         wanted = normalise_title(query.title)
@@ -90,7 +108,7 @@ class TmdbClient:
                         parse_year(details.get("release_date") or best.get("release_date")),
                         details.get("overview") or best.get("overview") or "", _genres(names))
 
-    def company(self, name: str, deadline: float) -> TmdbCompany | None:
+    def _company(self, name: str, deadline: float) -> TmdbCompany | None:
         results = self._get("/3/search/company", deadline, query=name).get("results", [])
         if not results:
             return None
