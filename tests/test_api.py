@@ -84,6 +84,11 @@ def test_unknown_mode_is_refused(client):
     assert response.status_code == 422 and "mode" in response.json()["error"]
 
 
+def test_unknown_query_parameter_is_refused(client):
+    response = client.post("/classify?explian=true", json={"description": WIZARD})
+    assert response.status_code == 422 and "explian" in response.json()["error"]
+
+
 def test_oversized_body_is_refused_before_it_is_read(client):
     response = client.post("/classify", json={"description": "word " * 20_000})
     assert response.status_code == 413 and "larger than" in response.json()["error"]
@@ -99,6 +104,8 @@ def test_description_over_the_character_limit_is_refused(small_index, embedder):
     client = make_client(small_index, embedder, max_description_chars=100)
     response = client.post("/classify", json={"description": "a" * 101})
     assert response.status_code == 422 and "100 characters" in response.json()["error"]
+    padded = client.post("/classify", json={"description": "a" + "\n" * 100})  # the limit is on what was sent
+    assert padded.status_code == 422
 
 
 @pytest.mark.parametrize("body, status", [

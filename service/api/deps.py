@@ -15,6 +15,19 @@ def current_runtime(request: Request) -> Runtime:
     return runtime
 
 
+def only_query_params(*names: str):
+    """A dependency refusing query parameters the route does not know (a typo like ?explian=true)."""
+    allowed = set(names)
+
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise HTTPException(422, f"unknown query parameter(s): {', '.join(unknown)}; "
+                                     f"this route takes {', '.join(sorted(allowed)) or 'none'}")
+
+    return check
+
+
 def _presented_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):

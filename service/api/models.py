@@ -1,6 +1,7 @@
 """The API contract as pydantic models."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
@@ -10,19 +11,24 @@ from service.genres import VOCABULARY
 Genre = Literal[VOCABULARY]  # type: ignore[valid-type]
 
 
+# A character that is not whitespace, spelled so Python's and ECMAScript's regex engines (the schema's
+# readers) agree: their \s differ on \x1c-\x1f, \x85 and \ufeff.
+VISIBLE = r"[^\s\u001c-\u001f\u0085\ufeff\u0000]"
+
+
 def _usable_text(value):
-    """Clear messages for the two ways a string can be unusable; other types fail as StrictStr."""
+    """Clear messages for the two ways a string can be unusable; other types fail as StrictStr.
+    The text is kept as sent, so length limits apply to what was sent."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
-        if not value.strip():
+        if not re.search(VISIBLE, value):
             raise ValueError("must not be empty or whitespace")
-        return value.strip()
     return value
 
 
 # The pattern states in the schema what the validator enforces: some non-space character, no NUL.
-USABLE_TEXT = r"^[^\u0000]*\S[^\u0000]*$"
+USABLE_TEXT = rf"^[^\u0000]*{VISIBLE}[^\u0000]*$"
 Description = Annotated[StrictStr, StringConstraints(pattern=USABLE_TEXT), BeforeValidator(_usable_text)]
 
 

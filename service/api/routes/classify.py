@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from service.api.deps import current_runtime, require_api_key
+from service.api.deps import current_runtime, only_query_params, require_api_key
 from service.api.models import (BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, CompanyOut,
                                 ErrorResponse, LookupOut, MatchOut, NeighbourOut)
 from service.api.state import Runtime
@@ -41,7 +41,7 @@ def _check_lengths(request: Request, texts: list[str]) -> None:
             raise HTTPException(422, f"a description is limited to {limit} characters (got {len(text)})")
 
 
-@router.post("/classify", response_model=ClassifyResponse)
+@router.post("/classify", response_model=ClassifyResponse, dependencies=[Depends(only_query_params("mode", "explain"))])
 def classify(request: Request, body: ClassifyRequest, mode: Literal["description", "lookup"] = Query("description"),
              explain: bool = False, runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
     """Genres of a film from its description; with mode=lookup, from a title, a review or a company name
@@ -62,7 +62,8 @@ def classify(request: Request, body: ClassifyRequest, mode: Literal["description
     return response
 
 
-@router.post("/classify/batch", response_model=BatchResponse)
+@router.post("/classify/batch", response_model=BatchResponse,
+             dependencies=[Depends(only_query_params("explain"))])
 def classify_batch(request: Request, body: BatchRequest, explain: bool = False,
                    runtime: Runtime = Depends(current_runtime)) -> BatchResponse:
     """Many descriptions in one call, embedded together."""
