@@ -94,17 +94,23 @@ class Lookup:
             result.notes.append(f"no film found in {' or '.join(result.consulted)} for "
                                 f"{', '.join(repr(q.title) for q in queries)}")
 
+    @staticmethod
+    def _ask(result: LookupResult, source: str, call, failure: type[Exception]):
+        """What the source answers (None for not found), or None with a note when it failed."""
+        try:
+            answer = call()
+        except failure as exc:
+            result.notes.append(f"{source} lookup failed: {exc}")
+            result.failed = True
+            return None
+        result.consulted.append(source.lower())
+        return answer
+
     def _from_imdb(self, result: LookupResult, query: TitleQuery) -> bool:
         if self.imdb is None:
             result.notes.append(self.why_no_imdb)
             return False
-        try:
-            film = self.imdb.find(query)
-        except IMDbError as exc:
-            result.notes.append(f"IMDb lookup failed: {exc}")
-            result.failed = True
-            return False
-        result.consulted.append("imdb")
+        film = self._ask(result, "IMDb", lambda: self.imdb.find(query), IMDbError)
         if film is None:
             return False
         result.match = result.match or Match(film.title, film.year)
@@ -116,14 +122,8 @@ class Lookup:
         if self.tmdb is None:
             result.notes.append(self.why_no_tmdb)
             return False
-        try:
-            film = self.tmdb.find_movie(TitleQuery(query.title, query.year or (result.match and result.match.year)),
-                                        deadline)
-        except TmdbUnavailable as exc:
-            result.notes.append(f"TMDb lookup failed: {exc}")
-            result.failed = True
-            return False
-        result.consulted.append("tmdb")
+        query = TitleQuery(query.title, query.year or (result.match and result.match.year))
+        film = self._ask(result, "TMDb", lambda: self.tmdb.find_movie(query, deadline), TmdbUnavailable)
         if film is None:
             return False
         result.match = result.match or Match(film.title, film.year)
@@ -144,15 +144,10 @@ class Lookup:
         if self.tmdb is None:
             result.notes.append(self.why_no_tmdb + " (IMDb's datasets have no companies)")
             return
-        try:
-            company = self.tmdb.company(name, self.tmdb.deadline())
-        except TmdbUnavailable as exc:
-            result.notes.append(f"TMDb lookup failed: {exc}")
-            result.failed = True
-            return
-        result.consulted.append("tmdb")
+        company = self._ask(result, "TMDb", lambda: self.tmdb.company(name, self.tmdb.deadline()), TmdbUnavailable)
         if company is None:
-            result.notes.append(f"no company found for {name!r}")
+            if not result.failed:
+                result.notes.append(f"no company found for {name!r}")
             return
         result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
                           "genre_shares": company.genre_shares}
