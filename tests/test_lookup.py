@@ -147,6 +147,13 @@ def test_with_neither_database_nor_key_every_kind_still_answers(client, text, ki
     assert body["lookup"]["notes"] and body["genres"] and set(body["genres"]) <= set(VOCABULARY)
 
 
+def test_without_databases_a_title_the_index_knows_is_classified_by_its_plot(client):
+    body = lookup(client, "avatar (2009)")
+    assert body["lookup"]["available"] is False and body["lookup"]["plot_source"] == "reference"
+    assert body["lookup"]["matched"]["title"] == "Avatar" and body["lookup"]["matched"]["imdb_id"] is None
+    assert {"Sci-Fi", "Action", "Adventure"} & set(body["genres"])
+
+
 def test_kind_can_be_forced(client):
     assert lookup(client, "Heat", kind="description")["lookup"]["kind"] == "description"
     response = client.post("/classify?mode=lookup", json={"description": "Heat", "kind": "poem"})

@@ -18,12 +18,11 @@ import httpx
 
 from service.corpus import normalise_title
 from service.genres import map_labels
-from service.lookup.kinds import TitleQuery
+from service.lookup.kinds import TitleQuery, spellings
 
 DATASETS_URL = "https://datasets.imdbws.com"
 DATASET_FILES = ("name.basics.tsv.gz", "title.akas.tsv.gz", "title.basics.tsv.gz", "title.crew.tsv.gz",
                  "title.episode.tsv.gz", "title.principals.tsv.gz", "title.ratings.tsv.gz")
-ARTICLES = ("The", "A", "An")
 FILM_KINDS = {"movie", "tv movie", "video movie"}
 
 logging.getLogger("imdbpy").setLevel(logging.WARNING)
@@ -97,7 +96,7 @@ class ImdbSource:
         self.ia._adapter = _read_only_adapter(Path(db_path))  # cinemagoer opens read-write; we only read
 
     def find(self, query: TitleQuery) -> ImdbFilm | None:
-        for title in self._spellings(query.title):
+        for title in spellings(query.title):
             film = self._best(title, query.year)
             if film is not None:
                 return film
@@ -108,13 +107,6 @@ class ImdbSource:
         if not movie.get("title"):  # a missing id answers an almost empty movie
             return None
         return self._film(movie)
-
-    @staticmethod
-    def _spellings(title: str) -> list[str]:
-        first = title.split(" ", 1)[0]
-        if first.capitalize() in ARTICLES:
-            return [title]
-        return [title] + [f"{article} {title}" for article in ARTICLES]
 
     def _best(self, title: str, year: int | None) -> ImdbFilm | None:
         query = f"{title} ({year})" if year else title  # its parser reads a year only in parentheses

@@ -50,6 +50,16 @@ def parse_title(text: str) -> TitleQuery:
     return TitleQuery(text, None)
 
 
+ARTICLES = ("The", "A", "An")
+
+
+def spellings(title: str) -> list[str]:
+    """The title as given, then with a leading article if it has none ("Matrix" → "The Matrix", …)."""
+    if title.split(" ", 1)[0].capitalize() in ARTICLES:
+        return [title]
+    return [title] + [f"{article} {title}" for article in ARTICLES]
+
+
 def detect_kind(text: str) -> Kind:
     words = text.split()
     lowered = " ".join(words).lower().strip(" .!")

@@ -14,7 +14,7 @@ from imdb import IMDbError
 
 from service.corpus import normalise_title
 from service.lookup.imdb import ImdbSource
-from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, titles_in_review
+from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, spellings, titles_in_review
 from service.lookup.tmdb import TmdbClient, TmdbUnavailable
 from service.store import ReferenceIndex
 
@@ -86,13 +86,14 @@ class Lookup:
         for query in queries:
             if self._from_imdb(result, query) | self._from_tmdb(result, query, tmdb_deadline):
                 break
-        if result.plot is None and result.match is not None:
-            self._from_reference(result)
         result.notes = list(dict.fromkeys(result.notes))  # one note per source, however many titles were tried
         result.consulted = list(dict.fromkeys(result.consulted))
         if queries and result.match is None and result.consulted:
             result.notes.append(f"no film found in {' or '.join(result.consulted)} for "
                                 f"{', '.join(repr(q.title) for q in queries)}")
+        if result.plot is None:
+            wanted = [result.match] if result.match else queries
+            self._plot_from_reference(result, [(m.title, m.year) for m in wanted])
 
     @staticmethod
     def _ask(result: LookupResult, source: str, call, failure: type[Exception]):
@@ -133,12 +134,16 @@ class Lookup:
             result.plot, result.plot_source = film.overview, "tmdb"
         return True
 
-    def _from_reference(self, result: LookupResult) -> None:
-        match = result.match
-        for film in self._plots.get(normalise_title(match.title), []):
-            if film.year is None or match.year is None or film.year == match.year:
-                result.plot, result.plot_source = film.plot, "reference"
-                return
+    def _plot_from_reference(self, result: LookupResult, wanted: list[tuple[str, int | None]]) -> None:
+        """The reference index's plot of the film: IMDb has no plots, and with no database at all the
+        index still knows 15k films by title."""
+        for title, year in wanted:
+            for spelling in spellings(title):
+                for film in self._plots.get(normalise_title(spelling), []):
+                    if film.year is None or year is None or film.year == year:
+                        result.plot, result.plot_source = film.plot, "reference"
+                        result.match = result.match or Match(film.title, film.year)
+                        return
 
     def _find_company(self, result: LookupResult, name: str) -> None:
         if self.tmdb is None:

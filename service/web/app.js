@@ -63,7 +63,8 @@ function drawLookup(lookup) {
   if (lookup.matched) {
     const m = lookup.matched;
     const ids = [m.imdb_id && `IMDb ${m.imdb_id}`, m.tmdb_id && `TMDb ${m.tmdb_id}`, m.rating && `rated ${m.rating}`];
-    lines.push(el("p", { textContent: `Matched: ${m.title}${m.year ? ` (${m.year})` : ""} — ${ids.filter(Boolean).join(", ")}` }));
+    const known = ids.filter(Boolean).join(", ");
+    lines.push(el("p", { textContent: `Matched: ${m.title}${m.year ? ` (${m.year})` : ""}${known ? ` — ${known}` : ""}` }));
   }
   if (lookup.company) lines.push(el("p", { textContent: `Company: ${lookup.company.name}, ${lookup.company.films} films` }));
   for (const note of lookup.notes) lines.push(el("p", { className: "meta", textContent: note }));
