@@ -19,7 +19,7 @@ from service.llm.base import timed_out
 from service.prompt import RESPONSE_SCHEMA, build_messages
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex
-from service.vote import decide, vote
+from service.vote import DEFAULT_THRESHOLD, decide, vote
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Classifier:
         self.llm = llm
         self.settings = settings
         self.scorer = scorer
-        self.threshold = settings.vote_threshold or (scorer.blend.threshold if scorer else 0.3)
+        self.threshold = settings.vote_threshold or (scorer.blend.threshold if scorer else DEFAULT_THRESHOLD)
         # LLM calls run here so a hung server cannot hold a request past its deadline.
         self._llm_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm")
         self.llm_last_error: str | None = None  # None since the last usable answer: /health reads it

@@ -9,6 +9,9 @@ from service.genres import SHARED_GENRES
 from service.store import Neighbour
 
 
+DEFAULT_THRESHOLD = 0.3  # the vote's own threshold, where no tuned blend says otherwise
+
+
 def vote(neighbours: Sequence[Neighbour]) -> dict[str, float]:
     """Per genre, the similarity-weighted share of neighbours labelled with it (0..1), highest first."""
     weights = [max(n.similarity, 0.0) for n in neighbours]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 
-from .local_server import LocalServer, closed_port_url  # noqa: F401 - re-exported for the tests
+from .local_server import LocalServer
 
 GOOD = json.dumps({"genres": ["Fantasy", "Adventure"]})
 

@@ -7,7 +7,8 @@ from service.genres import VOCABULARY
 from service.prompt import RESPONSE_SCHEMA
 
 from .conftest import make_client
-from .fake_llm import FakeLLMServer, closed_port_url
+from .fake_llm import FakeLLMServer
+from .local_server import closed_port_url
 
 WIZARD = "A young wizard embarks on an adventure to defeat a dark sorcerer."
 
