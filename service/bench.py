@@ -128,6 +128,33 @@ def _batch_per_s(url: str, texts: list[str], batches: int = 20, size: int = 32) 
     return round(batches * size / (time.perf_counter() - started), 1)
 
 
+# Near-misses of the lookup's title pattern: a trailing-year regex that backtracks took 1.5 s on one of these.
+ADVERSARIAL_LOOKUPS = ["," * 10_000, " ,(" * 3_333, "1" * 10_000, "A " * 5_000]
+
+
+def _classify_beside_adversarial_lookups(url: str, texts: list[str], in_flight: int = 8) -> dict:
+    """Ordinary /classify latency while `in_flight` 10,000-character adversarial lookups keep arriving."""
+    stop = time.monotonic() + 60
+
+    def attack(i: int) -> int:
+        sent = 0
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while time.monotonic() < stop:
+                text = ADVERSARIAL_LOOKUPS[(i + sent) % len(ADVERSARIAL_LOOKUPS)]
+                http.post("/classify?mode=lookup", json={"description": text, "kind": "title"})
+                sent += 1
+        return sent
+
+    with ThreadPoolExecutor(in_flight) as pool:
+        attackers = [pool.submit(attack, i) for i in range(in_flight)]
+        time.sleep(1.0)  # let the lookups pile up first
+        latencies, statuses = _timed_posts(url, texts[:20])
+        stop = time.monotonic()
+        lookups = sum(a.result() for a in attackers)
+    return {"classify_beside_8_adversarial_lookups_max_ms": round(max(latencies), 1),
+            "adversarial_lookups_sent": lookups, "classify_beside_adversarial_errors": sum(s != 200 for s in statuses)}
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -149,6 +176,7 @@ def service_figures(settings: Settings) -> dict:
                     "load_errors": load["errors"], "load_5xx": load["server_errors"]}
         figures["batch_per_s"] = _batch_per_s(url, texts)
         figures["rss_mb"] = _rss_mb(pid)
+        figures |= _classify_beside_adversarial_lookups(url, texts)
     return figures
 
 

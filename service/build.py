@@ -7,11 +7,9 @@ from pathlib import Path
 
 from service.corpus import Corpus, load_corpus
 from service.embedder import Embedder, EmbeddingCache
-from service.heads import BlendedScorer, train_scorer
+from service.heads import SCORER_FILE, BlendedScorer, train_scorer
 from service.settings import Settings
 from service.store import write_index
-
-SCORER_FILE = "scorer.joblib"
 
 
 @dataclass

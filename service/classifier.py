@@ -16,6 +16,7 @@ from service.fusion import fuse
 from service.heads import BlendedScorer
 from service.llm import LLMBackend, LLMError, parse_genres
 from service.llm.base import timed_out
+from service.llm.probe import ReachabilityProbe
 from service.prompt import RESPONSE_SCHEMA, build_messages
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex
@@ -46,6 +47,7 @@ class Classifier:
         self.threshold = settings.vote_threshold or (scorer.blend.threshold if scorer else DEFAULT_THRESHOLD)
         # LLM calls run here so a hung server cannot hold a request past its deadline.
         self._llm_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm")
+        self._probe = ReachabilityProbe(llm.reachable) if llm is not None else None
         self.llm_last_error: str | None = None  # None since the last usable answer: /health reads it
 
     def classify(self, text: str) -> Classification:
@@ -100,11 +102,12 @@ class Classifier:
         except Exception as exc:  # noqa: BLE001 - whatever an outside server makes a client raise is a fallback
             raise LLMError(f"the LLM answer could not be read: {type(exc).__name__}") from exc
 
-    def llm_reachable(self, wait_s: float = 2.0) -> bool | None:
-        """None when no LLM is configured; False when it does not answer within `wait_s`."""
-        if self.llm is None:
-            return None
-        try:
-            return self._llm_pool.submit(self.llm.reachable).result(timeout=wait_s)
-        except FutureTimeout:
-            return False
+    def llm_reachable(self) -> bool | None:
+        """None when no LLM is configured; else the last background probe's answer (see llm/probe.py)."""
+        return self._probe.reachable() if self._probe is not None else None
+
+    def close(self) -> None:
+        """Stop the LLM calls' threads and close the LLM client's connections."""
+        self._llm_pool.shutdown(wait=False, cancel_futures=True)
+        if self.llm is not None:
+            self.llm.close()

@@ -69,8 +69,14 @@ def _clean(text: str | None) -> str:
 
 # --- one reader per source format -------------------------------------------------------------
 
+def _rows(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a comma-separated file with a header; the file is closed when the rows end or are abandoned."""
+    with path.open(encoding="utf-8", newline="") as f:
+        yield from csv.DictReader(f)
+
+
 def _read_tmdb_5000(path: Path) -> Iterator[RawFilm]:
-    for row in csv.DictReader(path.open(encoding="utf-8", newline="")):
+    for row in _rows(path):
         labels = tuple(g["name"] for g in json.loads(row["genres"] or "[]"))
         yield RawFilm(row["title"], parse_year(row["release_date"]), row["overview"], labels)
 
@@ -117,27 +123,27 @@ def _read_movies_overview(path: Path) -> Iterator[RawFilm]:
     id_table = path.with_name(f"{path.stem}_genres.csv")
     if not id_table.exists():
         raise CorpusFormatError(f"{path.name} names genres by id: {id_table.name} must lie beside it")
-    names = {row["id"]: row["name"] for row in csv.DictReader(id_table.open(encoding="utf-8"))}
-    for row in csv.DictReader(path.open(encoding="utf-8", newline="")):
+    names = {row["id"]: row["name"] for row in _rows(id_table)}
+    for row in _rows(path):
         ids = re.findall(r"\d+", row["genre_ids"] or "")
         labels = tuple(names.get(i, f"unknown id {i}") for i in ids)
         yield RawFilm(row["title"], None, row["overview"], labels)
 
 
 def _read_imdb_movies(path: Path) -> Iterator[RawFilm]:
-    for row in csv.DictReader(path.open(encoding="utf-8", newline="")):
+    for row in _rows(path):
         yield RawFilm(row["names"], None, row["overview"], tuple(split_labels(row["genre"])))
 
 
 def _read_imdb_top_1000(path: Path) -> Iterator[RawFilm]:
-    for row in csv.DictReader(path.open(encoding="utf-8", newline="")):
+    for row in _rows(path):
         yield RawFilm(row["Series_Title"], parse_year(row["Released_Year"]), row["Overview"],
                       tuple(split_labels(row["Genre"])))
 
 
 def _read_generic(path: Path) -> Iterator[RawFilm]:
     """The format users bring: title,year,plot,genres (genres comma-separated, year may be empty)."""
-    for row in csv.DictReader(path.open(encoding="utf-8", newline="")):
+    for row in _rows(path):
         yield RawFilm(row["title"], parse_year(row.get("year")), row["plot"], tuple(split_labels(row["genres"])))
 
 

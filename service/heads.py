@@ -23,9 +23,10 @@ from service.corpus import Film
 from service.evaluation.metrics import binarize, score
 from service.evaluation.split import validation_split
 from service.genres import SHARED_GENRES
-from service.store import ReferenceIndex
+from service.store import IndexLoadError, ReferenceIndex
 from service.vote import DEFAULT_THRESHOLD, as_matrix, decide, vote
 
+SCORER_FILE = "scorer.joblib"  # in the index's build folder
 WEIGHT_STEPS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
 MIN_FILMS = 100  # below this, a validation split says nothing: the vote answers alone
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.6, 0.025), 3).tolist())
@@ -105,6 +106,19 @@ def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: i
             if micro > best.validation_micro_f1:
                 best = Blend(w_vote, w_tfidf, w_emb, threshold, round(micro, 4))
     return best
+
+
+def load_scorer(index: ReferenceIndex) -> BlendedScorer | None:
+    """The heads and blend trained with this index, if its build has them. Raises IndexLoadError when
+    the file is damaged."""
+    path = index.build_dir / SCORER_FILE if index.build_dir else None
+    if path is None or not path.exists():
+        return None
+    try:
+        return BlendedScorer.load(path)
+    except Exception as exc:  # noqa: BLE001 - unpickling a damaged file raises almost anything
+        raise IndexLoadError(f"the trained heads in {path} are damaged ({type(exc).__name__}): "
+                             "run `make build-index`") from exc
 
 
 def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int) -> BlendedScorer | None:

@@ -12,6 +12,8 @@ from service.store import Neighbour
 EXAMPLE_PLOT_WORDS = 60
 DESCRIPTION_WORDS = 200
 
+# Valid under OpenAI's strict structured outputs (an object root, every property required, no additional
+# properties), which Ollama and llama.cpp accept as they are.
 RESPONSE_SCHEMA: dict = {
     "type": "object",
     "properties": {
@@ -19,6 +21,7 @@ RESPONSE_SCHEMA: dict = {
                    "minItems": 1, "maxItems": 4},
     },
     "required": ["genres"],
+    "additionalProperties": False,
 }
 
 SYSTEM_PROMPT = (

@@ -41,7 +41,7 @@ class Neighbour:
 
 class ReferenceIndex:
     def __init__(self, films: Sequence[Film], vectors: np.ndarray | None = None, manifest: dict | None = None,
-                 faiss_index: faiss.Index | None = None):
+                 faiss_index: faiss.Index | None = None, build_dir: Path | None = None):
         if faiss_index is None:
             faiss_index = faiss.IndexFlatIP(vectors.shape[1])
             faiss_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -50,6 +50,7 @@ class ReferenceIndex:
         self.films = list(films)
         self.faiss = faiss_index
         self.manifest = manifest or {}
+        self.build_dir = build_dir  # the build folder it was loaded from, with its other artifacts; None in memory
 
     @property
     def dim(self) -> int:
@@ -141,10 +142,6 @@ def read_manifest(index_dir: Path) -> dict | None:
         raise IndexLoadError(f"{path} is unreadable ({exc}): run `make build-index`") from exc
 
 
-def artifact_path(index_dir: Path, manifest: dict, name: str) -> Path:
-    return Path(index_dir) / str(manifest.get("build", "")) / name
-
-
 def load_index(index_dir: Path, model: str, dim: int | None = None) -> ReferenceIndex:
     """The current index, checked against the embedding model the service uses."""
     index_dir = Path(index_dir)
@@ -160,7 +157,7 @@ def load_index(index_dir: Path, model: str, dim: int | None = None) -> Reference
         faiss_index = faiss.read_index(str(build / "vectors.faiss"))
         with (build / "films.jsonl").open(encoding="utf-8") as f:
             films = [Film.from_dict(json.loads(line)) for line in f]
-        index = ReferenceIndex(films, manifest=manifest, faiss_index=faiss_index)
+        index = ReferenceIndex(films, manifest=manifest, faiss_index=faiss_index, build_dir=build)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise IndexLoadError(f"the index in {index_dir} is damaged ({exc}): run `make build-index`") from exc
     if len(index) != manifest.get("films") or index.dim != manifest.get("dim"):

@@ -61,12 +61,14 @@ def small_index(small_index_dir, embedder):
 
 
 def make_classifier(index, embedder, **settings):
+    """What /classify serves: the index with the heads and blend trained with it, and the LLM configured."""
     from service.classifier import Classifier
+    from service.heads import load_scorer
     from service.llm import make_backend
     from service.settings import Settings
 
     s = Settings(**({"llm_backend": "none"} | settings))
-    return Classifier(index, embedder, make_backend(s), s)
+    return Classifier(index, embedder, make_backend(s), s, load_scorer(index))
 
 
 def make_client(index, embedder, **settings):

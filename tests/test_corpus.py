@@ -123,3 +123,16 @@ def test_full_reference_corpus_holds_over_15000_distinct_films():
     assert set(corpus.genre_counts()) == {g for f in corpus.films for g in f.genres}
     for stats in corpus.sources.values():
         assert stats.read == stats.kept + sum(stats.dropped.values())
+
+
+def test_reading_a_corpus_closes_every_file_it_opens(tmp_path):
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        load_corpus(REFERENCE)
+        for fmt, path in corpus_files(REFERENCE):  # abandoned halfway too
+            next(iter(read_file(fmt, path)))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -64,7 +64,9 @@ def test_imdb_english_title_through_akas_and_plot_from_the_reference(imdb_client
     body = lookup(imdb_client, "The Dark Knight")
     assert body["lookup"]["known_genres"]["imdb"] == ["Action", "Crime", "Drama"]
     assert body["lookup"]["plot_source"] == "reference"  # IMDb has no plots; the index has this film's
-    assert "predicted" in body["genre_sources"][body["genres"][0]] or len(body["genre_sources"]) >= 3
+    assert body["genres"][:3] == ["Action", "Crime", "Drama"]  # IMDb's genres first, then the predicted ones
+    assert all(body["genre_sources"][g][0] == "imdb" for g in body["genres"][:3])
+    assert all(body["genre_sources"][g] == ["predicted"] for g in body["genres"][3:])
     spirited = lookup(imdb_client, "Spirited Away")
     assert spirited["lookup"]["matched"]["year"] == 2001 and "Animation" in spirited["genres"]
 
@@ -179,3 +181,92 @@ def test_tmdb_answering_an_unexpected_shape_is_a_failed_lookup_not_an_error(smal
     with OddTmdbServer() as tmdb:
         body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Toy Story")
     assert "unexpected shape" in " ".join(body["lookup"]["notes"]) and body["genres"]
+
+
+@pytest.fixture(scope="module")
+def large_imdb_db(tmp_path_factory):
+    """The sample database with two million more alternative titles: large enough that cinemagoer's
+    LIKE '%…%' scan of title_akas (a title with no ASCII letters has no soundex code) takes seconds."""
+    import sqlite3
+
+    from .imdb_sample import build_database
+
+    path = build_database(tmp_path_factory.mktemp("large-imdb"))
+    with sqlite3.connect(path) as db:
+        db.execute("""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000)
+                      INSERT INTO title_akas (titleId, ordering, title, t_soundex)
+                      SELECT 'tt9000001', i + 10, 'Filler title number ' || i, 'F436' FROM n""")
+    return path
+
+
+def test_an_imdb_lookup_that_scans_the_whole_database_stops_at_its_deadline(large_imdb_db):
+    from service.lookup.imdb import ImdbSource, ImdbUnavailable
+    from service.lookup.kinds import TitleQuery
+
+    cjk = TitleQuery("千と千尋の神隠し", None)
+    started = time.perf_counter()
+    assert ImdbSource(large_imdb_db, timeout_s=60).find(cjk) is None
+    unbounded = time.perf_counter() - started
+    started = time.perf_counter()
+    with pytest.raises(ImdbUnavailable, match="did not answer within 0.1 s"):
+        ImdbSource(large_imdb_db, timeout_s=0.1).find(cjk)
+    bounded = time.perf_counter() - started
+    assert unbounded > 1.0 and bounded < 0.6
+
+
+def test_a_timed_out_imdb_lookup_is_a_note_and_is_not_cached(small_index, embedder, large_imdb_db):
+    client = make_client(small_index, embedder, imdb_db=large_imdb_db, lookup_timeout_s=0.1)
+    for _ in range(2):
+        started = time.perf_counter()
+        body = lookup(client, "千と千尋の神隠し", kind="title")
+        assert time.perf_counter() - started < 2.0
+        assert "IMDb lookup failed: IMDb did not answer within 0.1 s" in body["lookup"]["notes"]
+    assert body["genres"] and body["lookup"]["available"] is False
+
+
+def test_cinemagoer_seam_every_query_goes_through_our_read_only_connection(imdb_db):
+    """imdb.py replaces cinemagoer's private `_adapter` and overrides `SQLiteAdapter._connect`: this breaks
+    loudly if a cinemagoer release stops routing queries through them."""
+    import sqlite3
+
+    from imdb.parser.s3.adapters import SQLiteAdapter
+
+    from service.lookup.imdb import ImdbSource
+    from service.lookup.kinds import TitleQuery
+
+    source = ImdbSource(imdb_db)
+    adapter = source.ia._adapter
+    assert isinstance(adapter, SQLiteAdapter)
+    opened = []
+    connect = adapter._connect
+    adapter._connect = lambda: opened.append(connect()) or opened[-1]
+    assert source.find(TitleQuery("Heat", 1995)).genres == ("Crime", "Drama", "Thriller")
+    assert opened, "cinemagoer no longer opens its connections through SQLiteAdapter._connect"
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        connect().execute("DELETE FROM title_basics")
+
+
+class WrongTypesTmdbServer(FakeTmdbServer):
+    """TMDb's shape with values of the wrong type: ids that are not integers."""
+
+    def __init__(self, bad_id):
+        super().__init__()
+        self.bad_id = bad_id
+
+    def respond(self, method, path, query, body):
+        status, data = super().respond(method, path, query, body)
+        for result in data.get("results", []) if isinstance(data, dict) else []:
+            result["id"] = self.bad_id
+        return status, data
+
+
+@pytest.mark.parametrize("bad_id", ["abc", 862.5, None, [862]])
+def test_tmdb_values_of_the_wrong_type_are_a_failed_lookup_and_not_cached(small_index, embedder, bad_id):
+    with WrongTypesTmdbServer(bad_id) as tmdb:
+        client = tmdb_client(small_index, embedder, tmdb.url)
+        for attempt in (1, 2):
+            response = client.post("/classify?mode=lookup", json={"description": "Toy Story"})
+            assert response.status_code == 200 and response.json()["genres"]
+            notes = response.json()["lookup"]["notes"]
+            assert any("TMDb answered an unexpected shape (results.0.id" in note for note in notes)
+            assert len(tmdb.requests) == attempt  # asked again: a failure is not cached

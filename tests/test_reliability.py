@@ -4,7 +4,6 @@ import logging
 import shutil
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -64,8 +63,27 @@ def test_an_oversized_body_is_refused_before_it_arrives(client, small_index, emb
         with socket.create_connection((host, int(port)), timeout=5) as conn:
             conn.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 50000000\r\n\r\n{\"description\": \"")
-            answer = conn.recv(4096).decode()  # the 50 MB never come: the answer must not wait for them
+            answer = _read_answer(conn)  # the 50 MB never come: the answer must not wait for them
     assert answer.startswith("HTTP/1.1 413") and "larger than" in answer
+
+
+def _read_answer(conn: socket.socket) -> str:
+    """Headers and the whole body their Content-Length announces (one recv may bring the headers alone)."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _content_length(data):
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
+def _content_length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 @pytest.fixture
@@ -93,24 +111,83 @@ def test_a_rebuilt_index_is_served_after_reload_without_a_failed_request(reloada
         build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir, embedder, settings,
                     progress=False)
         stop = threading.Event()
+        answered = threading.Semaphore(0)
 
         def hammer() -> list[int]:
             statuses = []
             with httpx.Client(base_url=url, timeout=30) as http:
                 while not stop.is_set():
                     statuses.append(http.post("/classify", json=WIZARD).status_code)
+                    answered.release()
             return statuses
 
         with ThreadPoolExecutor(4) as pool:
             clients = [pool.submit(hammer) for _ in range(4)]
-            time.sleep(0.5)
+            for _ in range(8):  # requests are flowing before the reload …
+                assert answered.acquire(timeout=30)
             reload = httpx.post(f"{url}/admin/reload", headers={"X-API-Key": "adm1n"}, timeout=60)
-            time.sleep(0.5)
+            for _ in range(8):  # … and after it
+                assert answered.acquire(timeout=30)
             stop.set()
             statuses = [s for c in clients for s in c.result()]
         assert reload.status_code == 200 and reload.json()["index_films"] == 150
         assert httpx.get(f"{url}/health").json()["index_films"] == 150
-    assert len(statuses) > 10 and set(statuses) == {200}
+    assert len(statuses) >= 16 and set(statuses) == {200}
+
+
+def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_closes_after_it(reloadable, embedder):
+    from .fake_llm import FakeLLMServer
+
+    settings, folder = reloadable
+    old_titles = {row["title"] for row in tmdb_rows(0, 120)}
+    new_titles = {row["title"] for row in tmdb_rows(200, 150)}
+    gate = threading.Event()
+    with FakeLLMServer(gate=gate) as llm:
+        app = create_app(settings.model_copy(update={"llm_backend": "ollama", "ollama_host": llm.url}))
+        with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(httpx.post, f"{url}/classify?explain=true", json=WIZARD, timeout=60)
+            assert llm.chat_started.wait(30)  # the request holds the old runtime, waiting on the LLM
+            old = app.state.runtime
+            build_index(write_generic_csv(folder / "b.csv", tmdb_rows(200, 150)), settings.index_dir, embedder,
+                        settings, progress=False)
+            reload = httpx.post(f"{url}/admin/reload", headers={"X-API-Key": "adm1n"}, timeout=60)
+            assert reload.status_code == 200 and not in_flight.done() and not old.closed
+            gate.set()
+            answer = in_flight.result(timeout=60)
+            fresh = httpx.post(f"{url}/classify?explain=true", json=WIZARD, timeout=60).json()
+    assert answer.status_code == 200 and answer.json()["backend"] == "ollama"
+    assert {n["title"] for n in answer.json()["neighbours"]} <= old_titles
+    assert {n["title"] for n in fresh["neighbours"]} <= new_titles
+    assert old.closed and old.classifier._llm_pool._shutdown and old.classifier.llm.client._client.is_closed
+
+
+def test_damaged_trained_heads_are_refused_like_a_damaged_index(reloadable, embedder):
+    from service.heads import SCORER_FILE
+
+    settings, folder = reloadable
+    with TestClient(create_app(settings)) as client:
+        manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir,
+                               embedder, settings, progress=False).manifest
+        (settings.index_dir / manifest["build"] / SCORER_FILE).write_bytes(b"not a pickle")
+        refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
+        assert refused.status_code == 409 and "trained heads" in refused.json()["error"]
+        assert client.post("/classify", json=WIZARD).status_code == 200
+    with TestClient(create_app(settings)) as client:  # a start on the damaged build answers 503, not a crash
+        response = client.post("/classify", json=WIZARD)
+        assert response.status_code == 503 and "run `make build-index`" in response.json()["error"]
+
+
+def test_a_service_started_without_an_index_starts_serving_on_reload(tmp_path, embedder):
+    settings = Settings(index_dir=tmp_path / "index", llm_backend="none", admin_token="adm1n")
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/classify", json=WIZARD).status_code == 503
+        refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
+        assert refused.status_code == 409 and "still has no index" in refused.json()["error"]
+        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index_dir, embedder,
+                    settings, progress=False)
+        assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).json()["index_films"] == 120
+        assert client.post("/classify", json=WIZARD).status_code == 200
+        assert client.get("/health").status_code == 200
 
 
 def test_a_corrupt_new_index_is_refused_and_the_old_one_keeps_serving(reloadable, embedder):

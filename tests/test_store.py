@@ -1,5 +1,6 @@
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -93,6 +94,12 @@ _KILLABLE_BUILD = textwrap.dedent("""
 """)
 
 
+def _line_within(stream, seconds: float) -> str | None:
+    """The next line of a child's output, or None if none comes in time (a readline alone can wait forever)."""
+    ready, _, _ = select.select([stream], [], [], seconds)
+    return stream.readline().strip() if ready else None
+
+
 @pytest.mark.parametrize("point", ["embedding", "build-folder-rename", "manifest-swap"])
 def test_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, embedder, point):
     old = write_generic_csv(tmp_path / "old.csv", tmdb_rows(0, 10))
@@ -101,7 +108,7 @@ def test_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, embedd
     child = subprocess.Popen([sys.executable, "-c", _KILLABLE_BUILD, str(new), str(tmp_path / "index"), point],
                              stdout=subprocess.PIPE, cwd=PROJECT_ROOT, text=True)
     try:
-        assert child.stdout.readline().strip() == "PAUSED"
+        assert _line_within(child.stdout, seconds=300) == "PAUSED"
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

@@ -29,6 +29,8 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
             except IndexLoadError as exc:
                 app.state.unavailable = str(exc)
         yield
+        if app.state.runtime is not None:
+            app.state.runtime.retire()
 
     app = FastAPI(title="Movie genre classifier", version="0.1.0", lifespan=lifespan,
                   description="Genres of a film from what you know about it, grounded in similar labelled plots.")

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 
 from fastapi import HTTPException, Request
 
 from service.api.state import Runtime
 
 
-def current_runtime(request: Request) -> Runtime:
+def current_runtime(request: Request) -> Iterator[Runtime]:
+    """The runtime serving now, held until the request is done (a reload closes it only after)."""
     runtime = request.app.state.runtime
     if runtime is None:
         raise HTTPException(503, request.app.state.unavailable or "the classifier is not loaded yet")
-    return runtime
+    with runtime.in_use():
+        yield runtime
 
 
 def only_query_params(*names: str):

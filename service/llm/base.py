@@ -30,6 +30,9 @@ class LLMBackend(ABC):
     def describe(self) -> str:
         return self.name
 
+    def close(self) -> None:
+        """Release the client's connections."""
+
 
 def parse_genres(text: str) -> list[str]:
     """The vocabulary genres in an answer like {"genres": [...]}; labels outside it are dropped.

@@ -36,8 +36,11 @@ class OpenAIBackend(LLMBackend):
         try:
             self.client.models.list()
             return True
-        except openai.APIError:
+        except Exception:  # noqa: BLE001 - an odd answer raises whatever the client meets: not reachable
             return False
+
+    def close(self) -> None:
+        self.client.close()
 
     def describe(self) -> str:
         return f"openai:{self.model}"

@@ -11,10 +11,13 @@ import logging
 import os
 import sqlite3
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from imdb import IMDbError
 
 from service.corpus import normalise_title
 from service.genres import map_labels
@@ -25,7 +28,13 @@ DATASET_FILES = ("name.basics.tsv.gz", "title.akas.tsv.gz", "title.basics.tsv.gz
                  "title.episode.tsv.gz", "title.principals.tsv.gz", "title.ratings.tsv.gz")
 FILM_KINDS = {"movie", "tv movie", "video movie"}
 
-logging.getLogger("imdbpy").setLevel(logging.WARNING)
+# cinemagoer logs every exception it raises, with a traceback, at CRITICAL; a failed lookup is an expected
+# event that the lookup reports in its notes.
+logging.getLogger("imdbpy").setLevel(logging.CRITICAL + 1)
+
+
+class ImdbUnavailable(RuntimeError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -73,34 +82,60 @@ def _check_database(path: Path) -> None:
         raise ValueError(f"{path} is not a cinemagoer database ({exc}): run `make imdb-db`") from exc
 
 
-def _read_only_adapter(path: Path):
+# SQLite calls the progress handler every this many virtual-machine steps (well under a millisecond).
+PROGRESS_STEPS = 10_000
+
+
+def _read_only_adapter(path: Path, deadlines: threading.local):
+    """cinemagoer's SQLite adapter, opening every connection read-only and interrupting any query that runs
+    past the deadline of the lookup in this thread. The seam: cinemagoer 2026.x opens a connection per
+    query through `SQLiteAdapter._connect` (tests/test_lookup.py checks it)."""
     from imdb.parser.s3.adapters import SQLiteAdapter
+
+    def past_deadline() -> bool:
+        deadline = getattr(deadlines, "at", None)
+        return deadline is not None and time.monotonic() > deadline
 
     class ReadOnlySQLiteAdapter(SQLiteAdapter):
         def _connect(self):
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             connection.row_factory = sqlite3.Row
+            connection.set_progress_handler(past_deadline, PROGRESS_STEPS)  # true: SQLite interrupts the query
             return connection
 
     return ReadOnlySQLiteAdapter(str(path))
 
 
 class ImdbSource:
-    def __init__(self, db_path: Path):
+    """Every `find` has one deadline of `timeout_s` over all its queries: a title with no ASCII letters
+    ("1917", a CJK title) has no soundex code, and cinemagoer then scans all of title_akas with LIKE."""
+
+    def __init__(self, db_path: Path, timeout_s: float = 5.0):
         from imdb import Cinemagoer
 
         if not Path(db_path).is_file():
             raise FileNotFoundError(f"no IMDb database at {db_path}: run `make imdb-db`")
         _check_database(Path(db_path))
+        self.timeout_s = timeout_s
+        self._deadlines = threading.local()
         self.ia = Cinemagoer("s3", f"sqlite:///{db_path}")
-        self.ia._adapter = _read_only_adapter(Path(db_path))  # cinemagoer opens read-write; we only read
+        # cinemagoer opens read-write and without a time limit; we only read, and within a deadline
+        self.ia._adapter = _read_only_adapter(Path(db_path), self._deadlines)
 
     def find(self, query: TitleQuery) -> ImdbFilm | None:
-        for title in spellings(query.title):
-            film = self._best(title, query.year)
-            if film is not None:
-                return film
-        return None
+        self._deadlines.at = time.monotonic() + self.timeout_s
+        try:
+            for title in spellings(query.title):
+                film = self._best(title, query.year)
+                if film is not None:
+                    return film
+            return None
+        except IMDbError as exc:
+            if time.monotonic() > self._deadlines.at:
+                raise ImdbUnavailable(f"IMDb did not answer within {self.timeout_s:g} s") from exc
+            raise ImdbUnavailable(f"the IMDb database failed: {exc}") from exc
+        finally:
+            self._deadlines.at = None
 
     def get(self, imdb_id: str | int) -> ImdbFilm | None:
         movie = self.ia.get_movie(str(imdb_id).removeprefix("tt"))

@@ -31,7 +31,9 @@ _REVIEW = re.compile(
     r"overrated|underrated|must-see|must see|worth watching|waste of time|brilliant|awful|terrible|"
     r"enjoyed|disappointing|disappointed|stunning|a must)\b|\b\d+(\.\d)?\s*/\s*10\b|\b\d\s*stars?\b",
     re.IGNORECASE)
-_TRAILING_YEAR = re.compile(r"[\s,]*[(\[]?\s*(1[89]\d\d|20\d\d)\s*[)\]]?\s*$")
+# Anchored at the end and fixed in length, so a search costs O(1) per position: a pattern that opens with an
+# unbounded run ("[\s,]*…$") rescans the rest of the text from every position and is quadratic.
+_YEAR_AT_END = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)$")
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,12 @@ def parse_title(text: str) -> TitleQuery:
     """'the matrix (1999)' / 'Matrix 1999' / 'The Matrix' → title and optional trailing year.
     A title that is only a year ('1917') stays a title."""
     text = " ".join(text.split())
-    match = _TRAILING_YEAR.search(text)
-    if match and match.start() > 0 and int(match.group(1)) <= date.today().year + 2:
-        return TitleQuery(text[: match.start()].strip(" -–,"), int(match.group(1)))
+    body = text.removesuffix(")").removesuffix("]").rstrip()
+    match = _YEAR_AT_END.search(body)
+    if match and int(match.group(1)) <= date.today().year + 2:
+        title = body[: match.start()].rstrip(" ([").strip(" -–,")
+        if title:
+            return TitleQuery(title, int(match.group(1)))
     return TitleQuery(text, None)
 
 
@@ -62,6 +67,8 @@ def spellings(title: str) -> list[str]:
 
 def detect_kind(text: str) -> Kind:
     words = text.split()
+    if not words:
+        return "description"
     lowered = " ".join(words).lower().strip(" .!")
     if len(words) <= 6 and (lowered in _KNOWN_STUDIOS or words[-1].lower().strip(",.") in _COMPANY_WORDS):
         return "company"

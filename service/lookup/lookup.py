@@ -10,10 +10,8 @@ import threading
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from imdb import IMDbError
-
 from service.corpus import normalise_title
-from service.lookup.imdb import ImdbSource
+from service.lookup.imdb import ImdbSource, ImdbUnavailable
 from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, spellings, titles_in_review
 from service.lookup.tmdb import TmdbClient, TmdbUnavailable
 from service.store import ReferenceIndex
@@ -61,6 +59,10 @@ class Lookup:
         if index is not None:
             for film in index.films:
                 self._plots.setdefault(normalise_title(film.title), []).append(film)
+
+    def close(self) -> None:
+        if self.tmdb is not None:
+            self.tmdb.close()
 
     def lookup(self, text: str, kind: Kind | None = None) -> LookupResult:
         kind = kind or detect_kind(text)
@@ -111,7 +113,7 @@ class Lookup:
         if self.imdb is None:
             result.notes.append(self.why_no_imdb)
             return False
-        film = self._ask(result, "IMDb", lambda: self.imdb.find(query), IMDbError)
+        film = self._ask(result, "IMDb", lambda: self.imdb.find(query), ImdbUnavailable)
         if film is None:
             return False
         result.match = result.match or Match(film.title, film.year)
@@ -164,7 +166,7 @@ def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
     imdb, why_no_imdb = None, ""
     if settings.imdb_db.is_file():
         try:
-            imdb = ImdbSource(settings.imdb_db)
+            imdb = ImdbSource(settings.imdb_db, settings.lookup_timeout_s)
         except Exception as exc:  # noqa: BLE001 - a broken database must not stop the service
             why_no_imdb = f"IMDb lookup skipped: {exc}"
     tmdb = None

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.corpus import normalise_title, parse_year
 from service.genres import canonical_genre
@@ -20,6 +21,9 @@ TMDB_GENRE_IDS = {28: "Action", 12: "Adventure", 16: "Animation", 35: "Comedy", 
                   18: "Drama", 10751: "Family", 14: "Fantasy", 36: "History", 27: "Horror", 10402: "Music",
                   9648: "Mystery", 10749: "Romance", 878: "Science Fiction", 10770: "TV Movie", 53: "Thriller",
                   10752: "War", 37: "Western"}
+
+
+AnswerT = TypeVar("AnswerT", bound="_Answer")
 
 
 class TmdbUnavailable(RuntimeError):
@@ -48,13 +52,43 @@ def _genres(names) -> tuple[str, ...]:
     return tuple(dict.fromkeys(g for g in mapped if g))
 
 
-@contextmanager
-def _expected_shape():
-    """A body that is JSON but not shaped as TMDb documents it is a failed lookup, not a crash."""
-    try:
-        yield
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise TmdbUnavailable(f"TMDb answered an unexpected shape ({type(exc).__name__})") from exc
+# TMDb's answers as documented, the fields used here only. A body that is JSON but not of this shape (a
+# missing or non-numeric id, a list that is not a list) is a failed lookup, not a crash: it is refused
+# here, before any of it reaches an answer or the lookup cache.
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Movie(_Answer):
+    id: int
+    title: str | None = None
+    original_title: str | None = None
+    release_date: str | None = None
+    overview: str | None = None
+    genre_ids: list[int] = []
+
+
+class _Named(_Answer):
+    name: str | None = None
+
+
+class _MovieDetails(_Answer):
+    title: str | None = None
+    release_date: str | None = None
+    overview: str | None = None
+    genres: list[_Named] = []
+
+
+class _Company(_Named):
+    id: int
+
+
+class _Movies(_Answer):
+    results: list[_Movie] = []
+
+
+class _Companies(_Answer):
+    results: list[_Company] = []
 
 
 class TmdbClient:
@@ -66,14 +100,18 @@ class TmdbClient:
                                  headers={"Authorization": f"Bearer {api_key}"} if bearer else {},
                                  params={} if bearer else {"api_key": api_key})
 
-    def _get(self, path: str, deadline: float, **params) -> dict:
+    def _get(self, path: str, shape: type[AnswerT], deadline: float, **params) -> AnswerT:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TmdbUnavailable(f"TMDb lookup exceeded its {self.timeout_s:g} s budget")
         try:
             response = self.http.get(path, params=params, timeout=left)
             response.raise_for_status()
-            return response.json()
+            return shape.model_validate_json(response.content)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(map(str, problem["loc"])) or "the body"
+            raise TmdbUnavailable(f"TMDb answered an unexpected shape ({where}: {problem['msg']})") from exc
         except httpx.TimeoutException as exc:
             raise TmdbUnavailable(f"TMDb did not answer within {self.timeout_s:g} s") from exc
         except httpx.HTTPStatusError as exc:
@@ -81,42 +119,35 @@ class TmdbClient:
         except (httpx.HTTPError, ValueError) as exc:
             raise TmdbUnavailable(f"TMDb is unreachable: {type(exc).__name__}") from exc
 
+    def close(self) -> None:
+        self.http.close()
+
     def deadline(self) -> float:
         return time.monotonic() + self.timeout_s
 
     def find_movie(self, query: TitleQuery, deadline: float) -> TmdbFilm | None:
-        with _expected_shape():
-            return self._find_movie(query, deadline)
-
-    def company(self, name: str, deadline: float) -> TmdbCompany | None:
-        with _expected_shape():
-            return self._company(name, deadline)
-
-    def _find_movie(self, query: TitleQuery, deadline: float) -> TmdbFilm | None:
         params = {"query": query.title} | ({"year": query.year} if query.year else {})
-        results = self._get("/3/search/movie", deadline, **params).get("results", [])
+        results = self._get("/3/search/movie", _Movies, deadline, **params).results
         wanted = normalise_title(query.title)
-        exact = [r for r in results if wanted in (normalise_title(r.get("title", "")),
-                                                  normalise_title(r.get("original_title", "")))]
+        exact = [r for r in results if wanted in (normalise_title(r.title or ""),
+                                                  normalise_title(r.original_title or ""))]
         if not (exact or results):
             return None
         best = (exact or results)[0]
-        details = self._get(f"/3/movie/{best['id']}", deadline)
-        names = [g.get("name", "") for g in details.get("genres", [])] or \
-                [TMDB_GENRE_IDS.get(i, "") for i in best.get("genre_ids", [])]
-        return TmdbFilm(best["id"], details.get("title") or best.get("title", ""),
-                        parse_year(details.get("release_date") or best.get("release_date")),
-                        details.get("overview") or best.get("overview") or "", _genres(names))
+        details = self._get(f"/3/movie/{best.id}", _MovieDetails, deadline)
+        names = [g.name or "" for g in details.genres] or [TMDB_GENRE_IDS.get(i, "") for i in best.genre_ids]
+        return TmdbFilm(best.id, details.title or best.title or "",
+                        parse_year(details.release_date or best.release_date),
+                        details.overview or best.overview or "", _genres(names))
 
-    def _company(self, name: str, deadline: float) -> TmdbCompany | None:
-        results = self._get("/3/search/company", deadline, query=name).get("results", [])
+    def company(self, name: str, deadline: float) -> TmdbCompany | None:
+        results = self._get("/3/search/company", _Companies, deadline, query=name).results
         if not results:
             return None
         wanted = normalise_title(name)
-        best = next((r for r in results if normalise_title(r.get("name", "")) == wanted), results[0])
-        films = self._get("/3/discover/movie", deadline, with_companies=best["id"],
-                          sort_by="popularity.desc").get("results", [])
-        counts = Counter(g for film in films for g in _genres(TMDB_GENRE_IDS.get(i, "")
-                                                              for i in film.get("genre_ids", [])))
+        best = next((r for r in results if normalise_title(r.name or "") == wanted), results[0])
+        films = self._get("/3/discover/movie", _Movies, deadline, with_companies=best.id,
+                          sort_by="popularity.desc").results
+        counts = Counter(g for film in films for g in _genres(TMDB_GENRE_IDS.get(i, "") for i in film.genre_ids))
         shares = {g: round(n / len(films), 3) for g, n in counts.most_common()} if films else {}
-        return TmdbCompany(best["id"], best.get("name", name), len(films), shares)
+        return TmdbCompany(best.id, best.name or name, len(films), shares)

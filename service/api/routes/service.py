@@ -39,16 +39,22 @@ def genres() -> GenresResponse:
 
 
 @router.post("/admin/reload", response_model=ReloadResponse, dependencies=[Depends(require_admin)],
-             responses={code: {"model": ErrorResponse} for code in (401, 403, 409, 503)})
-def reload(request: Request, runtime: Runtime = Depends(current_runtime)) -> ReloadResponse:
-    """Load the index `make build-index` last wrote and serve it; requests in flight finish on the old one.
-    A damaged or incompatible index is refused and the current one keeps serving."""
+             responses={code: {"model": ErrorResponse} for code in (401, 403, 409)})
+def reload(request: Request) -> ReloadResponse:
+    """Load the index `make build-index` last wrote and serve it; requests in flight finish on the old one,
+    which is closed after them. A damaged or incompatible index is refused and the current one keeps
+    serving. A service that started without an index starts serving here."""
+    state = request.app.state
     with _reload_lock:
+        old = state.runtime
         try:
-            classifier = load_classifier(request.app.state.settings, runtime.classifier.embedder)
+            classifier = load_classifier(state.settings, old.classifier.embedder if old else None)
         except IndexLoadError as exc:
-            raise HTTPException(409, f"the new index was refused, the current one keeps serving: {exc}") from exc
-        request.app.state.runtime = runtime_for(classifier)
+            keeps = "the current one keeps serving" if old else "the service still has no index"
+            raise HTTPException(409, f"the new index was refused, {keeps}: {exc}") from exc
+        state.runtime, state.unavailable = runtime_for(classifier), None
+    if old is not None:
+        old.retire()
     return ReloadResponse(index_films=len(classifier.index), built_at=classifier.index.manifest.get("built_at"))
 
 
