@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.corpus import load_corpus
-from service.embedder import Embedder, EmbeddingCache
+from service.embedding import EmbeddingCache, load_embedder
 from service.settings import Settings
 
 LOAD_REQUESTS = 5000
@@ -30,20 +30,24 @@ LOAD_TIME_LIMIT_S = 600
 
 
 def embed_throughput(settings: Settings, films: int = 2000) -> dict:
-    """The index build's embedding path (cold cache) against raw SentenceTransformer.encode,
-    same texts, same batch size, same process."""
+    """The index build's embedding path (cold cache) against the same ONNX model called directly, same
+    texts, same batches, same process, for every model the service uses."""
     plots = [f.plot for f in load_corpus(settings.data_path).films[:films]]
-    embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
-    embedder.embed(plots[:64])  # warm-up: model load and first-call overhead are not throughput
-    started = time.perf_counter()
-    embedder.model.encode(plots, batch_size=settings.embed_batch_size, normalize_embeddings=True)
-    raw = len(plots) / (time.perf_counter() - started)
-    with tempfile.TemporaryDirectory() as tmp:
+    figures = {}
+    for part, model in settings.part_models().items():
+        texts = plots if part == "english" else plots[:films // 4]  # the multilingual model is ~4x slower
+        embedder = load_embedder(settings.exported_models(), model, settings.embed_workers)
+        embedder.embed(texts[:32])  # warm-up: first-call overhead is not throughput
         started = time.perf_counter()
-        EmbeddingCache(Path(tmp), embedder.model_name).embed(embedder, plots)
-        pipeline = len(plots) / (time.perf_counter() - started)
-    return {"embed_texts": len(plots), "raw_plots_per_s": round(raw, 1), "build_plots_per_s": round(pipeline, 1),
-            "embed_ratio_vs_raw": round(pipeline / raw, 3)}
+        embedder.embed(texts)
+        raw = len(texts) / (time.perf_counter() - started)
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            EmbeddingCache(Path(tmp), model).embed(embedder, texts)
+            pipeline = len(texts) / (time.perf_counter() - started)
+        figures |= {f"{part}_raw_plots_per_s": round(raw, 1), f"{part}_build_plots_per_s": round(pipeline, 1),
+                    f"{part}_build_ratio_vs_raw": round(pipeline / raw, 3)}
+    return figures
 
 
 def faiss_ms(settings: Settings, queries: int = 200) -> float:
@@ -66,10 +70,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_service(settings: Settings):
+def running_service(settings: Settings, **env_overrides: str):
     port = _free_port()
     env = os.environ | {"LLM_BACKEND": "none", "MOVIEGENRE_HOST": "127.0.0.1", "MOVIEGENRE_PORT": str(port),
-                        "MOVIEGENRE_INDEX_DIR": str(settings.index_dir), "MOVIEGENRE_LOG_LEVEL": "warning"}
+                        "MOVIEGENRE_INDEX_DIR": str(settings.index_dir), "MOVIEGENRE_LOG_LEVEL": "warning",
+                        **env_overrides}
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -92,6 +97,17 @@ def running_service(settings: Settings):
 def _descriptions(settings: Settings) -> list[str]:
     evaluation = settings.data_path.parent / "dev-eval" / "imdb_top_1000.csv"
     return [f.plot for f in load_corpus(evaluation).films]
+
+
+def _foreign_descriptions(settings: Settings, words: int = 40) -> list[str]:
+    """40-word German and French plots (the first 40 words of plots at least that long)."""
+    folder = settings.data_path.parent / "dev-eval" / "multilingual"
+    plots = [f.plot for path in sorted(folder.glob("*.csv")) for f in load_corpus(path).films]
+    return [" ".join(p.split()[:words]) for p in plots if len(p.split()) >= words]
+
+
+def _percentiles(latencies: list[float], prefix: str) -> dict:
+    return {f"{prefix}_p{q}_ms": round(float(np.percentile(latencies, q)), 1) for q in (50, 95, 99)}
 
 
 def _timed_posts(url: str, texts: list[str]) -> tuple[list[float], list[int]]:
@@ -163,13 +179,21 @@ def _rss_mb(pid: int) -> float:
 
 
 def service_figures(settings: Settings) -> dict:
-    texts = _descriptions(settings)
+    texts, foreign = _descriptions(settings), _foreign_descriptions(settings)
+    figures = {}
+    if settings.multilingual_model:  # the same English requests with the multilingual part turned off
+        with running_service(settings, MOVIEGENRE_MULTILINGUAL_MODEL="") as (url, pid):
+            _timed_posts(url, texts[:30])
+            figures |= _percentiles(_timed_posts(url, texts[30:530])[0], "english_only_classify")
+            figures["english_only_rss_mb"] = _rss_mb(pid)
     with running_service(settings) as (url, pid):
         _timed_posts(url, texts[:30])  # warm-up
-        latencies, _ = _timed_posts(url, texts[30:530])
-        figures = {"classify_p50_ms": round(float(np.percentile(latencies, 50)), 1),
-                   "classify_p95_ms": round(float(np.percentile(latencies, 95)), 1),
-                   "classify_p99_ms": round(float(np.percentile(latencies, 99)), 1)}
+        figures |= _percentiles(_timed_posts(url, texts[30:530])[0], "classify")
+        if settings.multilingual_model:
+            _timed_posts(url, foreign[:10])
+            latencies, statuses = _timed_posts(url, foreign[10:310])
+            figures |= _percentiles(latencies, "foreign_40_words_classify") | {
+                "foreign_errors": sum(s != 200 for s in statuses)}
         figures["classify_per_s_c4"] = _concurrent(url, texts, 1000, 4)["per_s"]
         load = _concurrent(url, texts, LOAD_REQUESTS, 16)
         figures |= {"classify_per_s_c16": load["per_s"], "load_requests": LOAD_REQUESTS,
@@ -182,12 +206,100 @@ def service_figures(settings: Settings) -> dict:
 
 def run(settings: Settings, out: Path) -> dict:
     results = service_figures(settings) | embed_throughput(settings) | {"faiss_ms": faiss_ms(settings)}
+    results["profile_ms"] = profile_request(settings)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     table = Table(title="Benchmarks (2 cores, loopback, neighbour-vote backend)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in results.items():
-        table.add_row(key, str(value))
+        if key != "profile_ms":
+            table.add_row(key, str(value))
     Console().print(table)
+    profile = Table(title="One English /classify, stage by stage (median ms)")
+    profile.add_column("stage")
+    profile.add_column("ms", justify="right")
+    for stage, ms in results["profile_ms"].items():
+        profile.add_row(stage, f"{ms:.3f}")
+    Console().print(profile)
     return results
+
+
+def fresh_clone_first_answer(project: Path, limit_s: float = 900) -> dict:
+    """Clone the committed project into a temporary folder with ../shared beside it, run `make run` there
+    on a free port, and time it until /classify first answers 200 (install and index build included)."""
+    import shutil
+    import signal
+
+    work = Path(tempfile.mkdtemp(prefix="moviegenre-fresh-"))
+    try:
+        subprocess.run(["git", "clone", "-q", str(project), str(work / "main")], check=True)
+        (work / "shared").symlink_to((project.parent / "shared").resolve())
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEGENRE_", "VIRTUAL_ENV"))}
+        env |= {"MOVIEGENRE_PORT": str(port), "LLM_BACKEND": "none"}
+        log = (work / "run.log").open("w")
+        started = time.monotonic()
+        process = subprocess.Popen(["make", "run"], cwd=work / "main", env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        answered, status = None, None
+        while time.monotonic() - started < limit_s and process.poll() is None:
+            try:
+                status = httpx.post(f"http://127.0.0.1:{port}/classify", timeout=5,
+                                    json={"description": "A young wizard embarks on an adventure."}).status_code
+                if status == 200:
+                    answered = round(time.monotonic() - started, 1)
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        return {"fresh_clone_first_answer_s": answered, "limit_s": limit_s, "last_status": status,
+                "log_tail": (work / "run.log").read_text(errors="replace")[-1500:] if answered is None else ""}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def profile_request(settings: Settings, requests: int = 200) -> dict:
+    """Where one English /classify spends its time, stage by stage (median ms over `requests` descriptions),
+    with the embedding as served (int8 ONNX) and as before (fp32 torch) side by side."""
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.api.models import ClassifyResponse
+    from service.api.state import load_classifier
+    from service.embedding.models import spec_for
+    from service.embedding.reference import TorchEmbedder
+    from service.vote import vote
+
+    texts = _descriptions(settings)[:requests]
+    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
+    route, torch_embedder = classifier.english, TorchEmbedder(spec_for(settings.embedding_model))
+    stages: dict[str, list[float]] = {}
+
+    def timed(stage: str, fn):
+        started = time.perf_counter()
+        result = fn()
+        stages.setdefault(stage, []).append((time.perf_counter() - started) * 1000)
+        return result
+
+    heads = route.scorer.heads
+    for text in texts:
+        timed("language detection", lambda: classifier.detector.detect(text) if classifier.detector else None)
+        timed("embedding before: fp32 torch", lambda: torch_embedder.embed([text]))
+        vector = timed("embedding: int8 ONNX", lambda: route.embedder.embed([text]))
+        neighbours = timed("FAISS search (top 25)", lambda: route.index.search(vector, settings.top_k))
+        votes = timed("neighbour vote", lambda: [vote(n) for n in neighbours])
+        timed("TF-IDF head (transform + predict)", lambda: heads.tfidf.predict_proba([text]))
+        timed("embedding head", lambda: heads.embedding.predict_proba(vector))
+        timed("blend (vote, heads)", lambda: route.scorer.blend_scores([text], vector, votes))
+        result = timed("classify() in all", lambda: classifier.classify(text))
+        response = timed("pydantic response + JSON", lambda: ClassifyResponse(
+            genres=result.genres, scores=result.scores, backend=result.backend, latency_ms=0).model_dump_json())
+        del response
+    with TestClient(create_app(settings.model_copy(update={"llm_backend": "none"}), classifier)) as client:
+        for text in texts:
+            timed("HTTP /classify in process (TestClient)",
+                  lambda: client.post("/classify", json={"description": text}))
+    return {stage: round(statistics.median(ms), 3) for stage, ms in stages.items()}

@@ -1,57 +1,102 @@
-"""`make build-index`: corpus → embeddings (cached) → FAISS index swapped in atomically."""
+"""`make build-index`: corpus → embeddings (int8 ONNX, cached) → FAISS index swapped in atomically.
+
+The build runs in stages, one per index part, and makes the index current after each: the English part
+first (the service can answer from it), then the multilingual part, whose model is several times slower
+to embed with (~35 plots/s here against ~140), so a fresh machine answers long before the build is done."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
-from service.embedder import Embedder, EmbeddingCache
-from service.heads import SCORER_FILE, BlendedScorer, train_scorer
+from service.embedding import EmbeddingCache, load_embedder
+from service.embedding.export import ensure_exported
+from service.heads import BlendedScorer, scorer_file, train_scorer
 from service.settings import Settings
-from service.store import write_index
+from service.evaluation.split import validation_split
+from service.store import Part, closest_similarity, write_index
 
 
 @dataclass
 class BuildReport:
     corpus: Corpus
     manifest: dict
-    embedded: int
-    seconds: float
+    embedded: dict[str, int] = field(default_factory=dict)   # part → plots embedded (not from the cache)
+    seconds: dict[str, float] = field(default_factory=dict)  # part → seconds since the start, when it was current
 
 
-def build_index(data_path: Path, index_dir: Path, embedder: Embedder, settings: Settings | None = None,
-                progress: bool = True) -> BuildReport:
+def build_index(data_path: Path, index_dir: Path, settings: Settings | None = None, progress: bool = True,
+                parts: list[str] | None = None, on_part: Callable[[str, dict], None] | None = None) -> BuildReport:
+    """Build the index parts (default: all the settings use), making the index current after each."""
     settings = settings or Settings()
     started = time.perf_counter()
     corpus = load_corpus(data_path)
     if not corpus.films:
         raise ValueError(f"no usable film in {data_path}: every row lacked a plot or a genre")
-    plots = [film.plot for film in corpus.films]
-    cache = EmbeddingCache(Path(index_dir) / "cache", embedder.model_name)
-    vectors, embedded = cache.embed(embedder, plots, progress=progress)
-    cache.save(keep=plots)
     fingerprint = corpus.fingerprint()
-    scorer = _scorer(Path(index_dir) / "cache", corpus, vectors, fingerprint, embedder.model_name, settings)
-    manifest = write_index(index_dir, corpus.films, vectors, embedder.model_name, fingerprint, corpus.summary(),
-                           artifacts={SCORER_FILE: scorer.save} if scorer else {},
-                           extra={"blend": asdict(scorer.blend) if scorer else None})
-    return BuildReport(corpus, manifest, embedded, time.perf_counter() - started)
+    report = BuildReport(corpus, {})
+    done: dict[str, Part] = {}
+    scorers: dict[str, BlendedScorer] = {}
+    for part, model in settings.part_models().items():
+        if parts is not None and part not in parts:
+            continue
+        done[part], scorer, report.embedded[part] = _build_part(part, model, corpus, fingerprint, index_dir,
+                                                                settings, progress)
+        if scorer is not None:
+            scorers[part] = scorer
+        report.manifest = write_index(index_dir, corpus.films, done, fingerprint, corpus.summary(),
+                                      artifacts={scorer_file(p): s.save for p, s in scorers.items()})
+        report.seconds[part] = round(time.perf_counter() - started, 1)
+        if on_part:
+            on_part(part, report.manifest)
+    return report
 
 
-def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, model: str,
-            settings: Settings) -> BlendedScorer | None:
+def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_dir: Path, settings: Settings,
+                progress: bool) -> tuple[Part, BlendedScorer | None, int]:
+    ensure_exported(settings.exported_models(), model, progress)
+    embedder = load_embedder(settings.exported_models(), model, settings.embed_workers)
+    plots = [film.plot for film in corpus.films]
+    cache = EmbeddingCache(Path(index_dir) / "cache", model)
+    vectors, embedded = cache.embed(embedder, plots, progress=progress)
+    scale = _confidence_scale(embedder, cache, vectors)
+    cache.save(keep=[(text, "passage") for text in plots + non_film_texts()])
+    scorer = _scorer(Path(index_dir) / "cache", corpus, vectors, fingerprint, model, settings, part)
+    extra = {"blend": asdict(scorer.blend) if scorer else None, "confidence": asdict(scale) if scale else None}
+    return Part(model, vectors, extra), scorer, embedded
+
+
+CONFIDENCE_PLOTS = 400  # validation plots that teach what a real plot reads like
+MIN_VALIDATION_PLOTS = 10
+
+
+def _confidence_scale(embedder, cache: EmbeddingCache, vectors) -> ConfidenceScale | None:
+    """Real plots (the validation split, searched among the other films) against texts that describe no
+    film; None for a corpus too small to split."""
+    train, validation = validation_split(len(vectors))
+    if len(validation) < MIN_VALIDATION_PLOTS:
+        return None
+    plots = vectors[validation[:CONFIDENCE_PLOTS]]
+    others, _ = cache.embed(embedder, non_film_texts())
+    return ConfidenceScale.learn(plots, closest_similarity(vectors[train], plots), others)
+
+
+def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, model: str, settings: Settings,
+            part: str) -> BlendedScorer | None:
     """Trained heads and tuned blend, cached by corpus, model and the knobs tuning depends on."""
-    key = f"{fingerprint[:16]}-{model}-k{settings.top_k}-g{settings.max_genres}"
+    key = f"{part}-{fingerprint[:16]}-{model}-k{settings.top_k}-g{settings.max_genres}"
     path = cache_dir / f"scorer-{key}.joblib"
     if path.exists():
         try:
             return BlendedScorer.load(path)
         except Exception:  # noqa: BLE001 - a damaged cache entry only costs a retraining
             path.unlink(missing_ok=True)
-    scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres)
+    scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres, text_head=part == "english")
     if scorer is not None:
-        for old in cache_dir.glob("scorer-*.joblib"):
+        for old in cache_dir.glob(f"scorer-{part}-*.joblib"):
             old.unlink()
         scorer.save(path)
     return scorer

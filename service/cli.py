@@ -13,6 +13,7 @@ from rich.table import Table
 from service.settings import Settings
 
 console = Console()
+MULTILINGUAL_DEV = Settings().data_path.parent / "dev-eval" / "multilingual"
 
 
 def _print_build_summary(report) -> None:
@@ -32,21 +33,23 @@ def _print_build_summary(report) -> None:
     console.print(genres)
     unmapped = ", ".join(f"{label!r} ×{n}" for label, n in summary["unmapped_labels"].items())
     console.print(f"Labels outside the vocabulary, dropped: {unmapped or 'none'}")
-    if blend := report.manifest.get("blend"):
-        console.print(f"Blend tuned on a validation split: vote {blend['vote']}, TF-IDF {blend['tfidf']}, "
-                      f"embedding head {blend['embedding']}, threshold {blend['threshold']} "
-                      f"(validation micro-F1 {blend['validation_micro_f1']})")
-    console.print(f"[bold]{report.manifest['films']} films[/bold] indexed with {report.manifest['model']} "
-                  f"(dim {report.manifest['dim']}); {report.embedded} plots embedded, the rest from cache; "
-                  f"{report.seconds:.1f} s")
+    for name, part in report.manifest["parts"].items():
+        if blend := part.get("blend"):
+            console.print(f"{name} part, blend tuned on a validation split: vote {blend['vote']}, TF-IDF "
+                          f"{blend['tfidf']}, embedding head {blend['embedding']}, threshold {blend['threshold']} "
+                          f"(validation micro-F1 {blend['validation_micro_f1']})")
+        console.print(f"[bold]{report.manifest['films']} films[/bold] indexed with {part['model']} "
+                      f"(dim {part['dim']}); {report.embedded[name]} plots embedded, the rest from cache; "
+                      f"current after {report.seconds[name]:.1f} s")
 
 
 def cmd_build_index(args, settings: Settings) -> int:
     from service.build import build_index
-    from service.embedder import Embedder
 
-    embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
-    report = build_index(Path(args.data or settings.data_path), settings.index_dir, embedder, settings)
+    def announce(part: str, manifest: dict) -> None:
+        console.print(f"[green]the {part} part of the index is current ({manifest['build']})[/green]")
+
+    report = build_index(Path(args.data or settings.data_path), settings.index_dir, settings, on_part=announce)
     _print_build_summary(report)
     return 0
 
@@ -71,16 +74,51 @@ def cmd_serve(args, settings: Settings) -> int:
     from service.api.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False)  # RequestLog writes one structured line per request instead
+    build = _build_missing_parts(settings, args.data) if args.build_missing else None
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                    access_log=False)  # RequestLog writes one structured line per request instead
+    finally:
+        if build is not None and build.poll() is None:
+            build.terminate()  # what it embedded is cached: the next start goes on from there
     return 0
+
+
+def _build_missing_parts(settings: Settings, data: str | None):
+    """Start `build-index` in the background when the index lacks a part the settings use, and wait until
+    the English part is current: the service answers from it while the rest is built (it picks the
+    multilingual part up when that build completes)."""
+    import subprocess
+    import time
+
+    from service.store import IndexLoadError, read_manifest
+
+    def built_parts() -> set[str]:
+        try:
+            return set((read_manifest(settings.index_dir) or {}).get("parts", {}))
+        except IndexLoadError:
+            return set()
+
+    if set(settings.part_models()) <= built_parts():
+        return None
+    console.print("building the missing parts of the index in the background (`moviegenre build-index`)…")
+    build = subprocess.Popen([sys.executable, "-m", "service.cli", "build-index"] +
+                             (["--data", data] if data else []))
+    while "english" not in built_parts():
+        if build.poll() is not None:
+            raise SystemExit(f"build-index failed (exit {build.returncode}): see its output above")
+        time.sleep(1)
+    return build
 
 
 def cmd_eval(args, settings: Settings) -> int:
     from service.evaluation import report, runner
 
     settings = settings.model_copy(update={"llm_backend": args.llm or "none"})
-    results = runner.run(settings, Path(args.data), llm_limit=args.limit)
+    languages = {} if args.no_languages else {
+        path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
+    results = runner.run(settings, Path(args.data), llm_limit=args.limit, languages=languages,
+                         fp32=not args.no_fp32)
     report.write(results, Path(args.out))
     console.print(report.markdown(results), highlight=False)
     console.print(f"written: {args.out}/report.md, results.json, per_genre_f1.png")
@@ -92,6 +130,35 @@ def cmd_bench(args, settings: Settings) -> int:
 
     bench.run(settings, Path(args.out))
     return 0
+
+
+def cmd_tune_recognition(args, settings: Settings) -> int:
+    from service.api.state import load_classifier
+    from service.evaluation import recognition
+
+    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none", "multilingual_model": "",
+                                                             "recognise_films": False}))
+    rows = recognition.table(classifier, Path(args.data))
+    table = Table(title=f"Recognition rules on {args.data} ({rows[0]['known']} known films, {rows[0]['unseen']} "
+                        "searched without their film); micro-F1 without → with the rule")
+    for column in ("similarity ≥", "lead ≥", "fires on known (right)", "known F1", "fires without the film",
+                   "unseen F1"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(str(r["similarity"]), str(r["lead"]), f"{r['known_fires']} ({r['known_right']})",
+                      f"{r['known_f1_without']:.4f} → {r['known_f1_with']:.4f}", str(r["unseen_fires"]),
+                      f"{r['unseen_f1_without']:.4f} → {r['unseen_f1_with']:.4f}")
+    console.print(table)
+    return 0
+
+
+def cmd_bench_fresh(args, settings: Settings) -> int:
+    from service import bench
+    from service.settings import PROJECT_ROOT
+
+    figures = bench.fresh_clone_first_answer(PROJECT_ROOT)
+    console.print(json.dumps(figures, indent=2), highlight=False)
+    return 0 if figures["fresh_clone_first_answer_s"] is not None else 1
 
 
 def cmd_imdb_db(args, settings: Settings) -> int:
@@ -129,14 +196,26 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--llm", choices=["ollama", "openai"], help="also evaluate the served pipeline with an LLM")
     evaluate.add_argument("--limit", type=int, default=60, help="films for the (slow) LLM run (default 60)")
     evaluate.add_argument("--out", default="eval", help="folder for report.md, results.json and the chart")
+    evaluate.add_argument("--no-languages", action="store_true",
+                          help=f"skip the served figures on the multilingual dev files ({MULTILINGUAL_DEV})")
+    evaluate.add_argument("--no-fp32", action="store_true",
+                          help="skip the served figure with the unquantised English model")
     evaluate.set_defaults(func=cmd_eval)
     benchmark = commands.add_parser("bench", help="measure speed; writes bench/results.json")
     benchmark.add_argument("--out", default="bench")
     benchmark.set_defaults(func=cmd_bench)
+    tune = commands.add_parser("tune-recognition", help="the table the film-recognition rule was chosen from")
+    tune.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "n_movies.csv"))
+    tune.set_defaults(func=cmd_tune_recognition)
+    fresh = commands.add_parser("bench-fresh", help="time a fresh clone's `make run` to its first answer")
+    fresh.set_defaults(func=cmd_bench_fresh)
     imdb_db = commands.add_parser("imdb-db", help="download IMDb's datasets and build the lookup database")
     imdb_db.add_argument("--tsv", help="a folder already holding the seven .tsv.gz files (skips the download)")
     imdb_db.set_defaults(func=cmd_imdb_db)
     serve = commands.add_parser("serve", help="serve the HTTP API (MOVIEGENRE_HOST, MOVIEGENRE_PORT)")
+    serve.add_argument("--build-missing", action="store_true",
+                       help="build what the index lacks in the background, serving as soon as English is ready")
+    serve.add_argument("--data", help="the corpus for --build-missing (default: $MOVIEGENRE_DATA)")
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     from service.corpus import CorpusFormatError

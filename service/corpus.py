@@ -26,6 +26,7 @@ class RawFilm:
     year: int | None
     plot: str
     labels: tuple[str, ...]
+    companies: tuple[str, ...] = ()   # production companies, where the source lists them
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,15 @@ class Film:
     plot: str
     genres: tuple[str, ...]
     source: str
+    companies: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"genres": list(self.genres)}
+        return asdict(self) | {"genres": list(self.genres), "companies": list(self.companies)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Film:
-        return cls(d["title"], d.get("year"), d["plot"], tuple(d["genres"]), d.get("source", ""))
+        return cls(d["title"], d.get("year"), d["plot"], tuple(d["genres"]), d.get("source", ""),
+                   tuple(d.get("companies", ())))
 
 
 class CorpusFormatError(ValueError):
@@ -57,10 +60,23 @@ def parse_year(text: str | None) -> int | None:
 
 
 def normalise_title(title: str) -> str:
-    """Lowercase ASCII words only: 'Amélie!' and 'amelie' meet; '&' reads as 'and'."""
-    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    text = text.lower().replace("&", " and ")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    """Casefolded letters and digits of every script, other characters read as spaces; accents on Latin
+    and Greek letters folded ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Japanese
+    dakuten, Hangul stays whole); '&' reads as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold())
+    kept, base_folds = [], False
+    for char in text:
+        if unicodedata.combining(char):
+            if not base_folds:
+                kept.append(char)
+            continue
+        base_folds = _FOLDS_ACCENTS.match(unicodedata.name(char, "")) is not None
+        kept.append(char)
+    text = unicodedata.normalize("NFC", "".join(kept)).replace("&", " and ")
+    return " ".join("".join(c if c.isalnum() else " " for c in text).split())
+
+
+_FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
 
 
 def _clean(text: str | None) -> str:
@@ -78,7 +94,8 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
 def _read_tmdb_5000(path: Path) -> Iterator[RawFilm]:
     for row in _rows(path):
         labels = tuple(g["name"] for g in json.loads(row["genres"] or "[]"))
-        yield RawFilm(row["title"], parse_year(row["release_date"]), row["overview"], labels)
+        companies = tuple(c["name"] for c in json.loads(row.get("production_companies") or "[]"))
+        yield RawFilm(row["title"], parse_year(row["release_date"]), row["overview"], labels, companies)
 
 
 _DATED_LINE = re.compile(r"^(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2});")
@@ -142,9 +159,12 @@ def _read_imdb_top_1000(path: Path) -> Iterator[RawFilm]:
 
 
 def _read_generic(path: Path) -> Iterator[RawFilm]:
-    """The format users bring: title,year,plot,genres (genres comma-separated, year may be empty)."""
+    """The format users bring: title,year,plot,genres (genres comma-separated, year may be empty), and
+    optionally companies (`|`-separated: company names hold commas)."""
     for row in _rows(path):
-        yield RawFilm(row["title"], parse_year(row.get("year")), row["plot"], tuple(split_labels(row["genres"])))
+        companies = tuple(c.strip() for c in (row.get("companies") or "").split("|") if c.strip())
+        yield RawFilm(row["title"], parse_year(row.get("year")), row["plot"], tuple(split_labels(row["genres"])),
+                      companies)
 
 
 Reader = Callable[[Path], Iterator[RawFilm]]
@@ -234,16 +254,16 @@ class _Deduplicator:
         self._plots: set[str] = set()
 
     def add(self, film: Film) -> str | None:
-        """Keep the film, or return why it is a duplicate. A kept film without a year takes a duplicate's."""
-        plot_key = normalise_title(film.plot)
+        """Keep the film, or return why it is a duplicate. A kept film without a year or companies takes a
+        duplicate's."""
+        plot_key = normalise_title(film.plot) or film.plot  # a text of emoji alone normalises to nothing
         if plot_key in self._plots:
             return "duplicate plot"
-        title_key = normalise_title(film.title)
+        title_key = normalise_title(film.title) or film.title
         for i in self._by_title.get(title_key, []):
             kept = self.films[i]
             if kept.year is None or film.year is None or kept.year == film.year:
-                if kept.year is None and film.year is not None:
-                    self.films[i] = replace(kept, year=film.year)
+                self.films[i] = replace(kept, year=kept.year or film.year, companies=kept.companies or film.companies)
                 return "duplicate title"
         self._by_title.setdefault(title_key, []).append(len(self.films))
         self._plots.add(plot_key)
@@ -263,7 +283,8 @@ def build_corpus(files: Iterable[tuple[str, Path]]) -> Corpus:
             unmapped.update(unknown)
             plot, title = _clean(raw.plot), _clean(raw.title)
             reason = ("no plot" if not plot else "no title" if not title else "no genre" if not genres
-                      else dedup.add(Film(title, raw.year, plot, tuple(genres), path.stem)))
+                      else dedup.add(Film(title, raw.year, plot, tuple(genres), path.stem,
+                                          tuple(_clean(c) for c in raw.companies))))
             if reason:
                 stats.dropped[reason] += 1
             else:

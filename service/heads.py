@@ -1,6 +1,7 @@
 """Trained heads that blend with the neighbour vote: TF-IDF + logistic regression on the plot text, and
 logistic regression on the plot embeddings. Their blend weights and the decision threshold are tuned on
-a validation split carved from the reference itself.
+a validation split carved from the reference itself, per index part: the multilingual part has no TF-IDF
+head (its words are English, the descriptions it serves are not).
 
 Measured on imdb_top_1000 (titles excluded), micro-F1: kNN vote 0.597, TF-IDF LR 0.614, blend as served
 0.631 (see eval/report.md).
@@ -26,7 +27,12 @@ from service.genres import SHARED_GENRES
 from service.store import IndexLoadError, ReferenceIndex
 from service.vote import DEFAULT_THRESHOLD, as_matrix, decide, vote
 
-SCORER_FILE = "scorer.joblib"  # in the index's build folder
+def scorer_file(part: str) -> str:
+    """The trained heads of an index part, in the index's build folder."""
+    return f"scorer-{part}.joblib"
+
+
+
 WEIGHT_STEPS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
 MIN_FILMS = 100  # below this, a validation split says nothing: the vote answers alone
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.6, 0.025), 3).tolist())
@@ -50,13 +56,15 @@ def tfidf_logreg():
 
 
 class Heads:
-    def __init__(self, films: Sequence[Film], vectors: np.ndarray):
+    def __init__(self, films: Sequence[Film], vectors: np.ndarray, text_head: bool = True):
         labels = binarize([f.genres for f in films])
-        self.tfidf = tfidf_logreg().fit([f.plot for f in films], labels)
+        self.tfidf = tfidf_logreg().fit([f.plot for f in films], labels) if text_head else None
         self.embedding = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000)).fit(vectors, labels)
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.tfidf.predict_proba(list(texts)), self.embedding.predict_proba(vectors)
+        embedding = self.embedding.predict_proba(vectors)
+        tfidf = self.tfidf.predict_proba(list(texts)) if self.tfidf is not None else np.zeros_like(embedding)
+        return tfidf, embedding
 
 
 @dataclass
@@ -83,19 +91,19 @@ class BlendedScorer:
         return joblib.load(path)
 
 
-def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int) -> Blend:
+def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, text_head: bool = True) -> Blend:
     """Weights and threshold with the best micro-F1 on a validation split, the heads and the vote
     trained and indexed on the rest."""
     train, val = validation_split(len(films))
     train_films = [films[i] for i in train]
-    heads = Heads(train_films, vectors[train])
+    heads = Heads(train_films, vectors[train], text_head)
     val_films = [films[i] for i in val]
     votes = [vote(n) for n in ReferenceIndex(train_films, vectors[train]).search(vectors[val], k)]
     components = [as_matrix(votes),
                   *heads.scores([f.plot for f in val_films], vectors[val])]
     gold = [f.genres for f in val_films]
     best = Blend(1.0, 0.0, 0.0, DEFAULT_THRESHOLD)
-    for w_vote, w_tfidf in itertools.product(WEIGHT_STEPS, repeat=2):
+    for w_vote, w_tfidf in itertools.product(WEIGHT_STEPS, WEIGHT_STEPS if text_head else (0.0,)):
         w_emb = round(1 - w_vote - w_tfidf, 3)
         if w_emb < 0:
             continue
@@ -108,10 +116,10 @@ def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: i
     return best
 
 
-def load_scorer(index: ReferenceIndex) -> BlendedScorer | None:
-    """The heads and blend trained with this index, if its build has them. Raises IndexLoadError when
-    the file is damaged."""
-    path = index.build_dir / SCORER_FILE if index.build_dir else None
+def load_scorer(index: ReferenceIndex, part: str = "english") -> BlendedScorer | None:
+    """The heads and blend trained with this index part, if its build has them. Raises IndexLoadError
+    when the file is damaged."""
+    path = index.build_dir / scorer_file(part) if index.build_dir else None
     if path is None or not path.exists():
         return None
     try:
@@ -121,8 +129,9 @@ def load_scorer(index: ReferenceIndex) -> BlendedScorer | None:
                              "run `make build-index`") from exc
 
 
-def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int) -> BlendedScorer | None:
+def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int,
+                 text_head: bool = True) -> BlendedScorer | None:
     if len(films) < MIN_FILMS:
         return None
-    blend = tune_blend(films, vectors, k, max_genres)
-    return BlendedScorer(Heads(films, vectors), blend)
+    blend = tune_blend(films, vectors, k, max_genres, text_head)
+    return BlendedScorer(Heads(films, vectors, text_head), blend)

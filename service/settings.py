@@ -17,7 +17,12 @@ class Settings(BaseSettings):
     data_path: Path = Field(PROJECT_ROOT.parent / "shared" / "data" / "reference", alias="MOVIEGENRE_DATA")
     index_dir: Path = Field(PROJECT_ROOT / "index", alias="MOVIEGENRE_INDEX_DIR")
     embedding_model: str = Field("all-MiniLM-L6-v2", alias="MOVIEGENRE_EMBEDDING_MODEL")
-    embed_batch_size: int = Field(64, alias="MOVIEGENRE_EMBED_BATCH_SIZE")
+    # for descriptions in other languages; "" turns the multilingual path off
+    multilingual_model: str = Field("multilingual-e5-small", alias="MOVIEGENRE_MULTILINGUAL_MODEL")
+    # where build-index keeps the exported int8 ONNX models (default: <index>/models)
+    models_dir: Path | None = Field(None, alias="MOVIEGENRE_MODELS_DIR")
+    # texts embedded in parallel, one core each (see embedding/onnx.py); the cores of the machine
+    embed_workers: int = Field(2, ge=1, alias="MOVIEGENRE_EMBED_WORKERS")
 
     # Classification
     top_k: int = Field(25, ge=1, le=200, alias="MOVIEGENRE_TOP_K")
@@ -25,6 +30,8 @@ class Settings(BaseSettings):
     # None: the threshold tuned on a validation split at build time.
     vote_threshold: float | None = Field(None, gt=0, lt=1, alias="MOVIEGENRE_THRESHOLD")
     max_genres: int = Field(5, ge=1, le=10, alias="MOVIEGENRE_MAX_GENRES")
+    # a description of a film the reference holds is answered with that film's labels (recognition.py)
+    recognise_films: bool = Field(True, alias="MOVIEGENRE_RECOGNISE_FILMS")
     fusion_weight: float = Field(0.2, ge=0, le=1, alias="MOVIEGENRE_FUSION_WEIGHT")
     fusion_floor: float = Field(0.1, ge=0, le=1, alias="MOVIEGENRE_FUSION_FLOOR")
 
@@ -54,3 +61,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, alias="MOVIEGENRE_ADMIN_TOKEN")
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
     log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")
+
+    def exported_models(self) -> Path:
+        return self.models_dir or self.index_dir / "models"
+
+    def part_models(self) -> dict[str, str]:
+        """Index part → embedding model: the English part always, the multilingual one unless turned off."""
+        return {"english": self.embedding_model} | (
+            {"multilingual": self.multilingual_model} if self.multilingual_model else {})

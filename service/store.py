@@ -1,10 +1,13 @@
 """The reference index on disk: FAISS inner-product vectors plus the films' metadata.
 
 Layout of the index folder:
-  manifest.json        the current build: counts, model, dim, fingerprint, and the folder holding it
-  builds/<id>/         vectors.faiss and films.jsonl of one complete build
+  manifest.json        the current build: counts, its parts (embedding model and dim of each),
+                       fingerprint, and the folder holding it
+  builds/<id>/         films.jsonl, vectors-<part>.faiss for each part, the trained heads
   cache/               embedding cache (kept across builds)
-A build is written to builds/.tmp-<id>, renamed to builds/<id> when complete, and becomes current when
+  models/              the exported int8 ONNX embedding models (kept across builds)
+The parts are embedding spaces over the same films: `english` (always) and `multilingual`. A build is
+written to builds/.tmp-<id>, renamed to builds/<id> when complete, and becomes current when
 manifest.json is replaced by rename: a build killed at any point leaves the previous index loadable.
 """
 from __future__ import annotations
@@ -26,7 +29,12 @@ from service.genres import VOCABULARY
 
 faiss.omp_set_num_threads(1)  # measured: a flat search of one query is slower with 2 threads
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FILMS_FILE = "films.jsonl"
+
+
+def vectors_file(part: str) -> str:
+    return f"vectors-{part}.faiss"
 
 
 class IndexLoadError(RuntimeError):
@@ -74,6 +82,13 @@ class ReferenceIndex:
         return ReferenceIndex([self.films[i] for i in keep], self.vectors()[keep], self.manifest)
 
 
+def closest_similarity(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """For each query, the inner product of its nearest vector."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index.search(np.ascontiguousarray(queries, dtype=np.float32), 1)[0][:, 0]
+
+
 # --- writing -----------------------------------------------------------------------------------
 
 def _write_json(path: Path, data: dict) -> None:
@@ -86,9 +101,16 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_index(index_dir: Path, films: Sequence[Film], vectors: np.ndarray, model: str,
-                fingerprint: str, summary: dict, artifacts: dict[str, Callable[[Path], None]] | None = None,
-                extra: dict | None = None) -> dict:
+@dataclass(frozen=True)
+class Part:
+    """One embedding space of the films: its model and the films' vectors in it."""
+    model: str
+    vectors: np.ndarray
+    extra: dict | None = None  # more manifest fields of the part (its tuned blend)
+
+
+def write_index(index_dir: Path, films: Sequence[Film], parts: dict[str, Part], fingerprint: str, summary: dict,
+                artifacts: dict[str, Callable[[Path], None]] | None = None) -> dict:
     """Write a complete build beside the current one, then make it current with one rename.
     `artifacts` maps further file names of the build to functions that write them."""
     index_dir = Path(index_dir)
@@ -100,17 +122,17 @@ def write_index(index_dir: Path, films: Sequence[Film], vectors: np.ndarray, mod
     manifest = {
         "format_version": FORMAT_VERSION,
         "films": len(films),
-        "model": model,
-        "dim": int(vectors.shape[1]),
+        "parts": {name: {"model": part.model, "dim": int(part.vectors.shape[1]), **(part.extra or {})}
+                  for name, part in parts.items()},
         "corpus_fingerprint": fingerprint,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "vocabulary": list(VOCABULARY),
         "build": f"builds/{build_id}",
         "summary": summary,
-        **(extra or {}),
     }
-    faiss.write_index(ReferenceIndex(films, vectors).faiss, str(tmp / "vectors.faiss"))
-    with (tmp / "films.jsonl").open("w", encoding="utf-8") as f:
+    for name, part in parts.items():
+        faiss.write_index(ReferenceIndex(films, part.vectors).faiss, str(tmp / vectors_file(name)))
+    with (tmp / FILMS_FILE).open("w", encoding="utf-8") as f:
         for film in films:
             f.write(json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
         f.flush()
@@ -143,23 +165,40 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 
 def load_index(index_dir: Path, model: str, dim: int | None = None) -> ReferenceIndex:
-    """The current index, checked against the embedding model the service uses."""
+    """The current index's English part, checked against the embedding model the service uses."""
+    return load_parts(Path(index_dir), {"english": (model, dim)})["english"]
+
+
+def load_parts(index_dir: Path, wanted: dict[str, tuple[str, int | None]]) -> dict[str, ReferenceIndex]:
+    """The parts of the current index the service uses (part → (model, dim)), sharing one films table.
+    The English part must be there; another part missing from the build is left out (it may still be
+    being built). A part built with another model than the service uses is refused."""
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
     if manifest is None:
         raise IndexLoadError(f"no index in {index_dir}: run `make build-index`")
-    if manifest.get("model") != model or (dim is not None and manifest.get("dim") != dim):
-        raise IndexLoadError(
-            f"the index in {index_dir} was built with {manifest.get('model')} (dim {manifest.get('dim')}) "
-            f"but the service embeds with {model}{f' (dim {dim})' if dim else ''}: run `make build-index`")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexLoadError(f"the index in {index_dir} has an older format: run `make build-index`")
+    built = manifest.get("parts", {})
+    if "english" not in built:
+        raise IndexLoadError(f"the index in {index_dir} has no English part: run `make build-index`")
+    for name, (model, dim) in wanted.items():
+        have = built.get(name)
+        if have is not None and (have.get("model") != model or (dim is not None and have.get("dim") != dim)):
+            raise IndexLoadError(
+                f"the {name} part of the index in {index_dir} was built with {have.get('model')} (dim "
+                f"{have.get('dim')}) but the service embeds with {model}{f' (dim {dim})' if dim else ''}: "
+                "run `make build-index`")
     build = index_dir / str(manifest.get("build", ""))
     try:
-        faiss_index = faiss.read_index(str(build / "vectors.faiss"))
-        with (build / "films.jsonl").open(encoding="utf-8") as f:
+        with (build / FILMS_FILE).open(encoding="utf-8") as f:
             films = [Film.from_dict(json.loads(line)) for line in f]
-        index = ReferenceIndex(films, manifest=manifest, faiss_index=faiss_index, build_dir=build)
+        parts = {name: ReferenceIndex(films, manifest=manifest, build_dir=build,
+                                      faiss_index=faiss.read_index(str(build / vectors_file(name))))
+                 for name in wanted if name in built}
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise IndexLoadError(f"the index in {index_dir} is damaged ({exc}): run `make build-index`") from exc
-    if len(index) != manifest.get("films") or index.dim != manifest.get("dim"):
-        raise IndexLoadError(f"the index in {index_dir} does not match its manifest: run `make build-index`")
-    return index
+    for name, index in parts.items():
+        if len(index) != manifest.get("films") or index.dim != built[name].get("dim"):
+            raise IndexLoadError(f"the index in {index_dir} does not match its manifest: run `make build-index`")
+    return parts

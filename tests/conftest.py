@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,17 @@ from service.settings import PROJECT_ROOT
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 REFERENCE = SHARED_DATA / "reference"
 SMALL_CORPUS_FILMS = 300
+MULTILINGUAL = "multilingual-e5-small"
+# The exported ONNX models, shared by every index the tests build (exported once, ~30 s, kept between runs).
+os.environ.setdefault("MOVIEGENRE_MODELS_DIR", str(PROJECT_ROOT / "tests" / "artifacts" / "models"))
+# Indexes the tests build are English only unless a test asks for the multilingual part (its model embeds
+# ~35 plots/s here); the shared small index has both.
+os.environ["MOVIEGENRE_MULTILINGUAL_MODEL"] = ""
 
 
 def write_generic_csv(path: Path, rows: list[dict]) -> Path:
     with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["title", "year", "plot", "genres"])
+        writer = csv.DictWriter(f, fieldnames=["title", "year", "plot", "genres", "companies"])
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -26,15 +33,20 @@ def write_generic_csv(path: Path, rows: list[dict]) -> Path:
 def tmdb_rows(start: int, count: int) -> list[dict]:
     """Real films from the TMDB 5000 file, in the generic format (TMDB genre names kept as they are)."""
     raws = [r for r in read_file("tmdb_5000", REFERENCE / "tmdb_5000_movies.csv") if r.plot and r.labels]
-    return [{"title": r.title, "year": r.year or "", "plot": r.plot, "genres": ", ".join(r.labels)}
-            for r in raws[start:start + count]]
+    return [{"title": r.title, "year": r.year or "", "plot": r.plot, "genres": ", ".join(r.labels),
+             "companies": "|".join(r.companies)} for r in raws[start:start + count]]
 
 
 @pytest.fixture(scope="session")
 def embedder():
-    from service.embedder import Embedder
+    """The English model as the service runs it (int8 ONNX)."""
+    from service.embedding import load_embedder
+    from service.embedding.export import ensure_exported
+    from service.settings import Settings
 
-    return Embedder("all-MiniLM-L6-v2")
+    models = Settings().exported_models()
+    ensure_exported(models, "all-MiniLM-L6-v2", progress=False)
+    return load_embedder(models, "all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +56,20 @@ def small_corpus(tmp_path_factory) -> Path:
     return folder / "films.csv"
 
 
+def served_settings(**settings):
+    """Settings as the tests run them: no LLM unless asked, and the given overrides."""
+    from service.settings import Settings
+
+    return Settings(**({"llm_backend": "none"} | settings))
+
+
 @pytest.fixture(scope="session")
 def small_index_dir(tmp_path_factory, small_corpus, embedder) -> Path:
+    """300 real films, both index parts (English and multilingual)."""
     from service.build import build_index
 
     index_dir = tmp_path_factory.mktemp("index")
-    build_index(small_corpus, index_dir, embedder, progress=False)
+    build_index(small_corpus, index_dir, served_settings(multilingual_model=MULTILINGUAL), progress=False)
     return index_dir
 
 
@@ -60,29 +80,26 @@ def small_index(small_index_dir, embedder):
     return load_index(small_index_dir, embedder.model_name, embedder.dim)
 
 
-def make_classifier(index, embedder, **settings):
-    """What /classify serves: the index with the heads and blend trained with it, and the LLM configured."""
-    from service.classifier import Classifier
-    from service.heads import load_scorer
-    from service.llm import make_backend
-    from service.settings import Settings
+def make_classifier(index_dir, **settings):
+    """What /classify serves from the index in `index_dir`: every part it has, with the heads and blend
+    trained with it, the language detector and the LLM configured."""
+    from service.api.state import load_classifier
 
-    s = Settings(**({"llm_backend": "none"} | settings))
-    return Classifier(index, embedder, make_backend(s), s, load_scorer(index))
+    return load_classifier(served_settings(**({"index_dir": index_dir, "multilingual_model": MULTILINGUAL} | settings)))
 
 
-def make_client(index, embedder, **settings):
+def make_client(index_dir, **settings):
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
 
-    classifier = make_classifier(index, embedder, **settings)
+    classifier = make_classifier(index_dir, **settings)
     return TestClient(create_app(classifier.settings, classifier))
 
 
 @pytest.fixture(scope="session")
-def client(small_index, embedder):
-    return make_client(small_index, embedder)
+def client(small_index_dir):
+    return make_client(small_index_dir)
 
 
 @pytest.fixture(scope="session")

@@ -100,8 +100,8 @@ def test_streamed_oversized_body_is_refused(client):
     assert response.status_code == 413
 
 
-def test_description_over_the_character_limit_is_refused(small_index, embedder):
-    client = make_client(small_index, embedder, max_description_chars=100)
+def test_description_over_the_character_limit_is_refused(small_index_dir):
+    client = make_client(small_index_dir, max_description_chars=100)
     response = client.post("/classify", json={"description": "a" * 101})
     assert response.status_code == 422 and "100 characters" in response.json()["error"]
     padded = client.post("/classify", json={"description": "a" + "\n" * 100})  # the limit is on what was sent

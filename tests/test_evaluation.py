@@ -70,6 +70,6 @@ def test_served_retrieval_never_sees_an_excluded_film(tmp_path, small_index_dir)
     eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 5))
     setup = runner.prepare(Settings(index_dir=small_index_dir, llm_backend="none"), eval_file)
     titles = {f.title for f in setup.held_out}
-    [neighbours] = setup.reference.search(setup.embedder.embed([setup.held_out[0].plot]), k=300)
+    [neighbours] = setup.reference.search(setup.embedders["english"].embed([setup.held_out[0].plot]), k=300)
     assert not titles & {n.film.title for n in neighbours}
     assert len(neighbours) == 295

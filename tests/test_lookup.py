@@ -31,8 +31,8 @@ def test_titles_with_and_without_years():
 
 
 @pytest.fixture(scope="module")
-def imdb_client(small_index, embedder, imdb_db):
-    return make_client(small_index, embedder, imdb_db=imdb_db)
+def imdb_client(small_index_dir, imdb_db):
+    return make_client(small_index_dir, imdb_db=imdb_db)
 
 
 def lookup(client, text, **body):
@@ -64,9 +64,11 @@ def test_imdb_english_title_through_akas_and_plot_from_the_reference(imdb_client
     body = lookup(imdb_client, "The Dark Knight")
     assert body["lookup"]["known_genres"]["imdb"] == ["Action", "Crime", "Drama"]
     assert body["lookup"]["plot_source"] == "reference"  # IMDb has no plots; the index has this film's
-    assert body["genres"][:3] == ["Action", "Crime", "Drama"]  # IMDb's genres first, then the predicted ones
+    assert body["genres"][:3] == ["Action", "Crime", "Drama"]  # IMDb's genres first, then the others
     assert all(body["genre_sources"][g][0] == "imdb" for g in body["genres"][:3])
-    assert all(body["genre_sources"][g] == ["predicted"] for g in body["genres"][3:])
+    assert body["lookup"]["known_genres"]["reference"] == ["Drama", "Action", "Crime", "Thriller"]
+    assert body["genre_sources"]["Thriller"][0] == "reference"
+    assert all(set(body["genre_sources"][g]) <= {"reference", "predicted"} for g in body["genres"][3:])
     spirited = lookup(imdb_client, "Spirited Away")
     assert spirited["lookup"]["matched"]["year"] == 2001 and "Animation" in spirited["genres"]
 
@@ -84,13 +86,13 @@ def test_unknown_title_says_nothing_was_found(imdb_client):
     assert body["genres"] and set(body["genres"]) <= set(VOCABULARY)
 
 
-def tmdb_client(small_index, embedder, url, **settings):
-    return make_client(small_index, embedder, tmdb_api_key=API_KEY, tmdb_base_url=url, **settings)
+def tmdb_client(small_index_dir, url, **settings):
+    return make_client(small_index_dir, tmdb_api_key=API_KEY, tmdb_base_url=url, **settings)
 
 
-def test_tmdb_title_gives_overview_and_genres(small_index, embedder):
+def test_tmdb_title_gives_overview_and_genres(small_index_dir):
     with FakeTmdbServer() as tmdb:
-        body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Toy Story (1995)")
+        body = lookup(tmdb_client(small_index_dir, tmdb.url), "Toy Story (1995)")
     found = body["lookup"]
     assert found["matched"]["tmdb_id"] == 862 and found["matched"]["year"] == 1995
     assert found["known_genres"]["tmdb"] == ["Animation", "Comedy", "Family"]
@@ -100,39 +102,39 @@ def test_tmdb_title_gives_overview_and_genres(small_index, embedder):
     assert tmdb.queries[0]["year"] == "1995"
 
 
-def test_tmdb_company_gives_its_catalogues_genres(small_index, embedder):
+def test_tmdb_company_gives_its_catalogues_genres(small_index_dir):
     with FakeTmdbServer() as tmdb:
-        body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Pixar Animation Studios")
+        body = lookup(tmdb_client(small_index_dir, tmdb.url), "Pixar Animation Studios")
     company = body["lookup"]["company"]
     assert body["lookup"]["kind"] == "company" and company["tmdb_id"] == 3 and company["films"] == 16
     assert company["genre_shares"]["Animation"] == 1.0
     assert body["genres"][:2] == ["Animation", "Family"] and body["genre_sources"]["Animation"][0] == "tmdb"
 
 
-def test_tmdb_review_mentioning_a_title(small_index, embedder):
+def test_tmdb_review_mentioning_a_title(small_index_dir):
     with FakeTmdbServer() as tmdb:
-        body = lookup(tmdb_client(small_index, embedder, tmdb.url), 'My kids adored "Up" and so did I.')
+        body = lookup(tmdb_client(small_index_dir, tmdb.url), 'My kids adored "Up" and so did I.')
     assert body["lookup"]["kind"] == "review" and body["lookup"]["matched"]["tmdb_id"] == 14160
 
 
-def test_lookups_are_cached(small_index, embedder):
+def test_lookups_are_cached(small_index_dir):
     with FakeTmdbServer() as tmdb:
-        client = tmdb_client(small_index, embedder, tmdb.url)
+        client = tmdb_client(small_index_dir, tmdb.url)
         first = lookup(client, "Toy Story")
         asked = len(tmdb.requests)
         assert lookup(client, "toy  story")["lookup"] == first["lookup"]
         assert len(tmdb.requests) == asked
 
 
-def test_refused_tmdb_falls_back_to_the_text(small_index, embedder):
-    body = lookup(tmdb_client(small_index, embedder, closed_port_url()), "Toy Story")
+def test_refused_tmdb_falls_back_to_the_text(small_index_dir):
+    body = lookup(tmdb_client(small_index_dir, closed_port_url()), "Toy Story")
     assert body["lookup"]["available"] is False and "unreachable" in " ".join(body["lookup"]["notes"])
     assert body["genres"] and set(body["genres"]) <= set(VOCABULARY)
 
 
-def test_hanging_tmdb_is_abandoned_within_its_timeout(small_index, embedder):
+def test_hanging_tmdb_is_abandoned_within_its_timeout(small_index_dir):
     with FakeTmdbServer(hang_s=5) as tmdb:
-        client = tmdb_client(small_index, embedder, tmdb.url, lookup_timeout_s=1.0)
+        client = tmdb_client(small_index_dir, tmdb.url, lookup_timeout_s=1.0)
         started = time.monotonic()
         body = lookup(client, "Toy Story")
         elapsed = time.monotonic() - started
@@ -162,10 +164,10 @@ def test_kind_can_be_forced(client):
     assert response.status_code == 422
 
 
-def test_a_damaged_imdb_database_is_a_note_not_an_error(small_index, embedder, tmp_path):
+def test_a_damaged_imdb_database_is_a_note_not_an_error(small_index_dir, tmp_path):
     broken = tmp_path / "imdb.db"
     broken.write_bytes(b"this is not a SQLite database" * 100)
-    body = lookup(make_client(small_index, embedder, imdb_db=broken), "The Matrix")
+    body = lookup(make_client(small_index_dir, imdb_db=broken), "The Matrix")
     assert body["genres"] and body["lookup"]["available"] is False
     assert any("is not a cinemagoer database" in note for note in body["lookup"]["notes"])
 
@@ -177,9 +179,9 @@ class OddTmdbServer(FakeTmdbServer):
         return 200, {"results": [{"title": None, "genre_ids": "x"}]}
 
 
-def test_tmdb_answering_an_unexpected_shape_is_a_failed_lookup_not_an_error(small_index, embedder):
+def test_tmdb_answering_an_unexpected_shape_is_a_failed_lookup_not_an_error(small_index_dir):
     with OddTmdbServer() as tmdb:
-        body = lookup(tmdb_client(small_index, embedder, tmdb.url), "Toy Story")
+        body = lookup(tmdb_client(small_index_dir, tmdb.url), "Toy Story")
     assert "unexpected shape" in " ".join(body["lookup"]["notes"]) and body["genres"]
 
 
@@ -214,8 +216,8 @@ def test_an_imdb_lookup_that_scans_the_whole_database_stops_at_its_deadline(larg
     assert unbounded > 1.0 and bounded < 0.6
 
 
-def test_a_timed_out_imdb_lookup_is_a_note_and_is_not_cached(small_index, embedder, large_imdb_db):
-    client = make_client(small_index, embedder, imdb_db=large_imdb_db, lookup_timeout_s=0.1)
+def test_a_timed_out_imdb_lookup_is_a_note_and_is_not_cached(small_index_dir, large_imdb_db):
+    client = make_client(small_index_dir, imdb_db=large_imdb_db, lookup_timeout_s=0.1)
     for _ in range(2):
         started = time.perf_counter()
         body = lookup(client, "千と千尋の神隠し", kind="title")
@@ -261,9 +263,9 @@ class WrongTypesTmdbServer(FakeTmdbServer):
 
 
 @pytest.mark.parametrize("bad_id", ["abc", 862.5, None, [862]])
-def test_tmdb_values_of_the_wrong_type_are_a_failed_lookup_and_not_cached(small_index, embedder, bad_id):
+def test_tmdb_values_of_the_wrong_type_are_a_failed_lookup_and_not_cached(small_index_dir, bad_id):
     with WrongTypesTmdbServer(bad_id) as tmdb:
-        client = tmdb_client(small_index, embedder, tmdb.url)
+        client = tmdb_client(small_index_dir, tmdb.url)
         for attempt in (1, 2):
             response = client.post("/classify?mode=lookup", json={"description": "Toy Story"})
             assert response.status_code == 200 and response.json()["genres"]

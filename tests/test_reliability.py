@@ -19,8 +19,8 @@ from .conftest import make_client, serve_in_thread, tmdb_rows, write_generic_csv
 WIZARD = {"description": "A young wizard embarks on an adventure to defeat a dark sorcerer."}
 
 
-def test_an_api_key_guards_classify_but_not_health(small_index, embedder):
-    client = make_client(small_index, embedder, api_key="s3cret")
+def test_an_api_key_guards_classify_but_not_health(small_index_dir):
+    client = make_client(small_index_dir, api_key="s3cret")
     for path, body in (("/classify", WIZARD), ("/classify/batch", {"descriptions": [WIZARD["description"]]})):
         assert client.post(path, json=body).status_code == 401
         assert client.post(path, json=body, headers={"X-API-Key": "wrong"}).status_code == 401
@@ -48,15 +48,15 @@ def test_texts_are_logged_only_with_debug_logging(client, caplog):
     assert "wizard" in caplog.text
 
 
-def test_cors_is_off_unless_configured(client, small_index, embedder):
+def test_cors_is_off_unless_configured(client, small_index_dir):
     origin = {"Origin": "https://elsewhere.example"}
     assert "access-control-allow-origin" not in client.post("/classify", json=WIZARD, headers=origin).headers
-    allowed = make_client(small_index, embedder, cors_origins=["https://elsewhere.example"])
+    allowed = make_client(small_index_dir, cors_origins=["https://elsewhere.example"])
     response = allowed.post("/classify", json=WIZARD, headers=origin)
     assert response.headers["access-control-allow-origin"] == "https://elsewhere.example"
 
 
-def test_an_oversized_body_is_refused_before_it_arrives(client, small_index, embedder):
+def test_an_oversized_body_is_refused_before_it_arrives(client, small_index_dir):
     app = create_app(client.app.state.settings, client.app.state.runtime.classifier)
     with serve_in_thread(app) as url:
         host, port = url.removeprefix("http://").split(":")
@@ -87,11 +87,11 @@ def _content_length(data: bytes) -> int:
 
 
 @pytest.fixture
-def reloadable(tmp_path, embedder):
+def reloadable(tmp_path):
     """A served index in a folder of its own, and the settings to rebuild and reload it."""
     index_dir = tmp_path / "index"
     settings = Settings(index_dir=index_dir, llm_backend="none", admin_token="adm1n")
-    build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), index_dir, embedder, settings,
+    build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), index_dir, settings,
                 progress=False)
     return settings, tmp_path
 
@@ -104,11 +104,11 @@ def test_reload_needs_the_admin_token(reloadable):
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 403
 
 
-def test_a_rebuilt_index_is_served_after_reload_without_a_failed_request(reloadable, embedder):
+def test_a_rebuilt_index_is_served_after_reload_without_a_failed_request(reloadable):
     settings, folder = reloadable
     with serve_in_thread(create_app(settings)) as url:
         assert httpx.get(f"{url}/health").json()["index_films"] == 120
-        build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir, embedder, settings,
+        build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir, settings,
                     progress=False)
         stop = threading.Event()
         answered = threading.Semaphore(0)
@@ -135,7 +135,7 @@ def test_a_rebuilt_index_is_served_after_reload_without_a_failed_request(reloada
     assert len(statuses) >= 16 and set(statuses) == {200}
 
 
-def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_closes_after_it(reloadable, embedder):
+def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_closes_after_it(reloadable):
     from .fake_llm import FakeLLMServer
 
     settings, folder = reloadable
@@ -148,7 +148,7 @@ def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_clo
             in_flight = pool.submit(httpx.post, f"{url}/classify?explain=true", json=WIZARD, timeout=60)
             assert llm.chat_started.wait(30)  # the request holds the old runtime, waiting on the LLM
             old = app.state.runtime
-            build_index(write_generic_csv(folder / "b.csv", tmdb_rows(200, 150)), settings.index_dir, embedder,
+            build_index(write_generic_csv(folder / "b.csv", tmdb_rows(200, 150)), settings.index_dir,
                         settings, progress=False)
             reload = httpx.post(f"{url}/admin/reload", headers={"X-API-Key": "adm1n"}, timeout=60)
             assert reload.status_code == 200 and not in_flight.done() and not old.closed
@@ -161,14 +161,14 @@ def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_clo
     assert old.closed and old.classifier._llm_pool._shutdown and old.classifier.llm.client._client.is_closed
 
 
-def test_damaged_trained_heads_are_refused_like_a_damaged_index(reloadable, embedder):
-    from service.heads import SCORER_FILE
+def test_damaged_trained_heads_are_refused_like_a_damaged_index(reloadable):
+    from service.heads import scorer_file
 
     settings, folder = reloadable
     with TestClient(create_app(settings)) as client:
         manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir,
-                               embedder, settings, progress=False).manifest
-        (settings.index_dir / manifest["build"] / SCORER_FILE).write_bytes(b"not a pickle")
+                               settings, progress=False).manifest
+        (settings.index_dir / manifest["build"] / scorer_file("english")).write_bytes(b"not a pickle")
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "trained heads" in refused.json()["error"]
         assert client.post("/classify", json=WIZARD).status_code == 200
@@ -177,25 +177,25 @@ def test_damaged_trained_heads_are_refused_like_a_damaged_index(reloadable, embe
         assert response.status_code == 503 and "run `make build-index`" in response.json()["error"]
 
 
-def test_a_service_started_without_an_index_starts_serving_on_reload(tmp_path, embedder):
+def test_a_service_started_without_an_index_starts_serving_on_reload(tmp_path):
     settings = Settings(index_dir=tmp_path / "index", llm_backend="none", admin_token="adm1n")
     with TestClient(create_app(settings)) as client:
         assert client.post("/classify", json=WIZARD).status_code == 503
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "still has no index" in refused.json()["error"]
-        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index_dir, embedder,
+        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index_dir,
                     settings, progress=False)
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).json()["index_films"] == 120
         assert client.post("/classify", json=WIZARD).status_code == 200
         assert client.get("/health").status_code == 200
 
 
-def test_a_corrupt_new_index_is_refused_and_the_old_one_keeps_serving(reloadable, embedder):
+def test_a_corrupt_new_index_is_refused_and_the_old_one_keeps_serving(reloadable):
     settings, folder = reloadable
     with TestClient(create_app(settings)) as client:
         manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir,
-                               embedder, settings, progress=False).manifest
-        (settings.index_dir / manifest["build"] / "vectors.faiss").write_bytes(b"garbage")
+                               settings, progress=False).manifest
+        (settings.index_dir / manifest["build"] / "vectors-english.faiss").write_bytes(b"garbage")
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "keeps serving" in refused.json()["error"]
         assert client.get("/health").json()["index_films"] == 120

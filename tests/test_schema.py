@@ -32,8 +32,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def served_runtime(small_index, embedder):
-    app.state.runtime = runtime_for(make_classifier(small_index, embedder))
+def served_runtime(small_index_dir):
+    app.state.runtime = runtime_for(make_classifier(small_index_dir))
 
 
 def _has_nul(value) -> bool:

@@ -24,18 +24,19 @@ def test_a_reference_plot_finds_its_own_film_first(small_index, embedder):
 def test_manifest_describes_the_build(small_index_dir, small_index):
     manifest = json.loads((small_index_dir / "manifest.json").read_text())
     assert manifest["films"] == len(small_index) == 300
-    assert manifest["model"] == "all-MiniLM-L6-v2" and manifest["dim"] == 384
+    assert manifest["parts"]["english"]["model"] == "all-MiniLM-L6-v2" and manifest["parts"]["english"]["dim"] == 384
+    assert manifest["parts"]["multilingual"]["model"] == "multilingual-e5-small"
     assert len(manifest["corpus_fingerprint"]) == 64 and manifest["built_at"]
     assert "Sci-Fi" in manifest["vocabulary"]
 
 
-def test_rebuild_embeds_only_new_plots(tmp_path, embedder):
+def test_rebuild_embeds_only_new_plots(tmp_path):
     corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 30))
-    assert build_index(corpus, tmp_path / "index", embedder, progress=False).embedded == 30
-    assert build_index(corpus, tmp_path / "index", embedder, progress=False).embedded == 0
+    assert build_index(corpus, tmp_path / "index", progress=False).embedded == {"english": 30}
+    assert build_index(corpus, tmp_path / "index", progress=False).embedded == {"english": 0}
     write_generic_csv(corpus, tmdb_rows(0, 31))
-    report = build_index(corpus, tmp_path / "index", embedder, progress=False)
-    assert report.embedded == 1 and report.manifest["films"] == 31
+    report = build_index(corpus, tmp_path / "index", progress=False)
+    assert report.embedded == {"english": 1} and report.manifest["films"] == 31
     assert len(list((tmp_path / "index" / "builds").iterdir())) == 1
 
 
@@ -51,10 +52,10 @@ def test_index_of_another_model_or_dim_is_refused(small_index_dir):
         load_index(small_index_dir, "all-MiniLM-L6-v2", dim=768)
 
 
-def test_damaged_index_is_refused(tmp_path, embedder):
+def test_damaged_index_is_refused(tmp_path):
     corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 5))
-    manifest = build_index(corpus, tmp_path / "index", embedder, progress=False).manifest
-    (tmp_path / "index" / manifest["build"] / "vectors.faiss").write_bytes(b"not a faiss index")
+    manifest = build_index(corpus, tmp_path / "index", progress=False).manifest
+    (tmp_path / "index" / manifest["build"] / "vectors-english.faiss").write_bytes(b"not a faiss index")
     with pytest.raises(IndexLoadError, match="damaged.*make build-index"):
         load_index(tmp_path / "index", "all-MiniLM-L6-v2")
     (tmp_path / "index" / "manifest.json").write_text("{truncated")
@@ -68,7 +69,7 @@ _KILLABLE_BUILD = textwrap.dedent("""
     from pathlib import Path
     import service.store as store
     from service.build import build_index
-    from service.embedder import Embedder
+    from service.embedding.onnx import OnnxEmbedder
 
     corpus, index_dir, point = sys.argv[1:]
 
@@ -85,12 +86,12 @@ _KILLABLE_BUILD = textwrap.dedent("""
         setattr(module, name, wrapper)
 
     if point == "embedding":
-        stop_before(Embedder, "embed")
+        stop_before(OnnxEmbedder, "embed")
     elif point == "build-folder-rename":
         stop_before(store.os, "rename")
     elif point == "manifest-swap":
         stop_before(store, "_write_json", when=lambda path, data: path.parent.name == Path(index_dir).name)
-    build_index(Path(corpus), Path(index_dir), Embedder("all-MiniLM-L6-v2"), progress=False)
+    build_index(Path(corpus), Path(index_dir), progress=False)
 """)
 
 
@@ -101,9 +102,9 @@ def _line_within(stream, seconds: float) -> str | None:
 
 
 @pytest.mark.parametrize("point", ["embedding", "build-folder-rename", "manifest-swap"])
-def test_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, embedder, point):
+def test_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, point):
     old = write_generic_csv(tmp_path / "old.csv", tmdb_rows(0, 10))
-    build_index(old, tmp_path / "index", embedder, progress=False)
+    build_index(old, tmp_path / "index", progress=False)
     new = write_generic_csv(tmp_path / "new.csv", tmdb_rows(10, 12))
     child = subprocess.Popen([sys.executable, "-c", _KILLABLE_BUILD, str(new), str(tmp_path / "index"), point],
                              stdout=subprocess.PIPE, cwd=PROJECT_ROOT, text=True)
@@ -115,5 +116,5 @@ def test_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, embedd
     index = load_index(tmp_path / "index", "all-MiniLM-L6-v2")
     assert len(index) == 10 and index.films[0].title == tmdb_rows(0, 1)[0]["title"]
     # and the next build completes over the leftovers
-    assert len(build_index(new, tmp_path / "index", embedder, progress=False).corpus.films) == 12
+    assert len(build_index(new, tmp_path / "index", progress=False).corpus.films) == 12
     assert len(load_index(tmp_path / "index", "all-MiniLM-L6-v2")) == 12

@@ -13,8 +13,8 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def server_url(small_index, embedder, imdb_db):
-    classifier = make_classifier(small_index, embedder, imdb_db=imdb_db)
+def server_url(small_index_dir, imdb_db):
+    classifier = make_classifier(small_index_dir, imdb_db=imdb_db)
     with serve_in_thread(create_app(classifier.settings, classifier)) as url:
         yield url
 
@@ -30,7 +30,7 @@ def page(server_url):
 
 
 def test_description_gives_genre_chips_and_grounding_films(page):
-    page.get_by_label("Describe the film").fill("A young wizard embarks on an adventure to defeat a dark sorcerer.")
+    page.locator("#text").fill("A young wizard embarks on an adventure to defeat a dark sorcerer.")
     page.get_by_role("button", name="Find genres").click()
     chips = page.locator("#chips .chip .name")
     chips.first.wait_for()
@@ -42,16 +42,25 @@ def test_description_gives_genre_chips_and_grounding_films(page):
     page.screenshot(path=str(ARTIFACTS / "page-description.png"), full_page=True)
 
 
+def test_a_description_in_another_language_shows_the_language_read(page):
+    russian = "Молодой волшебник отправляется в путешествие, чтобы победить тёмного колдуна."
+    page.locator("#text").fill(russian)
+    page.get_by_role("button", name="Find genres").click()
+    page.locator("#language").get_by_text("Read as Russian (ru)").wait_for()
+    assert {"Fantasy", "Adventure"} & set(page.locator("#chips .chip .name").all_inner_texts())
+    page.screenshot(path=str(ARTIFACTS / "page-russian.png"), full_page=True)
+
+
 def test_ctrl_enter_submits_and_empty_text_is_refused_with_a_message(page):
-    page.get_by_label("Describe the film").fill("   ")
-    page.get_by_label("Describe the film").press("Control+Enter")
+    page.locator("#text").fill("   ")
+    page.locator("#text").press("Control+Enter")
     error = page.get_by_role("alert")
     error.wait_for()
     assert "Please type something" in error.inner_text()
 
 
 def test_oversized_text_is_refused_with_a_message(page):
-    page.get_by_label("Describe the film").fill("word " * 2_500)
+    page.locator("#text").fill("word " * 2_500)
     page.get_by_role("button", name="Find genres").click()
     assert "too long" in page.get_by_role("alert").inner_text()
 
@@ -66,3 +75,21 @@ def test_lookup_mode_finds_a_title(page):
     assert page.locator("#chips .chip .name").all_inner_texts()[:2] == ["Action", "Sci-Fi"]
     assert page.get_by_role("alert").is_hidden()
     page.screenshot(path=str(ARTIFACTS / "page-lookup.png"), full_page=True)
+
+
+def test_a_title_typed_in_the_default_mode_answers_with_the_films_labels(page):
+    page.get_by_label("Anything (detected)").check()
+    page.get_by_label("What do you know about the film?").fill("Titanic")
+    page.get_by_role("button", name="Find genres").click()
+    lookup = page.locator("#lookup")
+    lookup.get_by_text("Matched: Titanic (1997)").wait_for()
+    assert {"Romance", "Drama"} <= set(page.locator("#chips .chip .name").all_inner_texts())
+    assert "reference" in page.locator("#chips .chip .from").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "page-title.png"), full_page=True)
+
+
+def test_text_of_no_film_is_flagged(page):
+    page.get_by_label("Anything (detected)").check()
+    page.get_by_label("What do you know about the film?").fill("Whisk three eggs with sugar and bake for 25 minutes.")
+    page.get_by_role("button", name="Find genres").click()
+    page.locator("#confidence").get_by_text("This does not read like a film").wait_for()

@@ -1,6 +1,7 @@
 """The FastAPI application: settings, the runtime it serves, middleware, routers, static files."""
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -11,7 +12,7 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.requestlog import RequestLog
 from service.api.routes import classify, service
-from service.api.state import load_classifier, runtime_for
+from service.api.state import load_classifier, pick_up_multilingual, runtime_for
 from service.classifier import Classifier
 from service.settings import Settings
 from service.store import IndexLoadError
@@ -28,7 +29,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                 app.state.runtime = runtime_for(load_classifier(settings))
             except IndexLoadError as exc:
                 app.state.unavailable = str(exc)
+        watcher = asyncio.create_task(pick_up_multilingual(app))
         yield
+        watcher.cancel()
         if app.state.runtime is not None:
             app.state.runtime.retire()
 

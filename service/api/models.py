@@ -55,6 +55,13 @@ class NeighbourOut(BaseModel):
     similarity: float
 
 
+class RecognisedOut(BaseModel):
+    title: str
+    year: int | None
+    similarity: float
+    genres: list[Genre] = Field(description="The film's labels in the reference, which the answer leads with")
+
+
 class MatchOut(BaseModel):
     title: str
     year: int | None
@@ -63,19 +70,29 @@ class MatchOut(BaseModel):
     rating: float | None
 
 
+class CandidateOut(BaseModel):
+    title: str
+    year: int | None
+    genres: list[Genre]
+
+
 class CompanyOut(BaseModel):
     name: str
-    tmdb_id: int
+    tmdb_id: int | None
     films: int
     genre_shares: dict[str, float]
+    titles: list[str] = Field(description="Its films in the reference, the newest first")
+    source: Literal["tmdb", "reference"] = Field(description="Whose figures these are: TMDb's when a key is set")
 
 
 class LookupOut(BaseModel):
     kind: Literal["title", "review", "company", "description"] = Field(description="What the text was taken for")
     available: bool = Field(description="False when no database could be asked; the text was classified as it is")
     matched: MatchOut | None = None
+    candidates: list[CandidateOut] = Field([], description="Other films of the same title, to pick from")
     company: CompanyOut | None = None
-    known_genres: dict[str, list[Genre]] = Field(description="Genres each database gives the match")
+    known_genres: dict[str, list[Genre]] = Field(
+        description="Genres each source gives the match: 'imdb', 'tmdb', 'reference' (the labelled films)")
     plot_source: Literal["tmdb", "reference"] | None = Field(
         description="Whose plot was classified; null when the text itself was")
     notes: list[str] = Field(description="Why a database was skipped or failed, or what was not found")
@@ -88,10 +105,17 @@ class ClassifyResponse(BaseModel):
     llm_genres: list[Genre] | None = Field(None, description="What the LLM picked, when it answered")
     fallback_reason: str | None = Field(None, description="Why the LLM's answer was not used, if it was not")
     latency_ms: float
+    language: str | None = Field(None, description="The description's language (ISO 639-1), when it could be told")
+    confidence: Literal["high", "medium", "low"] | None = Field(
+        None, description="How well the text matched the reference's films; low: it may not describe a film")
+    confidence_reason: str | None = Field(None, description="Why, in one line")
+    recognised: RecognisedOut | None = Field(
+        None, description="The reference film the description was taken to describe; its labels lead the answer")
+    notes: list[str] = Field([], description="What the person should know about this answer")
     neighbours: list[NeighbourOut] | None = Field(None, description="The reference films used (explain=true)")
     genre_sources: dict[Genre, list[str]] | None = Field(
-        None, description="mode=lookup: where each genre came from ('imdb', 'tmdb', 'predicted')")
-    lookup: LookupOut | None = Field(None, description="mode=lookup: what was looked up and found")
+        None, description="mode=lookup/auto: where each genre came from ('imdb', 'tmdb', 'reference', 'predicted')")
+    lookup: LookupOut | None = Field(None, description="mode=lookup/auto: what the text was taken for, what was found")
 
 
 class BatchResponse(BaseModel):
@@ -106,10 +130,18 @@ class LLMHealth(BaseModel):
     last_error: str | None
 
 
+class MultilingualHealth(BaseModel):
+    status: Literal["ready", "building", "off"] = Field(
+        description="ready: every language is matched with the multilingual model; building: its index part is "
+                    "still being built, non-English text is matched with the English model meanwhile")
+    model: str | None
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     index_films: int
     model: str
+    multilingual: MultilingualHealth
     built_at: str | None
     llm: LLMHealth
 

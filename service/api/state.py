@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from service.classifier import Classifier
-from service.embedder import Embedder
+from service.embedding import Embedder
+from service.language import LanguageDetector
 from service.lookup.lookup import Lookup, make_lookup
 from service.settings import Settings
+from service.store import IndexLoadError
 
 
 class Runtime:
@@ -52,16 +54,81 @@ class Runtime:
         self.lookup.close()
 
 
-def load_classifier(settings: Settings, embedder: Embedder | None = None) -> Classifier:
-    """The index, its trained scorer and the LLM backend; the embedding model is reused when given."""
+def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = None,
+                    detector: LanguageDetector | None = None) -> Classifier:
+    """The index parts the settings use, each with its embedder and trained heads, the language detector
+    and the LLM backend. Embedders and detector are reused when given (a reload), else loaded."""
+    from service.classifier import Route
     from service.heads import load_scorer
     from service.llm import make_backend
-    from service.store import load_index
+    from service.store import load_parts
 
-    embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size)
-    index = load_index(settings.index_dir, embedder.model_name, embedder.dim)
-    return Classifier(index, embedder, make_backend(settings), settings, load_scorer(index))
+    embedders = dict(embedders or {})
+    models = settings.part_models()
+    for part, model in models.items():
+        if part not in embedders or embedders[part].model_name != model:
+            embedders[part] = _embedder(settings, model)
+    parts = load_parts(settings.index_dir, {p: (m, embedders[p].dim) for p, m in models.items()})
+    multilingual = None
+    if "multilingual" in parts:
+        index = parts["multilingual"]
+        multilingual = Route.of("multilingual", index, embedders["multilingual"], load_scorer(index, "multilingual"),
+                                settings)
+    english = parts["english"]
+    detector = detector or (LanguageDetector() if "multilingual" in models else None)
+    return Classifier(english, embedders["english"], make_backend(settings), settings, load_scorer(english),
+                      multilingual, detector)
+
+
+def _embedder(settings: Settings, model: str) -> Embedder:
+    from service.embedding import ModelMissing, load_embedder
+
+    try:
+        return load_embedder(settings.exported_models(), model, settings.embed_workers)
+    except ModelMissing as exc:
+        raise IndexLoadError(str(exc)) from exc
 
 
 def runtime_for(classifier: Classifier) -> Runtime:
     return Runtime(classifier, make_lookup(classifier.settings, classifier.index))
+
+
+_reload_lock = threading.Lock()
+
+
+def reload_runtime(state) -> Runtime:
+    """Load the index `make build-index` last wrote into a new runtime and serve it (`state` is the app's
+    state). Requests in flight finish on the old runtime, which is closed after them. Raises
+    IndexLoadError when the new index cannot be used; the old runtime then keeps serving."""
+    with _reload_lock:
+        old = state.runtime
+        reuse = old.classifier if old else None
+        classifier = load_classifier(state.settings, reuse.embedders() if reuse else None,
+                                     reuse.detector if reuse else None)
+        state.runtime, state.unavailable = runtime_for(classifier), None
+    if old is not None:
+        old.retire()
+    return state.runtime
+
+
+PICKUP_POLL_S = 5.0  # how often a service without its multilingual part looks for it
+
+
+async def pick_up_multilingual(app) -> None:
+    """While the multilingual part is still being built, watch for the build that adds it and serve it
+    as soon as it is current: a fresh machine answers English first, then every language, no restart."""
+    import asyncio
+    import logging
+
+    from service.store import read_manifest
+
+    settings = app.state.settings
+    while app.state.runtime is None or app.state.runtime.classifier.multilingual_status == "building":
+        await asyncio.sleep(PICKUP_POLL_S)
+        try:
+            manifest = await asyncio.to_thread(read_manifest, settings.index_dir)
+            if manifest and "multilingual" in manifest.get("parts", {}):
+                await asyncio.to_thread(reload_runtime, app.state)
+                logging.getLogger("moviegenre").info("multilingual retrieval is ready: now serving every language")
+        except IndexLoadError as exc:
+            logging.getLogger("moviegenre").warning("the new index was not taken: %s", exc)

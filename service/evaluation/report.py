@@ -10,12 +10,14 @@ COLUMNS = [("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "s
 
 LABELS = {"tfidf_nb": "TF-IDF + naive Bayes", "tfidf_svm": "TF-IDF + linear SVM",
           "tfidf_logreg": "TF-IDF + logistic regression", "knn": "MiniLM kNN vote",
-          "served": "**served (/classify, no LLM)**", "served_llm": "served with LLM",
-          "llm_only": "LLM alone", "vote": "served without LLM (same films)"}
+          "served": "**served (/classify, no LLM)**", "served_fp32": "served, fp32 English model (torch)",
+          "served_known": "served, films known to the reference (no exclusion)",
+          "served_llm": "served with LLM", "llm_only": "LLM alone", "vote": "served without LLM (same films)"}
 
 
 def markdown(results: dict) -> str:
-    rows = {**results["methods"], "served": results["served"], **results.get("llm", {})}
+    rows = {**results["methods"], "served": results["served"],
+            **{k: results[k] for k in ("served_known", "served_fp32") if k in results}, **results.get("llm", {})}
     mean_gold = results["served"]["mean_gold"]
     lines = [f"Evaluation on `{results['data']}`: {results['films']} films; {results['excluded']} reference films "
              f"with the same titles excluded from retrieval and training. Gold labels per film: {mean_gold:.2f}.",
@@ -26,7 +28,34 @@ def markdown(results: dict) -> str:
                  for key, _ in COLUMNS]
         films = f" ({r['films']} films)" if r["films"] != results["films"] else ""
         lines.append(f"| {LABELS.get(name, name)}{films} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _languages(results) + _wizard(results)) + "\n"
+
+
+def _languages(results: dict) -> list[str]:
+    """The served pipeline per language: the main file as English, then each multilingual dev file."""
+    if not results.get("languages"):
+        return []
+    lines = ["", "Served (/classify, no LLM) per language, each file's titles excluded from the reference:", "",
+             "| language | file | films | excluded | micro-F1 | macro-F1 | multilingual route | ms/film |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = {"en": results["served"] | {"data": results["data"], "excluded": results["excluded"]},
+            **results["languages"]}
+    for code, r in rows.items():
+        share = r.get("routes", {}).get("multilingual", 0) / max(r["films"], 1)
+        lines.append(f"| {code} | `{Path(r['data']).name}` | {r['films']} | {r['excluded']} | {r['micro_f1']:.3f} | "
+                     f"{r['macro_f1']:.3f} | {share:.0%} | {r['latency_ms']:.2f} |")
+    return lines
+
+
+def _wizard(results: dict) -> list[str]:
+    if "wizard" not in results:
+        return []
+    lines = ["", "The README's example sentence, translated (Fantasy or Adventure expected):", "",
+             "| language | detected | route | genres | ok |", "|---|---|---|---|---|"]
+    for code, r in results["wizard"].items():
+        lines.append(f"| {code} | {r['language'] or '–'} | {r['route']} | {', '.join(r['genres'])} | "
+                     f"{'yes' if r['ok'] else '**no**'} |")
+    return lines
 
 
 def chart(results: dict, path: Path) -> None:

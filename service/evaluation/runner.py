@@ -1,58 +1,106 @@
 """`make eval`: every method on the same held-out films, reference films of the same titles excluded."""
 from __future__ import annotations
 
+import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from rich.progress import track
 
-from service.classifier import Classifier
+from service.classifier import Classifier, Route
 from service.corpus import Film, load_corpus
-from service.embedder import Embedder, EmbeddingCache
+from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.evaluation import methods
 from service.evaluation.metrics import score
 from service.evaluation.split import matching_positions, validation_split
 from service.heads import BlendedScorer, train_scorer
+from service.language import LanguageDetector
 from service.llm import make_backend
 from service.settings import Settings
-from service.store import ReferenceIndex, load_index
+from service.store import ReferenceIndex, load_parts
+
+# The README's example sentence in other languages: each must find Fantasy or Adventure.
+WIZARD = {
+    "en": "A young wizard embarks on an adventure to defeat a dark sorcerer.",
+    "de": "Ein junger Zauberer zieht aus, um einen dunklen Magier zu besiegen.",
+    "fr": "Un jeune sorcier part à l'aventure pour vaincre un sombre magicien.",
+    "es": "Un joven mago se embarca en una aventura para derrotar a un hechicero oscuro.",
+    "zh": "一个年轻的巫师踏上冒险之旅，去打败一个黑暗的魔法师。",
+    "ja": "若い魔法使いが闇の魔術師を倒すために冒険に出る。",
+    "ru": "Молодой волшебник отправляется в путешествие, чтобы победить тёмного колдуна.",
+}
 
 
 @dataclass
 class Setup:
-    """The reference without the evaluation films, split for tuning, and the evaluation films."""
+    """The reference without the evaluation films (every index part), split for tuning, and the
+    evaluation films."""
     settings: Settings
-    embedder: Embedder
-    reference: ReferenceIndex
+    embedders: dict[str, Embedder]
+    parts: dict[str, ReferenceIndex]
     excluded: int
     held_out: list[Film]
-    train: ReferenceIndex
-    validation: list[Film]
-    validation_vectors: np.ndarray
-    _scorer: BlendedScorer | None = None
+    detector: LanguageDetector | None
+    _scorers: dict[str, BlendedScorer | None] = field(default_factory=dict)
 
-    def scorer(self) -> BlendedScorer | None:
+    @property
+    def reference(self) -> ReferenceIndex:
+        return self.parts["english"]
+
+    def split(self) -> tuple[ReferenceIndex, list[Film], np.ndarray]:
+        """(training part, validation films, their vectors) of the English reference, for the classic methods."""
+        _, val_pos = validation_split(len(self.reference))
+        vectors = self.reference.vectors()
+        return self.reference.without(set(val_pos)), [self.reference.films[i] for i in val_pos], vectors[val_pos]
+
+    def scorer(self, part: str = "english") -> BlendedScorer | None:
         """The served heads and blend, trained exactly as `make build-index` does, on the reference
         without the evaluation films."""
-        if self._scorer is None:
-            self._scorer = train_scorer(self.reference.films, self.reference.vectors(), self.settings.top_k,
-                                        self.settings.max_genres)
-        return self._scorer
+        if part not in self._scorers:
+            index = self.parts[part]
+            self._scorers[part] = train_scorer(index.films, index.vectors(), self.settings.top_k,
+                                               self.settings.max_genres, text_head=part == "english")
+        return self._scorers[part]
+
+    def classifier(self, llm: bool = False) -> Classifier:
+        """What /classify serves, over this reduced reference."""
+        multilingual = None
+        if "multilingual" in self.parts:
+            multilingual = Route.of("multilingual", self.parts["multilingual"], self.embedders["multilingual"],
+                                    self.scorer("multilingual"), self.settings)
+        return Classifier(self.reference, self.embedders["english"], make_backend(self.settings) if llm else None,
+                          self.settings, self.scorer("english"), multilingual, self.detector)
 
 
 def prepare(settings: Settings, eval_path: Path) -> Setup:
-    embedder = Embedder(settings.embedding_model, settings.embed_batch_size)
-    index = load_index(settings.index_dir, embedder.model_name, embedder.dim)
+    models = settings.part_models()
+    embedders = {p: load_embedder(settings.exported_models(), m, settings.embed_workers)
+                 for p, m in models.items()}
+    parts = load_parts(settings.index_dir, {p: (m, embedders[p].dim) for p, m in models.items()})
+    if set(parts) != set(models):
+        missing = ", ".join(sorted(set(models) - set(parts)))
+        raise FileNotFoundError(f"the index lacks its {missing} part: run `make build-index`")
     held_out = load_corpus(eval_path).films
-    drop = matching_positions(index.films, held_out)
-    reference = index.without(drop)
-    _, val_pos = validation_split(len(reference))
-    train = reference.without(set(val_pos))
-    vectors = reference.vectors()
-    return Setup(settings, embedder, reference, len(drop), held_out, train,
-                 [reference.films[i] for i in val_pos], vectors[val_pos])
+    drop = matching_positions(parts["english"].films, held_out)
+    return Setup(settings, embedders, {p: index.without(drop) for p, index in parts.items()}, len(drop), held_out,
+                 LanguageDetector() if "multilingual" in parts else None)
+
+
+def fp32_variant(setup: Setup) -> Setup:
+    """The same setup with the English part embedded by the unquantised model (torch), for comparison."""
+    from service.embedding.models import spec_for
+    from service.embedding.reference import TorchEmbedder
+
+    embedder = TorchEmbedder(spec_for(setup.settings.embedding_model))
+    cache = EmbeddingCache(setup.settings.index_dir / "cache", f"{embedder.model_name}-fp32")
+    plots = [f.plot for f in setup.reference.films]
+    vectors, _ = cache.embed(embedder, plots, progress=True)
+    cache.save()
+    reference = ReferenceIndex(setup.reference.films, vectors, setup.reference.manifest)
+    return replace(setup, embedders=setup.embedders | {"english": embedder},
+                   parts=setup.parts | {"english": reference}, _scorers={})
 
 
 def _gold(films: list[Film]) -> list[tuple[str, ...]]:
@@ -67,8 +115,7 @@ def _timed(fn):
 
 def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = True) -> dict:
     """The served pipeline with its LLM: the vote alone, the LLM alone and their fusion, from the same calls."""
-    classifier = Classifier(setup.reference, setup.embedder, make_backend(setup.settings), setup.settings,
-                            setup.scorer())
+    classifier = setup.classifier(llm=True)
     results, seconds = [], []
     for film in track(films, description="served + LLM", disable=not progress):
         result, took = _timed(lambda: classifier.classify(film.plot))
@@ -86,19 +133,20 @@ def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = T
 
 
 def _embed(setup: Setup, texts: list[str]) -> np.ndarray:
-    cache = EmbeddingCache(setup.settings.index_dir / "cache", setup.embedder.model_name)
-    vectors, embedded = cache.embed(setup.embedder, texts)
+    embedder = setup.embedders["english"]
+    cache = EmbeddingCache(setup.settings.index_dir / "cache", embedder.model_name)
+    vectors, embedded = cache.embed(embedder, texts)
     if embedded:
-        cache.save(keep=[f.plot for f in setup.reference.films] + texts)
+        cache.save()
     return vectors
 
 
 def evaluate_classic(setup: Setup, name: str) -> dict:
     """Fit on the training split, tune the threshold on validation, refit on the whole reference."""
-    train_films = setup.train.films
-    model = methods.fit_classic(name, [f.plot for f in train_films], _gold(train_films))
-    val_scores = methods.classic_scores(model, [f.plot for f in setup.validation])
-    threshold = methods.tune_threshold(val_scores, _gold(setup.validation))
+    train, validation, _ = setup.split()
+    model = methods.fit_classic(name, [f.plot for f in train.films], _gold(train.films))
+    val_scores = methods.classic_scores(model, [f.plot for f in validation])
+    threshold = methods.tune_threshold(val_scores, _gold(validation))
     model = methods.fit_classic(name, [f.plot for f in setup.reference.films], _gold(setup.reference.films))
     scores, seconds = _timed(lambda: methods.classic_scores(model, [f.plot for f in setup.held_out]))
     return _scored(setup, methods.predict(scores, threshold), seconds) | {"threshold": threshold}
@@ -106,31 +154,64 @@ def evaluate_classic(setup: Setup, name: str) -> dict:
 
 def evaluate_knn(setup: Setup, eval_vectors: np.ndarray) -> dict:
     k = setup.settings.top_k
-    val_scores = methods.knn_scores(setup.train, setup.validation_vectors, k)
-    threshold = methods.tune_threshold(val_scores, _gold(setup.validation))
+    train, validation, validation_vectors = setup.split()
+    val_scores = methods.knn_scores(train, validation_vectors, k)
+    threshold = methods.tune_threshold(val_scores, _gold(validation))
     scores, seconds = _timed(lambda: methods.knn_scores(setup.reference, eval_vectors, k))
     return _scored(setup, methods.predict(scores, threshold), seconds) | {"threshold": threshold, "k": k}
 
 
 def evaluate_served(setup: Setup) -> dict:
-    """Exactly what /classify answers with no LLM, over the reference without the evaluation films."""
-    classifier = Classifier(setup.reference, setup.embedder, None, setup.settings, setup.scorer())
+    """Exactly what /classify answers with no LLM, over the reference without the evaluation films, with
+    the share of films each route answered."""
+    classifier = setup.classifier()
     plots = [f.plot for f in setup.held_out]
     results, seconds = _timed(lambda: [r for i in range(0, len(plots), 64)
                                        for r in classifier.classify_many(plots[i:i + 64])])
-    return _scored(setup, [r.genres for r in results], seconds)
+    routes = {name: sum(r.route == name for r in results) for name in ("english", "multilingual")}
+    languages: dict[str, int] = {}
+    for r in results:
+        languages[r.language or "?"] = languages.get(r.language or "?", 0) + 1
+    return _scored(setup, [r.genres for r in results], seconds) | {
+        "routes": routes, "languages": languages, "recognised": sum(r.recognised is not None for r in results)}
+
+
+def evaluate_known(settings: Settings, films: list[Film]) -> dict:
+    """The films as the served index holds them (no exclusion): what a person gets for a film the
+    reference knows, recognised or not."""
+    from service.api.state import load_classifier
+
+    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
+    plots = [f.plot for f in films]
+    results = [r for i in range(0, len(plots), 64) for r in classifier.classify_many(plots[i:i + 64])]
+    return score(_gold(films), [r.genres for r in results]) | {
+        "recognised": sum(r.recognised is not None for r in results)}
+
+
+def wizard_check(setup: Setup) -> dict:
+    """The README's example sentence in seven languages, served as /classify serves it."""
+    classifier = setup.classifier()
+    answers = {}
+    for code, text in WIZARD.items():
+        result = classifier.classify(text)
+        answers[code] = {"genres": result.genres, "language": result.language, "route": result.route,
+                         "ok": bool({"Fantasy", "Adventure"} & set(result.genres))}
+    return answers
 
 
 def _scored(setup: Setup, predicted: list[list[str]], seconds: float) -> dict:
     return score(_gold(setup.held_out), predicted) | {"latency_ms": 1000 * seconds / max(len(predicted), 1)}
 
 
-def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progress: bool = True) -> dict:
-    """All methods on the evaluation file; with an LLM configured, also the LLM path on `llm_limit` films."""
-    import random
-
-    steps = ["prepare", *methods.CLASSIC, "knn", "served"] + (["llm"] if settings.llm_backend != "none" else [])
-    results: dict = {"data": str(eval_path), "methods": {}}
+def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progress: bool = True,
+        languages: dict[str, Path] | None = None, fp32: bool = False) -> dict:
+    """All methods on the evaluation file; the served pipeline on each file of `languages` too; with
+    `fp32`, the served pipeline with the unquantised English model beside the int8 one; with an LLM
+    configured, the LLM path on `llm_limit` films."""
+    steps = ["prepare", *methods.CLASSIC, "knn", "served", "known"] + (["fp32"] if fp32 else []) + \
+        [f"language:{code}" for code in (languages or {})] + ["wizard"] + \
+        (["llm"] if settings.llm_backend != "none" else [])
+    results: dict = {"data": str(eval_path), "methods": {}, "languages": {}}
     for step in track(steps, description="evaluating", disable=not progress):
         if step == "prepare":
             setup = prepare(settings.model_copy(update={"llm_backend": "none"}), eval_path)
@@ -141,6 +222,17 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
             results["methods"]["knn"] = evaluate_knn(setup, _embed(setup, [f.plot for f in setup.held_out]))
         elif step == "served":
             results["served"] = evaluate_served(setup)
+        elif step == "known":
+            results["served_known"] = evaluate_known(settings, setup.held_out)
+        elif step == "fp32":
+            results["served_fp32"] = evaluate_served(fp32_variant(setup))
+        elif step.startswith("language:"):
+            code = step.split(":", 1)[1]
+            other = prepare(settings.model_copy(update={"llm_backend": "none"}), languages[code])
+            results["languages"][code] = evaluate_served(other) | {"data": str(languages[code]),
+                                                                   "excluded": other.excluded}
+        elif step == "wizard":
+            results["wizard"] = wizard_check(setup)
         else:
             setup.settings = settings
             films = setup.held_out

@@ -1,22 +1,27 @@
 """One lookup: decide what the text is, ask the databases that are configured, and say what happened.
 
 Sources: IMDb (local cinemagoer database: genres, year, rating, id; no plots), TMDb (online with an API key:
-overview and genres; a company's catalogue), and the reference index itself (plots of 15k films by title).
-Every source may be missing or fail; the lookup then says why, and the text is classified as it is.
+overview and genres; a company's catalogue), and the reference index itself, which needs no key: 15k
+labelled films by title, and the production companies of the TMDB 5000 films (the only reference source
+that lists them). Every source may be missing or fail; the lookup then says why.
+
+Same-titled films: the one of the year given, else the most recent; the others are returned as candidates.
 """
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from service.corpus import normalise_title
+from service.corpus import Film, normalise_title
 from service.lookup.imdb import ImdbSource, ImdbUnavailable
 from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, spellings, titles_in_review
 from service.lookup.tmdb import TmdbClient, TmdbUnavailable
 from service.store import ReferenceIndex
 
 COMPANY_GENRE_SHARE = 0.25  # a genre of at least this share of a company's films describes the company
+COMPANY_TITLES = 20  # films of a company listed in an answer, the newest first
 
 
 @dataclass
@@ -29,12 +34,21 @@ class Match:
 
 
 @dataclass
+class Candidate:
+    """Another film of the same title, for a person to pick instead."""
+    title: str
+    year: int | None
+    genres: list[str]
+
+
+@dataclass
 class LookupResult:
     kind: Kind
     query: str
     match: Match | None = None
     company: dict | None = None
     known_genres: dict[str, list[str]] = field(default_factory=dict)  # source → genres
+    candidates: list[Candidate] = field(default_factory=list)
     plot: str | None = None
     plot_source: str | None = None
     notes: list[str] = field(default_factory=list)                     # why a source was skipped or failed
@@ -55,10 +69,12 @@ class Lookup:
         self.why_no_tmdb = why_no_tmdb or "TMDb lookup skipped: no TMDB_API_KEY set"
         self._cache: LRUCache = LRUCache(maxsize=cache_size)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe; requests run in threads
-        self._plots = {}
-        if index is not None:
-            for film in index.films:
-                self._plots.setdefault(normalise_title(film.title), []).append(film)
+        self._titles: dict[str, list[Film]] = {}
+        self._companies: dict[str, tuple[str, list[Film]]] = {}  # normalised name → (name, its films)
+        for film in index.films if index is not None else []:
+            self._titles.setdefault(normalise_title(film.title), []).append(film)
+            for company in film.companies:
+                self._companies.setdefault(normalise_title(company), (company, []))[1].append(film)
 
     def close(self) -> None:
         if self.tmdb is not None:
@@ -93,9 +109,8 @@ class Lookup:
         if queries and result.match is None and result.consulted:
             result.notes.append(f"no film found in {' or '.join(result.consulted)} for "
                                 f"{', '.join(repr(q.title) for q in queries)}")
-        if result.plot is None:
-            wanted = [result.match] if result.match else queries
-            self._plot_from_reference(result, [(m.title, m.year) for m in wanted])
+        wanted = [result.match] if result.match else queries
+        self._from_reference(result, [(m.title, m.year) for m in wanted])
 
     @staticmethod
     def _ask(result: LookupResult, source: str, call, failure: type[Exception]):
@@ -136,29 +151,65 @@ class Lookup:
             result.plot, result.plot_source = film.overview, "tmdb"
         return True
 
-    def _plot_from_reference(self, result: LookupResult, wanted: list[tuple[str, int | None]]) -> None:
-        """The reference index's plot of the film: IMDb has no plots, and with no database at all the
-        index still knows 15k films by title."""
+    def _from_reference(self, result: LookupResult, wanted: list[tuple[str, int | None]]) -> None:
+        """The reference's own film of that title: its labels, and its plot where no database gave one
+        (IMDb has no plots; with no database at all, the index still knows 15k films by title)."""
         for title, year in wanted:
-            for spelling in spellings(title):
-                for film in self._plots.get(normalise_title(spelling), []):
-                    if film.year is None or year is None or film.year == year:
-                        result.plot, result.plot_source = film.plot, "reference"
-                        result.match = result.match or Match(film.title, film.year)
-                        return
+            films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
+            fitting = [f for f in films if f.year is None or year is None or f.year == year]
+            if not fitting:
+                continue
+            chosen = max(fitting, key=lambda f: (f.year == year, f.year or 0))  # the year asked, else the newest
+            result.known_genres["reference"] = list(chosen.genres)
+            result.candidates = [Candidate(f.title, f.year, list(f.genres)) for f in films if f is not chosen]
+            result.match = result.match or Match(chosen.title, chosen.year)
+            if result.plot is None:
+                result.plot, result.plot_source = chosen.plot, "reference"
+            return
 
     def _find_company(self, result: LookupResult, name: str) -> None:
+        """TMDb's catalogue of the company when a key is set, and the reference's films of it: its genres are
+        those of at least a quarter of its films."""
         if self.tmdb is None:
             result.notes.append(self.why_no_tmdb + " (IMDb's datasets have no companies)")
-            return
-        company = self._ask(result, "TMDb", lambda: self.tmdb.company(name, self.tmdb.deadline()), TmdbUnavailable)
-        if company is None:
-            if not result.failed:
-                result.notes.append(f"no company found for {name!r}")
-            return
-        result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
-                          "genre_shares": company.genre_shares}
-        result.known_genres["tmdb"] = [g for g, share in company.genre_shares.items() if share >= COMPANY_GENRE_SHARE]
+        else:
+            company = self._ask(result, "TMDb", lambda: self.tmdb.company(name, self.tmdb.deadline()),
+                                TmdbUnavailable)
+            if company is not None:
+                result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
+                                  "genre_shares": company.genre_shares, "titles": [], "source": "tmdb"}
+                result.known_genres["tmdb"] = _describing(company.genre_shares)
+        names, films = self._reference_company(name)
+        if films:
+            shares = genre_shares(films)
+            result.known_genres["reference"] = _describing(shares)
+            titles = [f"{f.title} ({f.year})" if f.year else f.title
+                      for f in sorted(films, key=lambda f: -(f.year or 0))]
+            result.company = result.company or {"name": names[0], "tmdb_id": None, "films": len(films),
+                                                "genre_shares": shares, "titles": [], "source": "reference"}
+            result.company["titles"] = titles[:COMPANY_TITLES]
+        if result.company is None and not result.failed:
+            result.notes.append(f"no company found for {name!r}")
+
+    def _reference_company(self, name: str) -> tuple[list[str], list[Film]]:
+        """The reference's companies of that name, or whose name goes on from it ("Pixar" → "Pixar
+        Animation Studios"; "Warner Bros." → "Warner Bros. Pictures", "Warner Bros. Animation"), and their films."""
+        wanted = normalise_title(name)
+        if not wanted:
+            return [], []
+        matches = [v for k, v in self._companies.items() if k == wanted or k.startswith(wanted + " ")]
+        matches.sort(key=lambda match: (normalise_title(match[0]) != wanted, -len(match[1])))
+        films = list({id(f): f for _, fs in matches for f in fs}.values())
+        return [company for company, _ in matches], films
+
+
+def genre_shares(films: list[Film]) -> dict[str, float]:
+    counts = Counter(g for film in films for g in film.genres)
+    return {g: round(n / len(films), 3) for g, n in counts.most_common()}
+
+
+def _describing(shares: dict[str, float]) -> list[str]:
+    return [g for g, share in shares.items() if share >= COMPANY_GENRE_SHARE]
 
 
 def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
@@ -176,8 +227,11 @@ def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
 
 
 def combine(result: LookupResult, predicted: list[str], max_genres: int) -> tuple[list[str], dict[str, list[str]]]:
-    """The databases' genres first (IMDb, then TMDb), then the predicted ones; and where each came from."""
+    """The known genres first (IMDb, then TMDb, then the reference's labels), then the predicted ones; and
+    where each came from. A company found is described by its films alone: its name is no plot."""
     known = list(dict.fromkeys(g for genres in result.known_genres.values() for g in genres))
+    if result.kind == "company" and known:
+        predicted = []
     genres = (known + [g for g in predicted if g not in known])[:max(max_genres, len(known))]
     sources = {g: [s for s, gs in result.known_genres.items() if g in gs] + (["predicted"] if g in predicted else [])
                for g in genres}

@@ -8,6 +8,7 @@ const result = document.getElementById("result");
 const counter = document.getElementById("counter");
 const maxChars = Number(form.dataset.maxChars);
 const labels = {
+  auto: ["What do you know about the film?", "A plot, a title, a review or a studio: Titanic"],
   description: ["Describe the film", "A young wizard embarks on an adventure to defeat a dark sorcerer."],
   lookup: ["A title, a review or a studio", "The Matrix (1999)"],
 };
@@ -48,11 +49,47 @@ function drawChips(body) {
   document.getElementById("chips").replaceChildren(...chips);
 }
 
+const languageNames = new Intl.DisplayNames(["en"], { type: "language" });
+
+function languageName(code) {
+  try { return languageNames.of(code); } catch (_) { return code; }
+}
+
 function drawMeta(body, elapsedMs) {
   const backend = body.backend === "vote" ? "the neighbour vote" : `the ${body.backend} LLM with the vote`;
   let meta = `Answered by ${backend} in ${Math.round(body.latency_ms)} ms (${Math.round(elapsedMs)} ms round trip).`;
   if (body.fallback_reason) meta += ` The LLM was not used: ${body.fallback_reason}.`;
   document.getElementById("meta").textContent = meta;
+  const language = document.getElementById("language");
+  language.hidden = !body.language;
+  if (body.language) language.textContent = `Read as ${languageName(body.language)} (${body.language})`;
+  const notes = (body.notes || []).map((note) => el("li", { textContent: note }));
+  document.getElementById("notes").replaceChildren(...notes);
+  const confidence = document.getElementById("confidence");
+  confidence.hidden = !body.confidence;
+  if (body.confidence) {
+    confidence.className = `confidence ${body.confidence}`;
+    const lead = body.confidence === "low" ? "This does not read like a film" : `Confidence: ${body.confidence}`;
+    confidence.textContent = `${lead}: ${body.confidence_reason}.`;
+  }
+  const recognised = document.getElementById("recognised");
+  recognised.hidden = !body.recognised;
+  if (body.recognised) {
+    const r = body.recognised;
+    recognised.textContent = `Recognised: ${r.title}${r.year ? ` (${r.year})` : ""}, labelled ${r.genres.join(", ")} ` +
+      `in the reference (similarity ${r.similarity.toFixed(2)}).`;
+  }
+}
+
+function candidateLink(c) {
+  const name = `${c.title}${c.year ? ` (${c.year})` : ""}`;
+  const link = el("a", { href: "#", textContent: name });
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    text.value = name;
+    submit({ kind: "title" });
+  });
+  return el("li", {}, link, ` — ${c.genres.join(", ")}`);
 }
 
 function drawLookup(lookup) {
@@ -66,7 +103,15 @@ function drawLookup(lookup) {
     const known = ids.filter(Boolean).join(", ");
     lines.push(el("p", { textContent: `Matched: ${m.title}${m.year ? ` (${m.year})` : ""}${known ? ` — ${known}` : ""}` }));
   }
-  if (lookup.company) lines.push(el("p", { textContent: `Company: ${lookup.company.name}, ${lookup.company.films} films` }));
+  if (lookup.candidates && lookup.candidates.length) {
+    lines.push(el("p", { textContent: "Other films of that title (pick one):" }));
+    lines.push(el("ul", { className: "candidates" }, ...lookup.candidates.map(candidateLink)));
+  }
+  if (lookup.company) {
+    const c = lookup.company;
+    lines.push(el("p", { textContent: `Company: ${c.name}, ${c.films} films (${c.source === "tmdb" ? "TMDb" : "the reference"})` }));
+    if (c.titles.length) lines.push(el("p", { className: "meta", textContent: `Its films: ${c.titles.join(", ")}` }));
+  }
   for (const note of lookup.notes) lines.push(el("p", { className: "meta", textContent: note }));
   box.replaceChildren(...lines);
 }
@@ -86,7 +131,7 @@ async function errorMessage(response) {
   return `The service answered ${response.status}.`;
 }
 
-async function submit() {
+async function submit(extra = {}) {
   errorBox.hidden = true;
   const value = text.value.trim();
   if (!value) return showError("Please type something first: a description, a title, a review or a studio.");
@@ -94,8 +139,9 @@ async function submit() {
   setBusy(true);
   const started = performance.now();
   try {
-    const response = await fetch(`/classify?mode=${mode()}&explain=true`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ description: value }),
+    const chosen = extra.kind && mode() === "description" ? "auto" : mode();
+    const response = await fetch(`/classify?mode=${chosen}&explain=true`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ description: value, ...extra }),
     });
     if (!response.ok) return showError(await errorMessage(response));
     const body = await response.json();

@@ -8,10 +8,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from service.api.deps import current_runtime, only_query_params, require_api_key
-from service.api.models import (BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, CompanyOut,
-                                ErrorResponse, LookupOut, MatchOut, NeighbourOut)
+from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
+                                CompanyOut, ErrorResponse, LookupOut, MatchOut, NeighbourOut, RecognisedOut)
 from service.api.state import Runtime
 from service.classifier import Classification
+from service.recognition import Recognition
+from service.lookup.kinds import detect_kind
 from service.lookup.lookup import LookupResult, combine
 
 log = logging.getLogger("moviegenre")
@@ -24,12 +26,23 @@ def _response(c: Classification, explain: bool, started: float) -> ClassifyRespo
                                similarity=round(n.similarity, 4)) for n in c.neighbours] if explain else None
     return ClassifyResponse(genres=c.genres, scores={g: round(s, 4) for g, s in c.scores.items() if s > 0},
                             backend=c.backend, llm_genres=c.llm_genres, fallback_reason=c.fallback_reason,
-                            latency_ms=round((time.perf_counter() - started) * 1000, 2), neighbours=neighbours)
+                            latency_ms=round((time.perf_counter() - started) * 1000, 2), language=c.language,
+                            confidence=c.confidence, confidence_reason=c.confidence_reason, notes=c.notes,
+                            recognised=_recognised_out(c.recognised), neighbours=neighbours)
+
+
+def _recognised_out(recognised: Recognition | None) -> RecognisedOut | None:
+    if recognised is None:
+        return None
+    film = recognised.film
+    return RecognisedOut(title=film.title, year=film.year, similarity=round(recognised.similarity, 4),
+                         genres=list(film.genres))
 
 
 def _lookup_out(found: LookupResult) -> LookupOut:
     return LookupOut(kind=found.kind, available=found.available,
                      matched=MatchOut(**vars(found.match)) if found.match else None,
+                     candidates=[CandidateOut(**vars(c)) for c in found.candidates],
                      company=CompanyOut(**found.company) if found.company else None,
                      known_genres=found.known_genres, plot_source=found.plot_source, notes=found.notes)
 
@@ -41,19 +54,28 @@ def _check_lengths(request: Request, texts: list[str]) -> None:
             raise HTTPException(422, f"a description is limited to {limit} characters (got {len(text)})")
 
 
+Mode = Literal["description", "lookup", "auto"]
+
+
 @router.post("/classify", response_model=ClassifyResponse, dependencies=[Depends(only_query_params("mode", "explain"))])
-def classify(request: Request, body: ClassifyRequest, mode: Literal["description", "lookup"] = Query("description"),
+def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
+                 "description", description="description: the text is a plot; lookup: a title, a review or a company "
+                                            "name to look up; auto: whichever the text reads as"),
              explain: bool = False, runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
     """Genres of a film from its description; with mode=lookup, from a title, a review or a company name
-    looked up in IMDb and TMDb."""
+    looked up in the reference, IMDb and TMDb; with mode=auto, from whatever the text is."""
     _check_lengths(request, [body.description])
     log.debug("classify mode=%s text=%r", mode, body.description)
     started = time.perf_counter()
-    if mode == "description":
+    kind = body.kind or (detect_kind(body.description) if mode == "auto" else None)
+    if mode == "description" or kind == "description":
         result = runtime.classifier.classify(body.description)
         request.state.backend = result.backend
-        return _response(result, explain, started)
-    found = runtime.lookup.lookup(body.description, body.kind)
+        response = _response(result, explain, started)
+        if mode != "description":  # the text was taken for a description: say so
+            response.lookup = _lookup_out(LookupResult("description", body.description))
+        return response
+    found = runtime.lookup.lookup(body.description, kind)
     result = runtime.classifier.classify(found.plot or body.description)
     request.state.backend = result.backend
     response = _response(result, explain, started)

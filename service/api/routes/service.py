@@ -1,21 +1,20 @@
 """/health, /genres, /admin/reload and the web page."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from service.api.deps import current_runtime, require_admin
-from service.api.models import ErrorResponse, GenresResponse, HealthResponse, LLMHealth, ReloadResponse
-from service.api.state import Runtime, load_classifier, runtime_for
+from service.api.models import (ErrorResponse, GenresResponse, HealthResponse, LLMHealth, MultilingualHealth,
+                                ReloadResponse)
+from service.api.state import Runtime, reload_runtime
 from service.genres import VOCABULARY
 from service.store import IndexLoadError
 
 WEB = Path(__file__).resolve().parent.parent.parent / "web"
 router = APIRouter(tags=["service"])
-_reload_lock = threading.Lock()
 
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
@@ -27,9 +26,11 @@ def health(runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
     llm = LLMHealth(backend=classifier.llm.describe() if classifier.llm else "none",
                     configured=classifier.llm is not None, reachable=reachable, degraded=degraded,
                     last_error=classifier.llm_last_error)
+    multilingual = MultilingualHealth(status=classifier.multilingual_status,
+                                      model=classifier.settings.multilingual_model or None)
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
-                          model=classifier.embedder.model_name, built_at=classifier.index.manifest.get("built_at"),
-                          llm=llm)
+                          model=classifier.embedder.model_name, multilingual=multilingual,
+                          built_at=classifier.index.manifest.get("built_at"), llm=llm)
 
 
 @router.get("/genres", response_model=GenresResponse)
@@ -44,17 +45,12 @@ def reload(request: Request) -> ReloadResponse:
     """Load the index `make build-index` last wrote and serve it; requests in flight finish on the old one,
     which is closed after them. A damaged or incompatible index is refused and the current one keeps
     serving. A service that started without an index starts serving here."""
-    state = request.app.state
-    with _reload_lock:
-        old = state.runtime
-        try:
-            classifier = load_classifier(state.settings, old.classifier.embedder if old else None)
-        except IndexLoadError as exc:
-            keeps = "the current one keeps serving" if old else "the service still has no index"
-            raise HTTPException(409, f"the new index was refused, {keeps}: {exc}") from exc
-        state.runtime, state.unavailable = runtime_for(classifier), None
-    if old is not None:
-        old.retire()
+    had_one = request.app.state.runtime is not None
+    try:
+        classifier = reload_runtime(request.app.state).classifier
+    except IndexLoadError as exc:
+        keeps = "the current one keeps serving" if had_one else "the service still has no index"
+        raise HTTPException(409, f"the new index was refused, {keeps}: {exc}") from exc
     return ReloadResponse(index_films=len(classifier.index), built_at=classifier.index.manifest.get("built_at"))
 
 

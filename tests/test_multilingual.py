@@ -1,0 +1,128 @@
+"""Descriptions and titles in any language and script: normalisation, deduplication, lookups, language
+detection, the multilingual route, and the service answering English while that route is being built."""
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.corpus import Film, build_corpus, normalise_title
+from service.evaluation.split import matching_positions
+from service.language import LanguageDetector
+
+from .conftest import make_client, served_settings, tmdb_rows, write_generic_csv
+
+WORLD_FILMS = [
+    {"title": "千と千尋の神隠し", "year": 2001, "genres": "Animation, Family, Fantasy",
+     "plot": "10歳の少女千尋は、両親と共に迷い込んだ不思議な町で、神々が集う湯屋で働くことになる。"},
+    {"title": "Léon", "year": 1994, "genres": "Crime, Drama, Action",
+     "plot": "Léon, un tueur à gages solitaire, recueille Mathilda, une fillette de douze ans dont la famille a "
+             "été assassinée par un policier corrompu."},
+    {"title": "Москва слезам не верит", "year": 1980, "genres": "Drama, Romance, Comedy",
+     "plot": "Три подруги приезжают в Москву в конце 1950-х годов в поисках любви и счастья."},
+    {"title": "La vita è bella", "year": 1997, "genres": "Comedy, Drama, Romance, War",
+     "plot": "Guido, un cameriere ebreo, usa la sua fantasia per proteggere il figlio durante la prigionia in un "
+             "campo di concentramento nazista."},
+    {"title": "기생충", "year": 2019, "genres": "Comedy, Thriller, Drama",
+     "plot": "가난한 기택 가족은 부유한 박 사장 가족의 집에 하나둘 위장 취업하며 얽히게 된다."},
+]
+GERMAN_WIZARD = "Ein junger Zauberer zieht aus, um einen dunklen Magier zu besiegen."
+
+
+@pytest.mark.parametrize("a, b", [("Amélie", "Amelie"), ("AMÉLIE!", "amelie"), ("Léon", "Leon"),
+                                  ("La vita è bella", "La Vita e Bella"), ("Ὀδύσσεια", "οδυσσεια"),
+                                  ("Straße", "strasse"), ("ﬁlm", "film"), ("Fast & Furious", "fast and furious")])
+def test_normalisation_folds_case_width_and_accents_users_do_not_type(a, b):
+    assert normalise_title(a) == normalise_title(b) != ""
+
+
+def test_normalisation_keeps_the_letters_of_every_script():
+    keys = [normalise_title(f["title"]) for f in WORLD_FILMS]
+    assert keys == ["千と千尋の神隠し", "leon", "москва слезам не верит", "la vita e bella", "기생충"]
+    assert normalise_title("ガンダム") != normalise_title("カンタム")  # dakuten change the word: kept
+
+
+def test_deduplication_keeps_every_film_whatever_its_script(tmp_path):
+    rows = WORLD_FILMS + [dict(WORLD_FILMS[1], title="LEON", plot="Un autre résumé du même film.")]
+    corpus = build_corpus([("generic", write_generic_csv(tmp_path / "world.csv", rows))])
+    assert [f.title for f in corpus.films] == [f["title"] for f in WORLD_FILMS]
+    assert dict(corpus.sources["world"].dropped) == {"duplicate title": 1}
+
+
+def test_evaluation_excludes_films_by_title_in_any_script():
+    reference = [Film(f["title"], f["year"], f["plot"], ("Drama",), "x") for f in WORLD_FILMS]
+    held_out = [Film(t, None, "", ("Drama",), "y") for t in ("千と千尋の神隠し", "LEON", "기생충")]
+    assert matching_positions(reference, held_out) == {0, 1, 4}
+
+
+@pytest.fixture(scope="module")
+def world_client(tmp_path_factory):
+    from service.build import build_index
+
+    folder = tmp_path_factory.mktemp("world")
+    index_dir = folder / "index"
+    rows = WORLD_FILMS + tmdb_rows(0, 100)
+    build_index(write_generic_csv(folder / "films.csv", rows), index_dir, served_settings(), progress=False)
+    return make_client(index_dir, multilingual_model="")
+
+
+@pytest.mark.parametrize("film", WORLD_FILMS, ids=[f["title"] for f in WORLD_FILMS])
+def test_a_title_in_any_script_is_found_in_the_reference(world_client, film):
+    response = world_client.post("/classify?mode=lookup", json={"description": film["title"], "kind": "title"})
+    body = response.json()
+    assert response.status_code == 200 and body["lookup"]["plot_source"] == "reference"
+    assert body["lookup"]["matched"] == {"title": film["title"], "year": film["year"], "imdb_id": None,
+                                         "tmdb_id": None, "rating": None}
+
+
+@pytest.mark.parametrize("text, language", [
+    (GERMAN_WIZARD, "de"), ("Un jeune sorcier part à l'aventure pour vaincre un sombre magicien.", "fr"),
+    ("一个年轻的巫师踏上冒险之旅，去打败一个黑暗的魔法师。", "zh"),
+    ("若い魔法使いが闇の魔術師を倒すために冒険に出る。", "ja"),
+    ("Молодой волшебник отправляется в путешествие, чтобы победить тёмного колдуна.", "ru"),
+    ("شاب ساحر يخوض مغامرة لهزيمة ساحر شرير.", "ar"),
+    ("A young wizard embarks on an adventure to defeat a dark sorcerer.", "en"), ("Titanic", None)])
+def test_language_detection(text, language):
+    assert LanguageDetector().detect(text).language == language
+
+
+@pytest.mark.parametrize("text, language", [
+    (GERMAN_WIZARD, "de"), ("一个年轻的巫师踏上冒险之旅，去打败一个黑暗的魔法师。", "zh"),
+    ("Молодой волшебник отправляется в путешествие, чтобы победить тёмного колдуна.", "ru")])
+def test_a_description_in_another_language_finds_the_english_films_of_the_same_story(client, text, language):
+    body = client.post("/classify?explain=true", json={"description": text}).json()
+    assert body["language"] == language and body["notes"] == []
+    assert {"Fantasy", "Adventure"} & set(body["genres"])
+    assert {"Fantasy", "Adventure"} & {g for n in body["neighbours"][:3] for g in n["genres"]}
+
+
+def test_text_in_any_script_or_emoji_passes_through_every_route(client):
+    for text in ("🧙‍♂️ vs 🐉 🔥", "مغامرة 🐉", "𝕬 𝖜𝖎𝖟𝖆𝖗𝖉", "\u202eevil wizard"):
+        for path, body in (("/classify?explain=true", {"description": text}),
+                           ("/classify?mode=lookup", {"description": text}),
+                           ("/classify/batch", {"descriptions": [text, text]})):
+            response = client.post(path, json=body)
+            assert response.status_code == 200, (path, text, response.text)
+
+
+def test_english_answers_while_the_multilingual_part_is_built_then_every_language(tmp_path, monkeypatch):
+    from service.api import state
+    from service.api.app import create_app
+    from service.build import build_index
+
+    monkeypatch.setattr(state, "PICKUP_POLL_S", 0.2)
+    corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 120))
+    settings = served_settings(index_dir=tmp_path / "index", multilingual_model="multilingual-e5-small")
+    build_index(corpus, settings.index_dir, settings, progress=False, parts=["english"])
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").json()["multilingual"]["status"] == "building"
+        german = client.post("/classify", json={"description": GERMAN_WIZARD}).json()
+        assert german["language"] == "de" and "still being built" in german["notes"][0]
+        english = client.post("/classify", json={"description": "A wizard fights a dragon."}).json()
+        assert english["notes"] == []
+        build_index(corpus, settings.index_dir, settings, progress=False)
+        deadline = time.monotonic() + 30
+        while client.get("/health").json()["multilingual"]["status"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/health").json()["multilingual"]["status"] == "ready"
+        german = client.post("/classify", json={"description": GERMAN_WIZARD}).json()
+        assert german["language"] == "de" and german["notes"] == []
