@@ -63,8 +63,12 @@ def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = 
     from service.llm import make_backend
     from service.store import load_parts
 
+    from service.store import read_manifest
+
     embedders = dict(embedders or {})
-    models = settings.part_models()
+    # a part still being built may not even have its model exported yet: load what the index has
+    built = (read_manifest(settings.index_dir) or {}).get("parts", {})
+    models = {p: m for p, m in settings.part_models().items() if p == "english" or p in built}
     for part, model in models.items():
         if part not in embedders or embedders[part].model_name != model:
             embedders[part] = _embedder(settings, model)
@@ -75,7 +79,7 @@ def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = 
         multilingual = Route.of("multilingual", index, embedders["multilingual"], load_scorer(index, "multilingual"),
                                 settings)
     english = parts["english"]
-    detector = detector or (LanguageDetector() if "multilingual" in models else None)
+    detector = detector or (LanguageDetector() if settings.multilingual_model else None)
     return Classifier(english, embedders["english"], make_backend(settings), settings, load_scorer(english),
                       multilingual, detector)
 
