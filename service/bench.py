@@ -291,8 +291,9 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
         vector = timed("embedding: int8 ONNX", lambda: route.embedder.embed([text]))
         neighbours = timed("FAISS search (top 25)", lambda: route.index.search(vector, settings.top_k))
         votes = timed("neighbour vote", lambda: [vote(n) for n in neighbours])
-        timed("TF-IDF head (transform + predict)", lambda: heads.tfidf.predict_proba([text]))
-        timed("embedding head", lambda: heads.embedding.predict_proba(vector))
+        timed("heads before: scikit-learn's predict_proba", lambda: (heads.tfidf.predict_proba([text]),
+                                                                      heads.embedding.predict_proba(vector)))
+        timed("heads: TF-IDF transform + stacked coefficients", lambda: heads.scores([text], vector))
         timed("blend (vote, heads)", lambda: route.scorer.blend_scores([text], vector, votes))
         result = timed("classify() in all", lambda: classifier.classify(text))
         response = timed("pydantic response + JSON", lambda: ClassifyResponse(
