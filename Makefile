@@ -7,11 +7,12 @@ REFERENCE := ../shared/data/reference
 EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
 # DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
-.PHONY: install install-dev run build-index imdb-db test eval bench bench-fresh browser clean
+.PHONY: install install-dev install-ray classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser clean
 
 # What the service needs to build its index and serve; install-dev adds the test tools.
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-ray: $(VENV)/.installed-ray
 
 # torch is pinned in the same pip call as everything that depends on it (see pyproject.toml).
 $(VENV)/.installed: pyproject.toml
@@ -20,9 +21,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0 -e .
 	touch $@
 
+# the tests cover the optional Ray engine and replicas too, so the test tools come with the ray extra
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev]'
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,ray]'
 	touch $@
+
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(BIN)/pip install -q torch==2.13.0 -e '.[ray]'
+	touch $@
+
+# make classify-file IN=catalogue.csv OUT=genres.parquet [ENGINE=ray] [ARGS="--text-column synopsis --llm"]
+classify-file: install $(INDEX)/manifest.json $(if $(filter ray,$(ENGINE)),install-ray)
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre classify-file $(IN) -o $(OUT) --engine $(or $(ENGINE),local) $(ARGS)
+
+# classify-file on 200k rows against /classify/batch, RSS at 10k and 200k rows, the Ray engine on 20k
+bench-file: install-ray $(INDEX)/manifest.json
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre bench-file
 
 $(INDEX)/manifest.json:
 	$(MAKE) build-index DATA=$(REFERENCE)
@@ -48,6 +62,11 @@ test: install-dev browser
 
 eval: install $(INDEX)/manifest.json
 	$(BIN)/moviegenre eval --data $(or $(DATA),$(EVAL_DATA)) $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))
+
+# the configured LLM's say in the answer, measured on validation films and stored for that model:
+# make calibrate-llm LLM=openai [N=300]
+calibrate-llm: install $(INDEX)/manifest.json
+	$(BIN)/moviegenre calibrate-llm $(if $(LLM),--llm $(LLM)) $(if $(N),--films $(N))
 
 bench: install $(INDEX)/manifest.json
 	$(BIN)/moviegenre bench

@@ -268,7 +268,7 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
 
     from service.api.app import create_app
     from service.api.models import ClassifyResponse
-    from service.api.state import load_classifier
+    from service.loading import load_classifier
     from service.embedding.models import spec_for
     from service.embedding.reference import TorchEmbedder
     from service.vote import vote

@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
+from service.calibration import Fusion, fusion_for
 from service.confidence import ConfidenceScale
 from service.embedding import Embedder
 from service.fusion import fuse
 from service.heads import BlendedScorer
 from service.language import Detection, LanguageDetector
-from service.llm import LLMBackend, LLMError, parse_genres
+from service.llm import CachedBackend, LLMError, parse_genres
 from service.llm.base import timed_out
 from service.llm.probe import ReachabilityProbe
 from service.prompt import RESPONSE_SCHEMA, build_messages
@@ -57,13 +58,15 @@ class Route:
     scorer: BlendedScorer | None
     threshold: float
     confidence: ConfidenceScale | None
+    fusion: Fusion  # the LLM's say on this route: calibrated for the configured model, or the defaults
 
     @classmethod
     def of(cls, name: str, index: ReferenceIndex, embedder: Embedder, scorer: BlendedScorer | None,
            settings: Settings) -> Route:
         threshold = settings.vote_threshold or (scorer.blend.threshold if scorer else DEFAULT_THRESHOLD)
         scale = index.manifest.get("parts", {}).get(name, {}).get("confidence")
-        return cls(name, index, embedder, scorer, threshold, ConfidenceScale(**scale) if scale else None)
+        return cls(name, index, embedder, scorer, threshold, ConfidenceScale(**scale) if scale else None,
+                   Fusion(settings.fusion_weight, settings.fusion_floor))
 
 
 MULTILINGUAL_MISSING = {
@@ -74,7 +77,7 @@ MULTILINGUAL_MISSING = {
 
 
 class Classifier:
-    def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: LLMBackend | None, settings: Settings,
+    def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: CachedBackend | None, settings: Settings,
                  scorer: BlendedScorer | None = None, multilingual: Route | None = None,
                  detector: LanguageDetector | None = None):
         self.english = Route.of("english", index, embedder, scorer, settings)
@@ -85,9 +88,12 @@ class Classifier:
         # why non-English text cannot take the multilingual route, when it cannot
         self.multilingual_status = "ready" if multilingual else ("building" if settings.multilingual_model else "off")
         # LLM calls run here so a hung server cannot hold a request past its deadline.
-        self._llm_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm")
+        self._llm_pool = ThreadPoolExecutor(max_workers=settings.llm_concurrency, thread_name_prefix="llm")
         self._probe = ReachabilityProbe(llm.reachable) if llm is not None else None
         self.llm_last_error: str | None = None  # None since the last usable answer: /health reads it
+        if llm is not None:
+            for route in self.routes():
+                route.fusion = fusion_for(settings.index_dir, llm.describe(), route.name, route.fusion)
 
     # the English route's parts, which lookups, evaluation and /health read
     @property
@@ -106,16 +112,19 @@ class Classifier:
     def threshold(self) -> float:
         return self.english.threshold
 
+    def routes(self) -> list[Route]:
+        return [self.english] + ([self.multilingual] if self.multilingual else [])
+
     def embedders(self) -> dict[str, Embedder]:
         return {"english": self.english.embedder} | (
             {"multilingual": self.multilingual.embedder} if self.multilingual else {})
 
-    def classify(self, text: str) -> Classification:
-        return self.classify_many([text])[0]
+    def classify(self, text: str, use_llm: bool = True) -> Classification:
+        return self.classify_many([text], use_llm)[0]
 
-    def classify_many(self, texts: list[str]) -> list[Classification]:
-        """Embedded and scored together per route; the LLM is asked about all of them at once, under one
-        deadline."""
+    def classify_many(self, texts: list[str], use_llm: bool = True) -> list[Classification]:
+        """Embedded and scored together per route; the LLM (unless `use_llm` is False) is asked about all of
+        them at once, under one deadline."""
         detections = [self.detector.detect(t) if self.detector else Detection(None, 0.0) for t in texts]
         results: list[Classification | None] = [None] * len(texts)
         for route, positions in self._routes(detections).items():
@@ -125,7 +134,7 @@ class Classifier:
                     result.notes.append(MULTILINGUAL_MISSING[self.multilingual_status].format(
                         language=detections[i].language))
                 results[i] = result
-        if self.llm is not None:
+        if self.llm is not None and use_llm:
             self._consult_llm(texts, results)
         return results
 
@@ -179,10 +188,9 @@ class Classifier:
             finally:
                 result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
             self.llm_last_error = None
-            result.scores = fuse(result.vote_scores, llm_genres, self.settings.fusion_weight,
-                                 self.settings.fusion_floor)
-            threshold = (self.multilingual if result.route == "multilingual" else self.english).threshold
-            result.genres = decide(result.scores, threshold, self.settings.max_genres)
+            route = self.multilingual if result.route == "multilingual" else self.english
+            result.scores = fuse(result.vote_scores, llm_genres, route.fusion.weight, route.fusion.floor)
+            result.genres = decide(result.scores, route.threshold, self.settings.max_genres)
             result.llm_genres, result.backend = llm_genres, self.llm.name
 
     def _answer(self, future, deadline: float) -> list[str]:

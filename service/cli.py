@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from service.settings import Settings
 
@@ -55,7 +58,7 @@ def cmd_build_index(args, settings: Settings) -> int:
 
 
 def cmd_classify(args, settings: Settings) -> int:
-    from service.api.state import load_classifier
+    from service.loading import load_classifier
 
     result = load_classifier(settings).classify(args.text)
     if args.json:
@@ -76,6 +79,10 @@ def cmd_serve(args, settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     build = _build_missing_parts(settings, args.data) if args.build_missing else None
     try:
+        if args.replicas > 1:
+            from service.api.replicas import serve_replicas
+
+            return serve_replicas(settings, args.replicas, args.replica_cpus) or 0
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                     access_log=False)  # RequestLog writes one structured line per request instead
     finally:
@@ -111,6 +118,49 @@ def _build_missing_parts(settings: Settings, data: str | None):
     return build
 
 
+def cmd_classify_file(args, settings: Settings) -> int:
+    from service.batch.run import Job, classify_file
+
+    if args.llm:
+        settings = settings.model_copy(update={"llm_backend": args.llm, "llm_concurrency": args.llm_concurrency})
+    job = Job.of(Path(args.input), Path(args.output), settings, args.text_column, args.chunk_rows, bool(args.llm))
+    console.print(f"classifying {job.source} ({job.text_column!r} column) → {job.output} on "
+                  f"{'Ray' if args.engine == 'ray' else 'this machine'}", highlight=False)
+    with _progress_bar(job.source, disable=args.quiet) as advance:
+        if args.engine == "ray":
+            from service.batch.ray_engine import classify_file_on_ray
+
+            summary, resumed = classify_file_on_ray(job, args.actors, args.object_store_mb, advance), 0
+        else:
+            from service.loading import load_classifier
+
+            classifier = load_classifier(job.settings)
+            try:
+                summary, resumed = classify_file(job, classifier, advance)
+            finally:
+                classifier.close()
+    by = f" by {summary.actors} Ray actors" if summary.actors else ""
+    resumed_note = f" (resumed after {resumed:,} rows done before)" if resumed else ""
+    console.print(f"{summary.classified:,} rows classified{by} → {summary.output}; {summary.rejected:,} rejected "
+                  f"→ {summary.sidecar}{resumed_note}", highlight=False)
+    return 0
+
+
+@contextlib.contextmanager
+def _progress_bar(source: Path, disable: bool):
+    from service.batch.records import count_rows
+
+    with Progress(BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn(), console=console,
+                  disable=disable) as progress:
+        task = progress.add_task("rows", total=count_rows(source))
+        yield lambda rows: progress.advance(task, rows)
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task):
+        return Text(f"{task.speed:,.0f} rows/s" if task.speed else "… rows/s")
+
+
 def cmd_eval(args, settings: Settings) -> int:
     from service.evaluation import report, runner
 
@@ -118,10 +168,34 @@ def cmd_eval(args, settings: Settings) -> int:
     languages = {} if args.no_languages else {
         path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
     results = runner.run(settings, Path(args.data), llm_limit=args.limit, languages=languages,
-                         fp32=not args.no_fp32)
+                         fp32=not args.no_fp32, llm_language_limit=args.language_limit)
     report.write(results, Path(args.out))
     console.print(report.markdown(results), highlight=False)
     console.print(f"written: {args.out}/report.md, results.json, per_genre_f1.png")
+    return 0
+
+
+def cmd_calibrate_llm(args, settings: Settings) -> int:
+    from service.evaluation import calibrate
+
+    if args.llm:
+        settings = settings.model_copy(update={"llm_backend": args.llm})
+    languages = {} if args.no_languages else {
+        path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
+    result = calibrate.run(settings, args.films, args.foreign_films, languages)
+    for route, c in result["routes"].items():
+        table = Table(title=f"{result['model']}, {route} route: {c['films']} validation films "
+                            f"({c['llm_answered']} answered by the LLM); micro-F1")
+        for column in ("vote alone", "LLM alone", "fused, default", "best of the grid", "chosen"):
+            table.add_column(column, justify="right")
+        best = c["best"]
+        table.add_row(f"{c['vote_f1']:.4f}", f"{c['llm_only_f1']:.4f}", f"{c['fused_default_f1']:.4f}",
+                      f"{best['micro_f1']:.4f} (weight {best['weight']}, floor {best['floor']}; gain "
+                      f"{best['gain']:+.4f}, by chance up to {best['gain_by_chance_p95']:+.4f}; holds in "
+                      f"{best['gain_holds_in']:.0%} of resamples)",
+                      f"{c['fused_f1']:.4f} (weight {c['weight']}, floor {c['floor']})")
+        console.print(table)
+    console.print(f"stored in {result['stored']} for {result['model']}", highlight=False)
     return 0
 
 
@@ -132,8 +206,19 @@ def cmd_bench(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench_file(args, settings: Settings) -> int:
+    from service.batch import bench
+
+    figures = bench.run(settings, args.rows, args.ray_rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "catalogue.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    console.print(json.dumps(figures, indent=2), highlight=False)
+    return 0
+
+
 def cmd_tune_recognition(args, settings: Settings) -> int:
-    from service.api.state import load_classifier
+    from service.loading import load_classifier
     from service.evaluation import recognition
 
     classifier = load_classifier(settings.model_copy(update={"llm_backend": "none", "multilingual_model": "",
@@ -190,20 +275,50 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("text")
     classify.add_argument("--json", action="store_true", help="print the full answer as JSON")
     classify.set_defaults(func=cmd_classify)
+    catalogue = commands.add_parser("classify-file", help="classify a catalogue file (CSV, JSONL or Parquet)")
+    catalogue.add_argument("input")
+    catalogue.add_argument("-o", "--output", required=True, help="the output file; its extension sets its format")
+    catalogue.add_argument("--text-column", help="the column to classify (default: plot, else description)")
+    catalogue.add_argument("--engine", choices=["local", "ray"], default="local",
+                           help="ray: Ray Data on $RAY_ADDRESS, or on a Ray started here when it is unset")
+    catalogue.add_argument("--chunk-rows", type=int, default=2000, help="rows classified and saved together")
+    catalogue.add_argument("--llm", nargs="?", const=Settings().llm_backend, choices=["ollama", "openai"],
+                           help="ask the LLM too (default backend: $LLM_BACKEND)")
+    catalogue.add_argument("--llm-concurrency", type=int, default=Settings().llm_concurrency,
+                           help="requests in flight to the LLM server at once")
+    catalogue.add_argument("--actors", type=int, help="Ray: classifying actors (default: one per CPU but one)")
+    catalogue.add_argument("--object-store-mb", type=int, default=512,
+                           help="Ray started here: the object store's size")
+    catalogue.add_argument("--quiet", action="store_true", help="no progress bar")
+    catalogue.set_defaults(func=cmd_classify_file)
     evaluate = commands.add_parser("eval", help="compare the served pipeline with classic methods")
     evaluate.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "imdb_top_1000.csv"),
                           help="evaluation CSV: imdb_top_1000 or the generic title,year,plot,genres format")
     evaluate.add_argument("--llm", choices=["ollama", "openai"], help="also evaluate the served pipeline with an LLM")
     evaluate.add_argument("--limit", type=int, default=60, help="films for the (slow) LLM run (default 60)")
+    evaluate.add_argument("--language-limit", type=int, default=50,
+                          help="films of each multilingual dev file's evaluation half for the LLM run (default 50)")
     evaluate.add_argument("--out", default="eval", help="folder for report.md, results.json and the chart")
     evaluate.add_argument("--no-languages", action="store_true",
                           help=f"skip the served figures on the multilingual dev files ({MULTILINGUAL_DEV})")
     evaluate.add_argument("--no-fp32", action="store_true",
                           help="skip the served figure with the unquantised English model")
     evaluate.set_defaults(func=cmd_eval)
+    calibrate = commands.add_parser("calibrate-llm", help="measure and store the LLM's say in the answer, per model")
+    calibrate.add_argument("--films", type=int, default=300, help="English validation films (default 300)")
+    calibrate.add_argument("--foreign-films", type=int, default=50,
+                           help="films of each multilingual dev file's calibration half (default 50)")
+    calibrate.add_argument("--llm", choices=["ollama", "openai"], help="the backend (default: $LLM_BACKEND)")
+    calibrate.add_argument("--no-languages", action="store_true", help="the English route only")
+    calibrate.set_defaults(func=cmd_calibrate_llm)
     benchmark = commands.add_parser("bench", help="measure speed; writes bench/results.json")
     benchmark.add_argument("--out", default="bench")
     benchmark.set_defaults(func=cmd_bench)
+    bench_file = commands.add_parser("bench-file", help="classify-file on a large catalogue; bench/catalogue.json")
+    bench_file.add_argument("--rows", type=int, default=200_000)
+    bench_file.add_argument("--ray-rows", type=int, default=20_000, help="rows for the Ray engine (0: skip it)")
+    bench_file.add_argument("--out", default="bench")
+    bench_file.set_defaults(func=cmd_bench_file)
     tune = commands.add_parser("tune-recognition", help="the table the film-recognition rule was chosen from")
     tune.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "n_movies.csv"))
     tune.set_defaults(func=cmd_tune_recognition)
@@ -216,14 +331,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--build-missing", action="store_true",
                        help="build what the index lacks in the background, serving as soon as English is ready")
     serve.add_argument("--data", help="the corpus for --build-missing (default: $MOVIEGENRE_DATA)")
+    serve.add_argument("--replicas", type=int, default=1,
+                       help="more than 1: Ray Serve replicas of the app behind one port (needs the ray extra)")
+    serve.add_argument("--replica-cpus", type=float, default=0.5,
+                       help="CPUs Ray reserves for each replica (the replicas may use more when idle cores exist)")
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
+    from service.batch.records import CatalogueError
     from service.corpus import CorpusFormatError
     from service.store import IndexLoadError
 
     try:
         return args.func(args, Settings())
-    except (IndexLoadError, CorpusFormatError, FileNotFoundError) as exc:
+    except (IndexLoadError, CorpusFormatError, CatalogueError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         return 2
 

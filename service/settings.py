@@ -32,12 +32,17 @@ class Settings(BaseSettings):
     max_genres: int = Field(5, ge=1, le=10, alias="MOVIEGENRE_MAX_GENRES")
     # a description of a film the reference holds is answered with that film's labels (recognition.py)
     recognise_films: bool = Field(True, alias="MOVIEGENRE_RECOGNISE_FILMS")
+    # the LLM's say when its model was never calibrated (`make calibrate-llm`; see calibration.py)
     fusion_weight: float = Field(0.2, ge=0, le=1, alias="MOVIEGENRE_FUSION_WEIGHT")
     fusion_floor: float = Field(0.1, ge=0, le=1, alias="MOVIEGENRE_FUSION_FLOOR")
 
     # LLM backends
     llm_backend: Literal["ollama", "openai", "none"] = Field("ollama", alias="LLM_BACKEND")
     llm_timeout_s: float = Field(20.0, gt=0, alias="LLM_TIMEOUT")
+    # requests in flight to the LLM server at once, from one process
+    llm_concurrency: int = Field(4, ge=1, le=64, alias="LLM_CONCURRENCY")
+    # answers kept in memory by model and prompt: a repeated description makes no second call
+    llm_cache_size: int = Field(4096, ge=1, alias="LLM_CACHE_SIZE")
     ollama_host: str = Field("http://127.0.0.1:11434", alias="OLLAMA_HOST")
     ollama_model: str = Field("qwen2:7b", alias="OLLAMA_MODEL")
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", alias="OPENAI_BASE_URL")

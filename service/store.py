@@ -164,6 +164,12 @@ def read_manifest(index_dir: Path) -> dict | None:
         raise IndexLoadError(f"{path} is unreadable ({exc}): run `make build-index`") from exc
 
 
+def _read_vectors(path: Path) -> faiss.Index:
+    """Memory-mapped and read-only: processes serving the same build (replicas, Ray actors) share one copy
+    of the vectors in the page cache."""
+    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+
+
 def load_index(index_dir: Path, model: str, dim: int | None = None) -> ReferenceIndex:
     """The current index's English part, checked against the embedding model the service uses."""
     return load_parts(Path(index_dir), {"english": (model, dim)})["english"]
@@ -194,7 +200,7 @@ def load_parts(index_dir: Path, wanted: dict[str, tuple[str, int | None]]) -> di
         with (build / FILMS_FILE).open(encoding="utf-8") as f:
             films = [Film.from_dict(json.loads(line)) for line in f]
         parts = {name: ReferenceIndex(films, manifest=manifest, build_dir=build,
-                                      faiss_index=faiss.read_index(str(build / vectors_file(name))))
+                                      faiss_index=_read_vectors(build / vectors_file(name)))
                  for name in wanted if name in built}
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise IndexLoadError(f"the index in {index_dir} is damaged ({exc}): run `make build-index`") from exc

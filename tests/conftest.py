@@ -83,7 +83,7 @@ def small_index(small_index_dir, embedder):
 def make_classifier(index_dir, **settings):
     """What /classify serves from the index in `index_dir`: every part it has, with the heads and blend
     trained with it, the language detector and the LLM configured."""
-    from service.api.state import load_classifier
+    from service.loading import load_classifier
 
     return load_classifier(served_settings(**({"index_dir": index_dir, "multilingual_model": MULTILINGUAL} | settings)))
 

@@ -226,5 +226,5 @@ def test_shutdown_closes_the_llm_client_and_its_threads(small_index_dir, backend
             runtime = app.state.runtime
         classifier = runtime.classifier
     assert runtime.closed and classifier._llm_pool._shutdown
-    http = classifier.llm.client._client
+    http = classifier.llm.inner.client._client
     assert http.is_closed

@@ -93,3 +93,32 @@ def test_text_of_no_film_is_flagged(page):
     page.get_by_label("What do you know about the film?").fill("Whisk three eggs with sugar and bake for 25 minutes.")
     page.get_by_role("button", name="Find genres").click()
     page.locator("#confidence").get_by_text("This does not read like a film").wait_for()
+
+
+def test_the_votes_genres_show_at_once_and_a_slow_llms_refinement_after(small_index_dir, page):
+    import json
+    import threading
+
+    from .fake_llm import FakeLLMServer
+
+    gate = threading.Event()
+    with FakeLLMServer(json.dumps({"genres": ["Fantasy", "Adventure"]}), gate=gate) as llm:
+        classifier = make_classifier(small_index_dir, llm_backend="openai", openai_base_url=f"{llm.url}/v1")
+        with serve_in_thread(create_app(classifier.settings, classifier)) as url:
+            page = page.context.browser.new_page()  # the module's browser, a page of its own
+            try:
+                page.goto(url)
+                page.locator("#text").fill("A young wizard embarks on an adventure to defeat a dark sorcerer.")
+                page.get_by_role("button", name="Find genres").click()
+                page.locator("#chips .chip").first.wait_for()
+                assert llm.chat_started.wait(10) and not gate.is_set()  # the LLM is still thinking
+                assert "neighbour vote" in page.locator("#meta").inner_text()
+                page.locator("#refine").get_by_text("Asking the LLM").wait_for()
+                gate.set()
+                page.locator("#refine").get_by_text("Refined by the LLM").wait_for(timeout=15000)
+                assert "openai LLM" in page.locator("#meta").inner_text()
+                assert {"Fantasy", "Adventure"} <= set(page.locator("#chips .chip .name").all_inner_texts())
+            finally:
+                gate.set()
+                page.close()
+                classifier.close()

@@ -12,7 +12,8 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.requestlog import RequestLog
 from service.api.routes import classify, service
-from service.api.state import load_classifier, pick_up_multilingual, runtime_for
+from service.api.state import pick_up_multilingual, runtime_for
+from service.loading import load_classifier
 from service.classifier import Classifier
 from service.settings import Settings
 from service.store import IndexLoadError

@@ -122,12 +122,27 @@ class BatchResponse(BaseModel):
     results: list[ClassifyResponse]
 
 
+class FusionOut(BaseModel):
+    weight: float = Field(description="what the LLM's pick adds to a genre's score")
+    floor: float = Field(description="the vote score a genre needs before the LLM can move it")
+    source: str = Field(description="'default', or the calibration this setting comes from")
+
+
+class AnswerCacheOut(BaseModel):
+    hits: int
+    misses: int
+    size: int
+    capacity: int
+
+
 class LLMHealth(BaseModel):
     backend: str
     configured: bool
     reachable: bool | None
     degraded: bool
     last_error: str | None
+    fusion: dict[str, FusionOut] = Field({}, description="per route (english, multilingual): the LLM's say")
+    cache: AnswerCacheOut | None = None
 
 
 class MultilingualHealth(BaseModel):

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from service.classifier import Classifier
-from service.embedding import Embedder
-from service.language import LanguageDetector
+from service.loading import load_classifier
 from service.lookup.lookup import Lookup, make_lookup
-from service.settings import Settings
 from service.store import IndexLoadError
 
 
@@ -52,45 +50,6 @@ class Runtime:
             self.closed = True
         self.classifier.close()
         self.lookup.close()
-
-
-def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = None,
-                    detector: LanguageDetector | None = None) -> Classifier:
-    """The index parts the settings use, each with its embedder and trained heads, the language detector
-    and the LLM backend. Embedders and detector are reused when given (a reload), else loaded."""
-    from service.classifier import Route
-    from service.heads import load_scorer
-    from service.llm import make_backend
-    from service.store import load_parts
-
-    from service.store import read_manifest
-
-    embedders = dict(embedders or {})
-    # a part still being built may not even have its model exported yet: load what the index has
-    built = (read_manifest(settings.index_dir) or {}).get("parts", {})
-    models = {p: m for p, m in settings.part_models().items() if p == "english" or p in built}
-    for part, model in models.items():
-        if part not in embedders or embedders[part].model_name != model:
-            embedders[part] = _embedder(settings, model)
-    parts = load_parts(settings.index_dir, {p: (m, embedders[p].dim) for p, m in models.items()})
-    multilingual = None
-    if "multilingual" in parts:
-        index = parts["multilingual"]
-        multilingual = Route.of("multilingual", index, embedders["multilingual"], load_scorer(index, "multilingual"),
-                                settings)
-    english = parts["english"]
-    detector = detector or (LanguageDetector() if settings.multilingual_model else None)
-    return Classifier(english, embedders["english"], make_backend(settings), settings, load_scorer(english),
-                      multilingual, detector)
-
-
-def _embedder(settings: Settings, model: str) -> Embedder:
-    from service.embedding import ModelMissing, load_embedder
-
-    try:
-        return load_embedder(settings.exported_models(), model, settings.embed_workers)
-    except ModelMissing as exc:
-        raise IndexLoadError(str(exc)) from exc
 
 
 def runtime_for(classifier: Classifier) -> Runtime:

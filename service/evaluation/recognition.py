@@ -16,8 +16,8 @@ from service.corpus import Film, normalise_title, parse_year
 from service.evaluation.metrics import score
 from service.genres import map_labels, split_labels
 
-SIMILARITIES = (0.65, 0.7, 0.75, 0.8, 0.85)
-LEADS = (0.0, 0.05, 0.1)
+SIMILARITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
+LEADS = (0.0, 0.05, 0.1, 0.15)
 
 
 def _same(a: Film, b: Film) -> bool:

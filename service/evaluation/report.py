@@ -12,12 +12,13 @@ LABELS = {"tfidf_nb": "TF-IDF + naive Bayes", "tfidf_svm": "TF-IDF + linear SVM"
           "tfidf_logreg": "TF-IDF + logistic regression", "knn": "MiniLM kNN vote",
           "served": "**served (/classify, no LLM)**", "served_fp32": "served, fp32 English model (torch)",
           "served_known": "served, films known to the reference (no exclusion)",
-          "served_llm": "served with LLM", "llm_only": "LLM alone", "vote": "served without LLM (same films)"}
+          "llm_only": "LLM alone", "vote": "served without LLM (same films)",
+          "fused_default": "served with LLM, default fusion", "fused_calibrated": "served with LLM, calibrated fusion"}
 
 
 def markdown(results: dict) -> str:
     rows = {**results["methods"], "served": results["served"],
-            **{k: results[k] for k in ("served_known", "served_fp32") if k in results}, **results.get("llm", {})}
+            **{k: results[k] for k in ("served_known", "served_fp32") if k in results}}
     mean_gold = results["served"]["mean_gold"]
     lines = [f"Evaluation on `{results['data']}`: {results['films']} films; {results['excluded']} reference films "
              f"with the same titles excluded from retrieval and training. Gold labels per film: {mean_gold:.2f}.",
@@ -28,7 +29,31 @@ def markdown(results: dict) -> str:
                  for key, _ in COLUMNS]
         films = f" ({r['films']} films)" if r["films"] != results["films"] else ""
         lines.append(f"| {LABELS.get(name, name)}{films} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + _languages(results) + _wizard(results)) + "\n"
+    return "\n".join(lines + _llm(results) + _languages(results) + _wizard(results)) + "\n"
+
+
+def _llm(results: dict) -> list[str]:
+    """The LLM's runs: the same films without it, it alone, fused both ways, with paired bootstrap intervals."""
+    runs = {"en": results["llm"]} if "llm" in results else {}
+    runs |= {code: r["llm"] for code, r in results.get("languages", {}).items() if "llm" in r}
+    if not runs:
+        return []
+    lines = ["", "With the LLM, the same films each way (micro-F1; fused minus vote: paired bootstrap 95% interval):",
+             "", "| language | films | vote alone | LLM alone | fused, default | − vote | fused, calibrated | − vote | "
+             "calibrated weight, floor |", "|---|---:|---:|---:|---:|---|---:|---|---|"]
+    for code, r in runs.items():
+        fusion = r["fused_calibrated"]["fusion"]["english" if code == "en" else "multilingual"]
+        lines.append(f"| {code} | {r['vote']['films']} | {r['vote']['micro_f1']:.3f} | "
+                     f"{r['llm_only']['micro_f1']:.3f} | "
+                     f"{r['fused_default']['micro_f1']:.3f} | {_interval(r['fused_default'])} | "
+                     f"{r['fused_calibrated']['micro_f1']:.3f} | {_interval(r['fused_calibrated'])} | "
+                     f"{fusion['weight']}, {fusion['floor']} ({fusion['source']}) |")
+    return lines
+
+
+def _interval(r: dict) -> str:
+    low, high = r["minus_vote_95"]
+    return f"[{low:+.3f}, {high:+.3f}]"
 
 
 def _languages(results: dict) -> list[str]:

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
+from service import calibration
+from service.calibration import Fusion, Observation
 from service.classifier import Classifier, Route
 from service.corpus import Film, load_corpus
 from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.evaluation import methods
 from service.evaluation.metrics import score
-from service.evaluation.split import matching_positions, validation_split
+from service.evaluation.split import halves, matching_positions, validation_split
 from service.heads import BlendedScorer, train_scorer
 from service.language import LanguageDetector
 from service.llm import make_backend
@@ -70,11 +72,22 @@ class Setup:
         if "multilingual" in self.parts:
             multilingual = Route.of("multilingual", self.parts["multilingual"], self.embedders["multilingual"],
                                     self.scorer("multilingual"), self.settings)
-        return Classifier(self.reference, self.embedders["english"], make_backend(self.settings) if llm else None,
-                          self.settings, self.scorer("english"), multilingual, self.detector)
+        backend = make_backend(self.settings, llm_answers_file(self.settings)) if llm else None
+        return Classifier(self.reference, self.embedders["english"], backend, self.settings, self.scorer("english"),
+                          multilingual, self.detector)
+
+
+def llm_answers_file(settings: Settings) -> Path:
+    """The LLM's answers kept on disk for evaluation and calibration: a rerun makes no new call."""
+    return settings.index_dir / "cache" / "llm-answers.sqlite"
 
 
 def prepare(settings: Settings, eval_path: Path) -> Setup:
+    return prepare_held_out(settings, lambda reference: load_corpus(eval_path).films)
+
+
+def prepare_held_out(settings: Settings, held_out_of) -> Setup:
+    """The index without the films `held_out_of(reference films)` returns (matched by title and year)."""
     models = settings.part_models()
     embedders = {p: load_embedder(settings.exported_models(), m, settings.embed_workers)
                  for p, m in models.items()}
@@ -82,7 +95,7 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
     if set(parts) != set(models):
         missing = ", ".join(sorted(set(models) - set(parts)))
         raise FileNotFoundError(f"the index lacks its {missing} part: run `make build-index`")
-    held_out = load_corpus(eval_path).films
+    held_out = held_out_of(parts["english"].films)
     drop = matching_positions(parts["english"].films, held_out)
     return Setup(settings, embedders, {p: index.without(drop) for p, index in parts.items()}, len(drop), held_out,
                  LanguageDetector() if "multilingual" in parts else None)
@@ -113,23 +126,48 @@ def _timed(fn):
     return result, time.perf_counter() - started
 
 
-def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = True) -> dict:
-    """The served pipeline with its LLM: the vote alone, the LLM alone and their fusion, from the same calls."""
+def llm_observations(setup: Setup, films: list[Film], progress: bool = True,
+                     description: str = "asking the LLM") -> tuple[list[Observation], list[float]]:
+    """The served pipeline with its LLM, one film at a time as /classify runs: what the vote scored and
+    what the LLM picked, for any fusion to be tried on afterwards."""
     classifier = setup.classifier(llm=True)
-    results, seconds = [], []
-    for film in track(films, description="served + LLM", disable=not progress):
-        result, took = _timed(lambda: classifier.classify(film.plot))
-        results.append(result)
-        seconds.append(took)
-    vote_only = [r.vote_genres for r in results]
-    llm_only = [r.llm_genres or [] for r in results]
-    gold = _gold(films)
-    return {
-        "vote": score(gold, vote_only),
-        "llm_only": score(gold, llm_only) | {"llm_failures": sum(r.llm_genres is None for r in results)},
-        "served_llm": score(gold, [r.genres for r in results]) | {
-            "latency_ms": 1000 * float(np.mean(seconds)), "latency_p95_ms": 1000 * float(np.percentile(seconds, 95))},
-    }
+    routes = {route.name: route for route in classifier.routes()}
+    observations, seconds = [], []
+    try:
+        for film in track(films, description=description, disable=not progress):
+            result, took = _timed(lambda: classifier.classify(film.plot))
+            observations.append(Observation(result.vote_scores, result.llm_genres, film.genres,
+                                            routes[result.route].threshold, result.route))
+            seconds.append(took)
+    finally:
+        classifier.close()
+    return observations, seconds
+
+
+def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = True) -> dict:
+    """The vote alone, the LLM alone, fused with the default setting and with the model's calibration, from
+    the same calls; paired bootstrap 95% intervals of each fusion minus the vote."""
+    observations, seconds = llm_observations(setup, films, progress, "served + LLM")
+    max_genres = setup.settings.max_genres
+    default = Fusion(setup.settings.fusion_weight, setup.settings.fusion_floor)
+    backend = make_backend(setup.settings)
+    calibrated = {route: calibration.fusion_for(setup.settings.index_dir, backend.describe(), route, default)
+                  for route in ("english", "multilingual")}
+    backend.close()
+    gold = [o.gold for o in observations]
+    vote = calibration.counts(gold, calibration.answers(observations, None, max_genres))
+    asked = [o for o in observations if o.llm_genres]
+    out = {"vote": score(gold, calibration.answers(observations, None, max_genres)),
+           "llm_only": score([o.gold for o in asked], [o.llm_genres for o in asked]) | {
+               "llm_failures": len(observations) - len(asked)}}
+    for name, fusion in (("fused_default", default), ("fused_calibrated", calibrated)):
+        predicted = calibration.answers(observations, fusion, max_genres)
+        gain = calibration.paired_bootstrap(calibration.counts(gold, predicted), vote)
+        used = {route: vars(f) for route, f in fusion.items()} if isinstance(fusion, dict) else vars(default)
+        out[name] = score(gold, predicted) | {"fusion": used, "minus_vote_95": calibration.interval(gain)}
+    out["fused_calibrated"] |= {"latency_ms": 1000 * float(np.mean(seconds)),
+                                "latency_p95_ms": 1000 * float(np.percentile(seconds, 95))}
+    return out
 
 
 def _embed(setup: Setup, texts: list[str]) -> np.ndarray:
@@ -179,7 +217,7 @@ def evaluate_served(setup: Setup) -> dict:
 def evaluate_known(settings: Settings, films: list[Film]) -> dict:
     """The films as the served index holds them (no exclusion): what a person gets for a film the
     reference knows, recognised or not."""
-    from service.api.state import load_classifier
+    from service.loading import load_classifier
 
     classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
     plots = [f.plot for f in films]
@@ -204,14 +242,17 @@ def _scored(setup: Setup, predicted: list[list[str]], seconds: float) -> dict:
 
 
 def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progress: bool = True,
-        languages: dict[str, Path] | None = None, fp32: bool = False) -> dict:
+        languages: dict[str, Path] | None = None, fp32: bool = False, llm_language_limit: int = 50) -> dict:
     """All methods on the evaluation file; the served pipeline on each file of `languages` too; with
     `fp32`, the served pipeline with the unquantised English model beside the int8 one; with an LLM
-    configured, the LLM path on `llm_limit` films."""
+    configured, the LLM path on `llm_limit` films (seeded sample), and on `llm_language_limit` films of
+    each language file's evaluation half (the other half is calibrate-llm's)."""
+    with_llm = settings.llm_backend != "none"
     steps = ["prepare", *methods.CLASSIC, "knn", "served", "known"] + (["fp32"] if fp32 else []) + \
         [f"language:{code}" for code in (languages or {})] + ["wizard"] + \
-        (["llm"] if settings.llm_backend != "none" else [])
+        ((["llm"] + [f"llm:{code}" for code in (languages or {})]) if with_llm else [])
     results: dict = {"data": str(eval_path), "methods": {}, "languages": {}}
+    language_setups: dict[str, Setup] = {}
     for step in track(steps, description="evaluating", disable=not progress):
         if step == "prepare":
             setup = prepare(settings.model_copy(update={"llm_backend": "none"}), eval_path)
@@ -228,15 +269,22 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
             results["served_fp32"] = evaluate_served(fp32_variant(setup))
         elif step.startswith("language:"):
             code = step.split(":", 1)[1]
-            other = prepare(settings.model_copy(update={"llm_backend": "none"}), languages[code])
+            other = language_setups[code] = prepare(settings.model_copy(update={"llm_backend": "none"}),
+                                                    languages[code])
             results["languages"][code] = evaluate_served(other) | {"data": str(languages[code]),
                                                                    "excluded": other.excluded}
         elif step == "wizard":
             results["wizard"] = wizard_check(setup)
-        else:
+        elif step == "llm":
             setup.settings = settings
-            films = setup.held_out
-            if llm_limit and llm_limit < len(films):
-                films = random.Random(0).sample(films, llm_limit)
-            results["llm"] = evaluate_served_with_llm(setup, films, progress=False)
+            results["llm"] = evaluate_served_with_llm(setup, _sample(setup.held_out, llm_limit), progress=False)
+        else:
+            other = language_setups[step.split(":", 1)[1]]
+            other.settings = settings
+            films = _sample(halves(other.held_out)[1], llm_language_limit)
+            results["languages"][step.split(":", 1)[1]]["llm"] = evaluate_served_with_llm(other, films, False)
     return results
+
+
+def _sample(films: list[Film], limit: int | None) -> list[Film]:
+    return random.Random(0).sample(films, limit) if limit and limit < len(films) else films

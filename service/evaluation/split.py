@@ -28,3 +28,14 @@ def validation_split(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list
     random.Random(seed).shuffle(order)
     cut = int(n * fraction)
     return sorted(order[cut:]), sorted(order[:cut])
+
+
+def halves(films: Sequence[Film]) -> tuple[list[Film], list[Film]]:
+    """(calibration, evaluation) halves of a dev file, by a hash of each title: the LLM's say is calibrated
+    on one half and measured on the other."""
+    import hashlib
+
+    def first_half(film: Film) -> bool:
+        return hashlib.sha1(normalise_title(film.title).encode("utf-8")).digest()[0] % 2 == 0
+
+    return [f for f in films if first_half(f)], [f for f in films if not first_half(f)]

@@ -1,5 +1,6 @@
 "use strict";
-// The page: one form, one request to /classify, the answer drawn as chips, meta, lookup and neighbours.
+// The page: one form; the vote's answer at once (/classify?llm=false), drawn as chips, meta, lookup and
+// neighbours; then, when an LLM is configured, its refinement (/classify) redrawn over it when it arrives.
 const form = document.getElementById("classify-form");
 const text = document.getElementById("text");
 const button = document.getElementById("submit");
@@ -131,30 +132,71 @@ async function errorMessage(response) {
   return `The service answered ${response.status}.`;
 }
 
+// whether an LLM is configured, read once from /health: without one there is nothing to refine
+const llmConfigured = fetch("/health").then((r) => r.json()).then((h) => h.llm.configured).catch(() => false);
+let asked = 0;  // the latest submission: answers to earlier ones are dropped
+
+function classify(chosen, payload, withLlm) {
+  return fetch(`/classify?mode=${chosen}&explain=true&llm=${withLlm}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
+  });
+}
+
+function draw(body, elapsedMs) {
+  drawChips(body);
+  drawMeta(body, elapsedMs);
+  drawLookup(body.lookup);
+  drawNeighbours(body.neighbours);
+  result.hidden = false;
+}
+
+function showRefine(message, pending) {
+  const refine = document.getElementById("refine");
+  refine.hidden = !message;
+  refine.textContent = message || "";
+  refine.classList.toggle("pending", pending);
+}
+
+async function refine(id, chosen, payload, started) {
+  showRefine("Asking the LLM to refine these genres…", true);
+  try {
+    const response = await classify(chosen, payload, true);
+    if (id !== asked) return;
+    if (!response.ok) return showRefine(`The LLM's refinement failed: ${await errorMessage(response)}`, false);
+    const body = await response.json();
+    if (id !== asked) return;
+    draw(body, performance.now() - started);
+    showRefine(body.llm_genres ? `Refined by the LLM (it picked ${body.llm_genres.join(", ")}).`
+      : "The LLM did not refine this answer: the vote's genres stand.", false);
+  } catch (_) {
+    if (id === asked) showRefine("The LLM's refinement did not arrive: the vote's genres stand.", false);
+  }
+}
+
 async function submit(extra = {}) {
   errorBox.hidden = true;
   const value = text.value.trim();
   if (!value) return showError("Please type something first: a description, a title, a review or a studio.");
   if (value.length > maxChars) return showError(`That is too long: at most ${maxChars.toLocaleString()} characters.`);
+  const id = ++asked;
   setBusy(true);
+  showRefine("", false);
   const started = performance.now();
+  const chosen = extra.kind && mode() === "description" ? "auto" : mode();
+  const payload = { description: value, ...extra };
+  let body;
   try {
-    const chosen = extra.kind && mode() === "description" ? "auto" : mode();
-    const response = await fetch(`/classify?mode=${chosen}&explain=true`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ description: value, ...extra }),
-    });
+    const response = await classify(chosen, payload, false);
     if (!response.ok) return showError(await errorMessage(response));
-    const body = await response.json();
-    drawChips(body);
-    drawMeta(body, performance.now() - started);
-    drawLookup(body.lookup);
-    drawNeighbours(body.neighbours);
-    result.hidden = false;
+    body = await response.json();
+    if (id === asked) draw(body, performance.now() - started);
   } catch (_) {
-    showError("The service cannot be reached. Is it running?");
+    return showError("The service cannot be reached. Is it running?");
   } finally {
     setBusy(false);
   }
+  // a film recognised in the reference is answered with its own labels: the LLM is not asked about it
+  if (id === asked && !body.recognised && await llmConfigured) refine(id, chosen, payload, started);
 }
 
 form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });

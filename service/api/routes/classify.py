@@ -57,11 +57,16 @@ def _check_lengths(request: Request, texts: list[str]) -> None:
 Mode = Literal["description", "lookup", "auto"]
 
 
-@router.post("/classify", response_model=ClassifyResponse, dependencies=[Depends(only_query_params("mode", "explain"))])
+LLM_QUERY = Query(True, description="false: answer from the vote alone, without asking the LLM (fast)")
+
+
+@router.post("/classify", response_model=ClassifyResponse,
+             dependencies=[Depends(only_query_params("mode", "explain", "llm"))])
 def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
                  "description", description="description: the text is a plot; lookup: a title, a review or a company "
                                             "name to look up; auto: whichever the text reads as"),
-             explain: bool = False, runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
+             explain: bool = False, llm: bool = LLM_QUERY,
+             runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
     """Genres of a film from its description; with mode=lookup, from a title, a review or a company name
     looked up in the reference, IMDb and TMDb; with mode=auto, from whatever the text is."""
     _check_lengths(request, [body.description])
@@ -69,14 +74,14 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
     started = time.perf_counter()
     kind = body.kind or (detect_kind(body.description) if mode == "auto" else None)
     if mode == "description" or kind == "description":
-        result = runtime.classifier.classify(body.description)
+        result = runtime.classifier.classify(body.description, llm)
         request.state.backend = result.backend
         response = _response(result, explain, started)
         if mode != "description":  # the text was taken for a description: say so
             response.lookup = _lookup_out(LookupResult("description", body.description))
         return response
     found = runtime.lookup.lookup(body.description, kind)
-    result = runtime.classifier.classify(found.plot or body.description)
+    result = runtime.classifier.classify(found.plot or body.description, llm)
     request.state.backend = result.backend
     response = _response(result, explain, started)
     response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
@@ -85,8 +90,8 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
 
 
 @router.post("/classify/batch", response_model=BatchResponse,
-             dependencies=[Depends(only_query_params("explain"))])
-def classify_batch(request: Request, body: BatchRequest, explain: bool = False,
+             dependencies=[Depends(only_query_params("explain", "llm"))])
+def classify_batch(request: Request, body: BatchRequest, explain: bool = False, llm: bool = LLM_QUERY,
                    runtime: Runtime = Depends(current_runtime)) -> BatchResponse:
     """Many descriptions in one call, embedded together."""
     limit = request.app.state.settings.max_batch_items
@@ -94,6 +99,6 @@ def classify_batch(request: Request, body: BatchRequest, explain: bool = False,
         raise HTTPException(422, f"a batch is limited to {limit} descriptions")
     _check_lengths(request, body.descriptions)
     started = time.perf_counter()
-    results = runtime.classifier.classify_many(body.descriptions)
+    results = runtime.classifier.classify_many(body.descriptions, llm)
     request.state.backend = results[0].backend if results else None
     return BatchResponse(results=[_response(r, explain, started) for r in results])

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from service.api.deps import current_runtime, require_admin
-from service.api.models import (ErrorResponse, GenresResponse, HealthResponse, LLMHealth, MultilingualHealth,
-                                ReloadResponse)
+from service.api.models import (AnswerCacheOut, ErrorResponse, FusionOut, GenresResponse, HealthResponse, LLMHealth,
+                                MultilingualHealth, ReloadResponse)
 from service.api.state import Runtime, reload_runtime
 from service.genres import VOCABULARY
 from service.store import IndexLoadError
@@ -25,7 +25,9 @@ def health(runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
     degraded = classifier.llm is not None and (reachable is False or classifier.llm_last_error is not None)
     llm = LLMHealth(backend=classifier.llm.describe() if classifier.llm else "none",
                     configured=classifier.llm is not None, reachable=reachable, degraded=degraded,
-                    last_error=classifier.llm_last_error)
+                    last_error=classifier.llm_last_error,
+                    fusion={r.name: FusionOut(**vars(r.fusion)) for r in classifier.routes()} if classifier.llm else {},
+                    cache=AnswerCacheOut(**classifier.llm.stats()) if classifier.llm else None)
     multilingual = MultilingualHealth(status=classifier.multilingual_status,
                                       model=classifier.settings.multilingual_model or None)
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),

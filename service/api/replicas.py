@@ -1,0 +1,77 @@
+"""The same FastAPI app served by N Ray Serve replicas behind Serve's proxy, on the same host and port:
+`moviegenre serve --replicas N`. Each replica is a Ray actor that loads the index once (its vectors are
+memory-mapped, so replicas on one machine share them); Serve restarts a replica that dies, and the proxy
+sends requests to the ones alive meanwhile. Every answer names its replica in the REPLICA_HEADER.
+
+RAY_ADDRESS names a cluster to deploy on; unset, a Ray is started here. Every node must see the index folder
+at the same path (scripts/ has a cluster example with the index on a shared read-only volume).
+"""
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from service.settings import Settings
+
+REPLICA_HEADER = "X-Moviegenre-Replica"
+APP_NAME = "moviegenre"
+
+
+def replica_app(settings: Settings) -> FastAPI:
+    """Built on each replica when it starts (Serve calls it there), not pickled from the driver."""
+    from ray import serve
+
+    from service.api.app import create_app
+
+    app = create_app(settings)
+    replica = serve.get_replica_context().replica_id.unique_id
+
+    @app.middleware("http")
+    async def name_the_replica(request, call_next):
+        response = await call_next(request)
+        response.headers[REPLICA_HEADER] = replica
+        return response
+
+    return app
+
+
+class Replica:
+    """The deployment's class: Serve builds the app on the replica, from the settings it was bound with."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return replica_app(self.settings)
+
+
+def application(replicas: int, settings: Settings | None = None, cpus_per_replica: float = 0.5):
+    """The Serve application: the app's deployment with its replicas, bound to the settings."""
+    from ray import serve
+
+    ingress = serve.deployment(serve.ingress()(Replica), name=APP_NAME, num_replicas=replicas,
+                               ray_actor_options={"num_cpus": cpus_per_replica},
+                               health_check_period_s=2, health_check_timeout_s=30)
+    return ingress.bind(settings or Settings())
+
+
+def build(args: dict):
+    """Serve's application builder (`import_path: service.api.replicas:build` in a Serve config or a KubeRay
+    RayService): the settings come from the environment of the cluster's pods."""
+    return application(int(args.get("replicas", 2)), cpus_per_replica=float(args.get("cpus_per_replica", 0.5)))
+
+
+def serve_replicas(settings: Settings, replicas: int, cpus_per_replica: float = 0.5) -> None:
+    """Deploy on $RAY_ADDRESS or a Ray started here, on the settings' host and port, and block until
+    interrupted."""
+    import ray
+    from ray import serve
+
+    ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, configure_logging=False)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    try:
+        serve.run(application(replicas, settings, cpus_per_replica), name=APP_NAME, route_prefix="/", blocking=True)
+    finally:
+        serve.shutdown()
+        ray.shutdown()

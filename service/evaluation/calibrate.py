@@ -1,0 +1,58 @@
+"""`moviegenre calibrate-llm`: the configured LLM on validation films, every fusion of the grid tried on its
+answers (calibration.py), the chosen one stored in the index folder for that model.
+
+English: a seeded sample of the reference's validation split, those films (and any of the same title) taken
+out of the index and the heads retrained without them, as `make eval` does with its films. Other languages:
+the calibration half of each multilingual dev file (`make eval` measures on the other half). Never the
+evaluation file. The LLM's answers are kept on disk: a rerun or a changed grid makes no new call.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from service import calibration
+from service.calibration import Fusion, Observation
+from service.corpus import Film
+from service.evaluation.runner import llm_observations, prepare, prepare_held_out
+from service.evaluation.split import halves, validation_split
+from service.llm import make_backend
+from service.settings import Settings
+
+
+def run(settings: Settings, films: int = 300, foreign_films: int = 50, languages: dict[str, Path] | None = None,
+        progress: bool = True) -> dict:
+    """Calibrate, store, and return what was measured per route."""
+    backend = make_backend(settings)
+    if backend is None:
+        raise ValueError("no LLM is configured: set LLM_BACKEND (ollama or openai) to calibrate it")
+    model = backend.describe()
+    backend.close()
+    default = Fusion(settings.fusion_weight, settings.fusion_floor)
+    routes = {"english": calibration.calibrate(_english(settings, films, progress), settings.max_genres, default)}
+    if languages and settings.multilingual_model:
+        observations = [o for code, path in languages.items()
+                        for o in _foreign(settings, path, foreign_films, progress, code) if o.route == "multilingual"]
+        if observations:
+            routes["multilingual"] = calibration.calibrate(observations, settings.max_genres, default)
+    path = calibration.save(settings.index_dir, model, routes)
+    return {"model": model, "routes": routes, "stored": str(path)}
+
+
+def _english(settings: Settings, films: int, progress: bool) -> list[Observation]:
+    def validation_sample(reference: list[Film]) -> list[Film]:
+        _, validation = validation_split(len(reference))
+        picked = random.Random(0).sample(validation, min(films, len(validation)))
+        return [reference[i] for i in sorted(picked)]
+
+    setup = prepare_held_out(settings.model_copy(update={"llm_backend": "none"}), validation_sample)
+    setup.settings = settings
+    return llm_observations(setup, setup.held_out, progress, "calibrating: English validation films")[0]
+
+
+def _foreign(settings: Settings, path: Path, films: int, progress: bool, code: str) -> list[Observation]:
+    setup = prepare(settings.model_copy(update={"llm_backend": "none"}), path)
+    setup.settings = settings
+    half = halves(setup.held_out)[0]
+    sample = random.Random(0).sample(half, min(films, len(half)))
+    return llm_observations(setup, sample, progress, f"calibrating: {code} dev films")[0]

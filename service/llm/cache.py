@@ -1,0 +1,71 @@
+"""Answers of an LLM kept by model and prompt: a repeated description costs no second call.
+
+In the service, an LRU in memory (LLM_CACHE_SIZE answers). For calibration and evaluation, also a SQLite
+file, so a rerun or a changed grid makes no new call. Only answers are kept: a failure is asked again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from cachetools import LRUCache
+
+from service.llm.base import LLMBackend
+
+
+class CachedBackend(LLMBackend):
+    def __init__(self, inner: LLMBackend, size: int, path: Path | None = None):
+        self.inner = inner
+        self.name = inner.name
+        self._memory: LRUCache = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+        self._disk = _open(path) if path else None
+        self.hits = self.misses = 0
+
+    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
+        key = hashlib.sha256(json.dumps([self.inner.describe(), messages, schema], sort_keys=True,
+                                        ensure_ascii=False).encode("utf-8")).hexdigest()
+        with self._lock:
+            answer = self._memory.get(key)
+            if answer is None and self._disk is not None:
+                row = self._disk.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+                answer = row[0] if row else None
+            if answer is not None:
+                self.hits += 1
+                self._memory[key] = answer
+                return answer
+            self.misses += 1
+        answer = self.inner.complete(messages, schema)
+        with self._lock:
+            self._memory[key] = answer
+            if self._disk is not None:
+                self._disk.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, answer))
+                self._disk.commit()
+        return answer
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "size": len(self._memory),
+                    "capacity": int(self._memory.maxsize)}
+
+    def reachable(self) -> bool:
+        return self.inner.reachable()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        self.inner.close()
+        if self._disk is not None:
+            with self._lock:
+                self._disk.close()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False)  # every use is under the backend's lock
+    db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+    return db

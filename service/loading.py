@@ -1,0 +1,44 @@
+"""What a classifier is made of, loaded from the index folder and the settings: the index parts the
+settings use, their embedders and trained heads, the language detector and the LLM backend. The API,
+the CLI, the batch engines and the evaluation all load it from here."""
+from __future__ import annotations
+
+from service.classifier import Classifier, Route
+from service.embedding import Embedder
+from service.heads import load_scorer
+from service.language import LanguageDetector
+from service.llm import make_backend
+from service.settings import Settings
+from service.store import IndexLoadError, load_parts, read_manifest
+
+
+def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = None,
+                    detector: LanguageDetector | None = None) -> Classifier:
+    """The index parts the settings use, each with its embedder and trained heads, the language detector
+    and the LLM backend. Embedders and detector are reused when given (a reload), else loaded."""
+    embedders = dict(embedders or {})
+    # a part still being built may not even have its model exported yet: load what the index has
+    built = (read_manifest(settings.index_dir) or {}).get("parts", {})
+    models = {p: m for p, m in settings.part_models().items() if p == "english" or p in built}
+    for part, model in models.items():
+        if part not in embedders or embedders[part].model_name != model:
+            embedders[part] = _embedder(settings, model)
+    parts = load_parts(settings.index_dir, {p: (m, embedders[p].dim) for p, m in models.items()})
+    multilingual = None
+    if "multilingual" in parts:
+        index = parts["multilingual"]
+        multilingual = Route.of("multilingual", index, embedders["multilingual"], load_scorer(index, "multilingual"),
+                                settings)
+    english = parts["english"]
+    detector = detector or (LanguageDetector() if settings.multilingual_model else None)
+    return Classifier(english, embedders["english"], make_backend(settings), settings, load_scorer(english),
+                      multilingual, detector)
+
+
+def _embedder(settings: Settings, model: str) -> Embedder:
+    from service.embedding import ModelMissing, load_embedder
+
+    try:
+        return load_embedder(settings.exported_models(), model, settings.embed_workers)
+    except ModelMissing as exc:
+        raise IndexLoadError(str(exc)) from exc
