@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.evaluation.metrics import film_counts, micro_f1_of
 from service.fusion import fuse
 from service.vote import decide
 
@@ -59,19 +60,8 @@ def answers(observations: Sequence[Observation], fusion: Fusion | dict[str, Fusi
     return out
 
 
-def counts(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> np.ndarray:
-    """Per film (true positives, false positives, false negatives): micro-F1 of any resample from them."""
-    return np.array([(len(set(g) & set(p)), len(set(p) - set(g)), len(set(g) - set(p)))
-                     for g, p in zip(gold, predicted)], dtype=float).reshape(-1, 3)
-
-
-def micro_f1(c: np.ndarray) -> float:
-    tp, fp, fn = c.sum(axis=0)
-    return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
-
-
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
-    """micro-F1(a) - micro-F1(b) over resamples of the same films (counts() of each)."""
+    """micro-F1(a) - micro-F1(b) over resamples of the same films (film_counts() of each)."""
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(a), size=(resamples, len(a)))
     sums_a, sums_b = a[picks].sum(axis=1), b[picks].sum(axis=1)
@@ -93,8 +83,8 @@ def search(observations: Sequence[Observation], max_genres: int) -> list[dict]:
     grid = []
     for weight in WEIGHTS:
         for floor in FLOORS if weight else (0.0,):
-            fused = counts(gold, answers(observations, Fusion(weight, floor), max_genres))
-            grid.append({"weight": weight, "floor": floor, "micro_f1": round(micro_f1(fused), 4), "_counts": fused})
+            fused = film_counts(gold, answers(observations, Fusion(weight, floor), max_genres))
+            grid.append({"weight": weight, "floor": floor, "micro_f1": round(micro_f1_of(fused), 4), "_counts": fused})
     return grid
 
 
@@ -126,12 +116,12 @@ def calibrate(observations: Sequence[Observation], max_genres: int, default: Fus
     gain = best["micro_f1"] - vote["micro_f1"]
     chosen = best if best["weight"] and gain > by_chance and holds >= 0.9 else vote
     asked = [o for o in observations if o.llm_genres]
-    default_counts = counts(gold, answers(observations, default, max_genres))
+    default_counts = film_counts(gold, answers(observations, default, max_genres))
     return {
         "films": len(observations), "llm_answered": len(asked),
         "vote_f1": vote["micro_f1"],
-        "llm_only_f1": round(micro_f1(counts([o.gold for o in asked], [o.llm_genres for o in asked])), 4),
-        "fused_default_f1": round(micro_f1(default_counts), 4),
+        "llm_only_f1": round(micro_f1_of(film_counts([o.gold for o in asked], [o.llm_genres for o in asked])), 4),
+        "fused_default_f1": round(micro_f1_of(default_counts), 4),
         "best": {"weight": best["weight"], "floor": best["floor"], "micro_f1": best["micro_f1"],
                  "gain": round(gain, 4), "gain_by_chance_p95": round(by_chance, 4), "gain_holds_in": round(holds, 3)},
         "weight": chosen["weight"], "floor": chosen["floor"], "fused_f1": chosen["micro_f1"],

@@ -21,7 +21,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
 from service.corpus import Film
-from service.evaluation.metrics import binarize, score
+from service.evaluation.metrics import binarize, micro_f1
 from service.evaluation.split import validation_split
 from service.genres import SHARED_GENRES
 from service.store import IndexLoadError, ReferenceIndex
@@ -125,7 +125,7 @@ def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: i
         mixed = w_vote * components[0] + w_tfidf * components[1] + w_emb * components[2]
         for threshold in THRESHOLDS:
             predicted = [decide(dict(zip(SHARED_GENRES, row.tolist())), threshold, max_genres) for row in mixed]
-            micro = score(gold, predicted)["micro_f1"]
+            micro = micro_f1(gold, predicted)
             if micro > best.validation_micro_f1:
                 best = Blend(w_vote, w_tfidf, w_emb, threshold, round(micro, 4))
     return best

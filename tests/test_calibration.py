@@ -2,6 +2,7 @@
 stored in the index folder and used by the service; the answer cache; ?llm=false."""
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -10,6 +11,7 @@ import shutil
 import pytest
 
 from service import calibration
+from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.evaluation import calibrate
 from service.genres import VOCABULARY
@@ -36,10 +38,15 @@ def _described(messages: list[dict]) -> str:
     return re.search(r"<film>\n(.*?)\n</film>", messages[-1]["content"], re.S).group(1)
 
 
+@functools.cache
+def _fixture_films() -> tuple[tuple[str, str], ...]:
+    return tuple((r["plot"], r["genres"]) for r in tmdb_rows(0, SMALL_CORPUS_FILMS))
+
+
 def gold_answers(messages: list[dict]) -> str:
     """A stand-in that knows every film: the labels of the plot it is asked about."""
     description = _described(messages)
-    gold = next(r["genres"] for r in tmdb_rows(0, SMALL_CORPUS_FILMS) if r["plot"].startswith(description[:80]))
+    gold = next(genres for plot, genres in _fixture_films() if plot.startswith(description[:80]))
     return json.dumps({"genres": gold.split(", ")})
 
 
@@ -104,8 +111,8 @@ def test_calibrations_of_several_models_are_kept_side_by_side(index_dir):
 
 def test_the_paired_bootstrap_brackets_a_known_difference():
     gold = [("Drama",)] * 100
-    better = calibration.counts(gold, [("Drama",)] * 80 + [("Comedy",)] * 20)
-    worse = calibration.counts(gold, [("Drama",)] * 60 + [("Comedy",)] * 40)
+    better = film_counts(gold, [("Drama",)] * 80 + [("Comedy",)] * 20)
+    worse = film_counts(gold, [("Drama",)] * 60 + [("Comedy",)] * 40)
     low, high = calibration.interval(calibration.paired_bootstrap(better, worse))
     assert 0 < low < 0.2 < high < 0.4  # F1 0.8 vs 0.6
 

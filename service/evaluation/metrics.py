@@ -37,3 +37,21 @@ def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> 
         "mean_gold": float(y_true.sum(axis=1).mean()) if len(y_true) else 0.0,
         "films": len(gold),
     }
+
+
+def film_counts(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per film: (true positives, false positives, false negatives) on the shared genres. Micro-F1 of any
+    subset or resample of the films is micro_f1_of() of their rows."""
+    y_true, y_pred = binarize(gold).astype(bool), binarize(predicted).astype(bool)
+    return np.stack([(y_true & y_pred).sum(axis=1), (~y_true & y_pred).sum(axis=1),
+                     (y_true & ~y_pred).sum(axis=1)], axis=1).astype(float).reshape(-1, 3)
+
+
+def micro_f1_of(counts: np.ndarray) -> float:
+    tp, fp, fn = counts.sum(axis=0)
+    return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
+
+
+def micro_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
+    """score()'s micro-F1 alone, without sklearn's checks: for searches that compute it thousands of times."""
+    return micro_f1_of(film_counts(gold, predicted))

@@ -10,6 +10,7 @@ import numpy as np
 from rich.progress import track
 
 from service import calibration
+from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.classifier import Classifier, Route
 from service.corpus import Film, load_corpus
@@ -155,14 +156,14 @@ def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = T
                   for route in ("english", "multilingual")}
     backend.close()
     gold = [o.gold for o in observations]
-    vote = calibration.counts(gold, calibration.answers(observations, None, max_genres))
+    vote = film_counts(gold, calibration.answers(observations, None, max_genres))
     asked = [o for o in observations if o.llm_genres]
     out = {"vote": score(gold, calibration.answers(observations, None, max_genres)),
            "llm_only": score([o.gold for o in asked], [o.llm_genres for o in asked]) | {
                "llm_failures": len(observations) - len(asked)}}
     for name, fusion in (("fused_default", default), ("fused_calibrated", calibrated)):
         predicted = calibration.answers(observations, fusion, max_genres)
-        gain = calibration.paired_bootstrap(calibration.counts(gold, predicted), vote)
+        gain = calibration.paired_bootstrap(film_counts(gold, predicted), vote)
         used = {route: vars(f) for route, f in fusion.items()} if isinstance(fusion, dict) else vars(default)
         out[name] = score(gold, predicted) | {"fusion": used, "minus_vote_95": calibration.interval(gain)}
     out["fused_calibrated"] |= {"latency_ms": 1000 * float(np.mean(seconds)),
