@@ -23,12 +23,6 @@ WIZARD = "A young wizard embarks on an adventure to defeat a dark sorcerer."
 VALIDATION_FILMS = SMALL_CORPUS_FILMS // 10  # the validation split of the fixture index
 
 
-@pytest.fixture
-def index_dir(small_index_dir, tmp_path):
-    """A copy of the fixture index: calibration writes into the index folder."""
-    return shutil.copytree(small_index_dir, tmp_path / "index")
-
-
 def backend_settings(backend: str, url: str) -> dict:
     return {"llm_backend": "ollama", "ollama_host": url} if backend == "ollama" else \
         {"llm_backend": "openai", "openai_base_url": f"{url}/v1", "openai_model": "qwen-stand-in"}
@@ -62,9 +56,25 @@ def run_calibration(index_dir, backend: str, answer) -> tuple[dict, FakeLLMServe
     return result, llm
 
 
+@pytest.fixture(scope="module")
+def calibrated(small_index_dir, tmp_path_factory):
+    """(backend, stand-in) → (calibration, the stand-in's server, the index folder it was stored in): each
+    calibration runs once, on its own copy of the fixture index (calibration writes into the index folder)."""
+    done = {}
+
+    def get(backend: str, answer):
+        key = (backend, answer.__name__)
+        if key not in done:
+            index_dir = shutil.copytree(small_index_dir, tmp_path_factory.mktemp("index") / "index")
+            done[key] = (*run_calibration(index_dir, backend, answer), index_dir)
+        return done[key]
+
+    return get
+
+
 @pytest.mark.parametrize("backend", ["ollama", "openai"])
-def test_an_llm_that_answers_the_truth_gets_a_larger_say_than_the_default(index_dir, backend):
-    result, llm = run_calibration(index_dir, backend, gold_answers)
+def test_an_llm_that_answers_the_truth_gets_a_larger_say_than_the_default(calibrated, backend):
+    result, llm, _ = calibrated(backend, gold_answers)
     english = result["routes"]["english"]
     assert english["films"] == VALIDATION_FILMS
     # every film the description was not recognised as (a film the reference holds) was asked about
@@ -75,14 +85,14 @@ def test_an_llm_that_answers_the_truth_gets_a_larger_say_than_the_default(index_
 
 
 @pytest.mark.parametrize("backend", ["ollama", "openai"])
-def test_an_llm_that_answers_at_random_cannot_cost_accuracy(index_dir, backend):
-    english = run_calibration(index_dir, backend, random_answers)[0]["routes"]["english"]
+def test_an_llm_that_answers_at_random_cannot_cost_accuracy(calibrated, backend):
+    english = calibrated(backend, random_answers)[0]["routes"]["english"]
     assert english["fused_f1"] >= english["vote_f1"] - 0.005
-    assert english["weight"] == 0.0  # its best grid point does not beat the vote reliably: no say
+    assert english["weight"] == 0.0  # its best grid point does not beat chance: no say
 
 
-def test_the_service_uses_the_calibration_of_its_model_and_says_so(index_dir):
-    result, _ = run_calibration(index_dir, "openai", gold_answers)
+def test_the_service_uses_the_calibration_of_its_model_and_says_so(calibrated):
+    result, _, index_dir = calibrated("openai", gold_answers)
     with FakeLLMServer() as llm:
         health = make_client(index_dir, **backend_settings("openai", llm.url)).get("/health").json()
         other = make_client(index_dir, **backend_settings("openai", llm.url) | {"openai_model": "another"})
@@ -93,13 +103,14 @@ def test_the_service_uses_the_calibration_of_its_model_and_says_so(index_dir):
     assert other_health["llm"]["fusion"]["english"] == {"weight": 0.2, "floor": 0.1, "source": "default"}
 
 
-def test_a_rerun_of_the_calibration_asks_the_llm_nothing_new(index_dir):
-    first, _ = run_calibration(index_dir, "openai", random_answers)
-    again, llm = run_calibration(index_dir, "openai", random_answers)
+def test_a_rerun_of_the_calibration_asks_the_llm_nothing_new(calibrated):
+    first, _, index_dir = calibrated("ollama", random_answers)
+    again, llm = run_calibration(index_dir, "ollama", random_answers)
     assert llm.chat_requests() == [] and again["routes"] == first["routes"]
 
 
-def test_calibrations_of_several_models_are_kept_side_by_side(index_dir):
+def test_calibrations_of_several_models_are_kept_side_by_side(tmp_path):
+    index_dir = tmp_path
     calibration.save(index_dir, "ollama:a", {"english": {"weight": 0.4, "floor": 0.05, "films": 300}})
     calibration.save(index_dir, "openai:b", {"english": {"weight": 0.1, "floor": 0.1, "films": 200}})
     default = Fusion(0.2, 0.1)

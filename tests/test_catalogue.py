@@ -184,23 +184,30 @@ def _command(source: Path, output: Path, index_dir: Path) -> tuple[list[str], di
             "5", "--quiet"], env
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, small_index_dir, films) -> tuple[Path, Path]:
+    """A catalogue and the output of a run that was never interrupted."""
+    folder = tmp_path_factory.mktemp("whole")
+    source = write(folder / "films.csv", films + [{"id": "x", "title": "Blank", "plot": ""}])
+    command, env = _command(source, folder / "whole.csv", small_index_dir)
+    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+    return source, folder / "whole.csv"
+
+
 @pytest.mark.parametrize("chunks_done", [1, 4])
 def test_a_run_killed_mid_way_resumes_and_gives_the_same_output_as_an_uninterrupted_run(
-        tmp_path, small_index_dir, films, chunks_done):
-    source = write(tmp_path / "films.csv", films + [{"id": "x", "title": "Blank", "plot": ""}])
-    whole = tmp_path / "whole.csv"
-    assert subprocess.run(_command(source, whole, small_index_dir)[0], env=_command(source, whole,
-                          small_index_dir)[1], capture_output=True).returncode == 0
+        tmp_path, small_index_dir, uninterrupted, chunks_done):
+    source, whole = uninterrupted
     output = tmp_path / "out.csv"
     command, env = _command(source, output, small_index_dir)
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     partial = output.with_name(output.name + ".partial")
     deadline = time.monotonic() + 120
     while len(list(partial.glob("chunk-*.parquet"))) < chunks_done and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
+        assert process.poll() is None, process.communicate()[1].decode()
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate()
     assert not output.exists()  # never a half-written file under the output's name
     rerun = subprocess.run(command, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr

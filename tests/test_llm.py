@@ -194,7 +194,8 @@ def test_health_survives_a_model_list_that_is_not_an_answer(small_index_dir, bac
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_polling_health_neither_calls_the_llm_each_time_nor_starves_classify(small_index_dir, backend):
-    with FakeLLMServer(models="hang", hang_s=3) as server:
+    # the probe hangs longer than the 30 polls can take on a loaded machine
+    with FakeLLMServer(models="hang", hang_s=8) as server:
         client = BACKENDS[backend](small_index_dir, server.url, llm_timeout_s=10)
         polls = []
         for _ in range(30):
@@ -208,7 +209,7 @@ def test_polling_health_neither_calls_the_llm_each_time_nor_starves_classify(sma
         took = time.monotonic() - started
         probes = server.model_list_requests()
     # only the first poll waits, at most 2 s, for the first probe; the others read its (pending) answer,
-    # where waiting for the hung probe would take its 3 s
+    # where waiting for the hung probe would take its 8 s
     assert polls[0]["took"] < 2.0 + 1.0 and max(p["took"] for p in polls[1:]) < 1.5
     assert all(p["llm"]["reachable"] is False for p in polls)
     assert probes == 1  # one probe in flight at a time, however many polls
