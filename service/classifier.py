@@ -76,6 +76,10 @@ MULTILINGUAL_MISSING = {
 }
 
 
+NO_SAY = ("the LLM was not asked: {model} was calibrated to no say on the {route} route (it did not beat the "
+          "vote there; see make calibrate-llm)")
+
+
 class Classifier:
     def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: CachedBackend | None, settings: Settings,
                  scorer: BlendedScorer | None = None, multilingual: Route | None = None,
@@ -175,8 +179,16 @@ class Classifier:
         started = time.perf_counter()
         deadline = time.monotonic() + self.settings.llm_timeout_s
         examples = self.settings.prompt_examples
-        # a recognised film is answered with its own labels: no need to ask
-        asked = [(text, r) for text, r in zip(texts, results) if r.recognised is None]
+        # a recognised film is answered with its own labels, and a route where this model was calibrated to
+        # weight 0 answers with the vote whatever it says: no need to ask
+        asked = []
+        for text, result in zip(texts, results):
+            if result.recognised is not None:
+                continue
+            if self._route(result).fusion.weight == 0:
+                result.fallback_reason = NO_SAY.format(model=self.llm.describe(), route=result.route)
+            else:
+                asked.append((text, result))
         futures = [self._llm_pool.submit(self.llm.complete, build_messages(text, r.neighbours[:examples]),
                                          RESPONSE_SCHEMA) for text, r in asked]
         for future, (_, result) in zip(futures, asked):
@@ -188,10 +200,13 @@ class Classifier:
             finally:
                 result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
             self.llm_last_error = None
-            route = self.multilingual if result.route == "multilingual" else self.english
+            route = self._route(result)
             result.scores = fuse(result.vote_scores, llm_genres, route.fusion.weight, route.fusion.floor)
             result.genres = decide(result.scores, route.threshold, self.settings.max_genres)
             result.llm_genres, result.backend = llm_genres, self.llm.name
+
+    def _route(self, result: Classification) -> Route:
+        return self.multilingual if result.route == "multilingual" else self.english
 
     def _answer(self, future, deadline: float) -> list[str]:
         try:

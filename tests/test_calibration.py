@@ -103,6 +103,15 @@ def test_the_service_uses_the_calibration_of_its_model_and_says_so(calibrated):
     assert other_health["llm"]["fusion"]["english"] == {"weight": 0.2, "floor": 0.1, "source": "default"}
 
 
+def test_a_model_calibrated_to_no_say_is_not_asked(calibrated):
+    _, _, index_dir = calibrated("ollama", random_answers)
+    with FakeLLMServer(random_answers) as llm:
+        body = make_client(index_dir, **backend_settings("ollama", llm.url)).post(
+            "/classify", json={"description": WIZARD}).json()
+        assert llm.chat_requests() == []
+    assert body["backend"] == "vote" and "calibrated to no say on the english route" in body["fallback_reason"]
+
+
 def test_a_rerun_of_the_calibration_asks_the_llm_nothing_new(calibrated):
     first, _, index_dir = calibrated("ollama", random_answers)
     again, llm = run_calibration(index_dir, "ollama", random_answers)

@@ -133,6 +133,8 @@ def llm_observations(setup: Setup, films: list[Film], progress: bool = True,
     what the LLM picked, for any fusion to be tried on afterwards."""
     classifier = setup.classifier(llm=True)
     routes = {route.name: route for route in classifier.routes()}
+    for route in routes.values():  # asked on every route, whatever its calibration: fusions come afterwards
+        route.fusion = Fusion(setup.settings.fusion_weight, setup.settings.fusion_floor)
     observations, seconds = [], []
     try:
         for film in track(films, description=description, disable=not progress):
