@@ -40,8 +40,10 @@ class Fusion:
 
 @dataclass
 class Observation:
-    """One validation film: what the vote scored, what the LLM picked (None: it did not answer), the truth."""
+    """One validation film: what the vote scored and what the service answers without the LLM (a recognised
+    film's own labels, for one), what the LLM picked (None: not asked or no answer), the truth."""
     vote_scores: dict[str, float]
+    vote_genres: Sequence[str]
     llm_genres: list[str] | None
     gold: Sequence[str]
     threshold: float
@@ -50,13 +52,15 @@ class Observation:
 
 def answers(observations: Sequence[Observation], fusion: Fusion | dict[str, Fusion] | None,
             max_genres: int) -> list[list[str]]:
-    """The genres each film gets with this fusion, or with its route's (None: the vote alone)."""
+    """The genres each film gets with this fusion, or with its route's, as the classifier decides them
+    (None: the vote alone, as served)."""
     out = []
     for o in observations:
         chosen = fusion.get(o.route) if isinstance(fusion, dict) else fusion
-        scores = o.vote_scores if chosen is None or not o.llm_genres else \
-            fuse(o.vote_scores, o.llm_genres, chosen.weight, chosen.floor)
-        out.append(decide(scores, o.threshold, max_genres))
+        if chosen is None or not o.llm_genres:
+            out.append(list(o.vote_genres))
+        else:
+            out.append(decide(fuse(o.vote_scores, o.llm_genres, chosen.weight, chosen.floor), o.threshold, max_genres))
     return out
 
 

@@ -120,8 +120,7 @@ class Classifier:
         return [self.english] + ([self.multilingual] if self.multilingual else [])
 
     def embedders(self) -> dict[str, Embedder]:
-        return {"english": self.english.embedder} | (
-            {"multilingual": self.multilingual.embedder} if self.multilingual else {})
+        return {route.name: route.embedder for route in self.routes()}
 
     def classify(self, text: str, use_llm: bool = True) -> Classification:
         return self.classify_many([text], use_llm)[0]

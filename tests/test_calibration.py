@@ -138,7 +138,7 @@ def test_the_paired_bootstrap_brackets_a_known_difference():
 
 
 def test_observations_fuse_per_route():
-    o = Observation({"Drama": 0.5, "Comedy": 0.25}, ["Comedy"], ("Drama", "Comedy"), 0.3, "multilingual")
+    o = Observation({"Drama": 0.5, "Comedy": 0.25}, ["Drama"], ["Comedy"], ("Drama", "Comedy"), 0.3, "multilingual")
     assert calibration.answers([o], None, 5) == [["Drama"]]
     assert calibration.answers([o], {"multilingual": Fusion(0.2, 0.1)}, 5) == [["Drama", "Comedy"]]
     assert calibration.answers([o], {"english": Fusion(0.2, 0.1)}, 5) == [["Drama"]]

@@ -73,3 +73,30 @@ def test_served_retrieval_never_sees_an_excluded_film(tmp_path, small_index_dir)
     [neighbours] = setup.reference.search(setup.embedders["english"].embed([setup.held_out[0].plot]), k=300)
     assert not titles & {n.film.title for n in neighbours}
     assert len(neighbours) == 295
+
+
+def test_the_llm_rows_compare_the_vote_the_llm_and_both_fusions_on_the_same_films(tmp_path, small_index_dir):
+    import shutil
+
+    from service import calibration
+    from service.evaluation import report, runner
+    from service.settings import Settings
+
+    from .fake_llm import FakeLLMServer
+    from .test_calibration import backend_settings, gold_answers
+
+    index_dir = shutil.copytree(small_index_dir, tmp_path / "index")
+    calibration.save(index_dir, "openai:qwen-stand-in", {"english": {"weight": 0.5, "floor": 0.0, "films": 30}})
+    eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 20))
+    with FakeLLMServer(gold_answers) as llm:
+        settings = Settings(index_dir=index_dir, **backend_settings("openai", llm.url))
+        results = runner.run(settings, eval_file, progress=False, llm_limit=20)
+    rows = results["llm"]
+    assert rows["vote"]["micro_f1"] == results["served"]["micro_f1"]  # the same films, the same vote
+    assert rows["llm_only"]["micro_f1"] > 0.95
+    assert rows["fused_default"]["fusion"] == {"weight": 0.2, "floor": 0.1, "source": "default"}
+    assert rows["fused_calibrated"]["fusion"]["english"]["weight"] == 0.5
+    assert rows["fused_calibrated"]["micro_f1"] >= rows["fused_default"]["micro_f1"] > rows["vote"]["micro_f1"]
+    low, high = rows["fused_calibrated"]["minus_vote_95"]
+    assert low <= rows["fused_calibrated"]["micro_f1"] - rows["vote"]["micro_f1"] <= high
+    assert "| en | 20 |" in report.markdown(results)

@@ -47,7 +47,7 @@ def _english(settings: Settings, films: int, progress: bool) -> list[Observation
 
     setup = prepare_held_out(settings.model_copy(update={"llm_backend": "none"}), validation_sample)
     setup.settings = settings
-    return llm_observations(setup, setup.held_out, progress, "calibrating: English validation films")[0]
+    return llm_observations(setup, setup.held_out, progress, "calibrating: English validation films").observations
 
 
 def _foreign(settings: Settings, path: Path, films: int, progress: bool, code: str) -> list[Observation]:
@@ -55,4 +55,4 @@ def _foreign(settings: Settings, path: Path, films: int, progress: bool, code: s
     setup.settings = settings
     half = halves(setup.held_out)[0]
     sample = random.Random(0).sample(half, min(films, len(half)))
-    return llm_observations(setup, sample, progress, f"calibrating: {code} dev films")[0]
+    return llm_observations(setup, sample, progress, f"calibrating: {code} dev films").observations

@@ -127,49 +127,53 @@ def _timed(fn):
     return result, time.perf_counter() - started
 
 
+@dataclass
+class LLMRun:
+    observations: list[Observation]
+    seconds: list[float]
+    calibrated: dict[str, Fusion]  # per route, the fusion the classifier took for its model
+
+
 def llm_observations(setup: Setup, films: list[Film], progress: bool = True,
-                     description: str = "asking the LLM") -> tuple[list[Observation], list[float]]:
+                     description: str = "asking the LLM") -> LLMRun:
     """The served pipeline with its LLM, one film at a time as /classify runs: what the vote scored and
     what the LLM picked, for any fusion to be tried on afterwards."""
     classifier = setup.classifier(llm=True)
     routes = {route.name: route for route in classifier.routes()}
+    run = LLMRun([], [], {name: route.fusion for name, route in routes.items()})
     for route in routes.values():  # asked on every route, whatever its calibration: fusions come afterwards
         route.fusion = Fusion(setup.settings.fusion_weight, setup.settings.fusion_floor)
-    observations, seconds = [], []
     try:
         for film in track(films, description=description, disable=not progress):
             result, took = _timed(lambda: classifier.classify(film.plot))
-            observations.append(Observation(result.vote_scores, result.llm_genres, film.genres,
-                                            routes[result.route].threshold, result.route))
-            seconds.append(took)
+            run.observations.append(Observation(result.vote_scores, result.vote_genres, result.llm_genres,
+                                                film.genres, routes[result.route].threshold, result.route))
+            run.seconds.append(took)
     finally:
         classifier.close()
-    return observations, seconds
+    return run
 
 
 def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = True) -> dict:
     """The vote alone, the LLM alone, fused with the default setting and with the model's calibration, from
     the same calls; paired bootstrap 95% intervals of each fusion minus the vote."""
-    observations, seconds = llm_observations(setup, films, progress, "served + LLM")
-    max_genres = setup.settings.max_genres
+    run = llm_observations(setup, films, progress, "served + LLM")
+    observations, max_genres = run.observations, setup.settings.max_genres
     default = Fusion(setup.settings.fusion_weight, setup.settings.fusion_floor)
-    backend = make_backend(setup.settings)
-    calibrated = {route: calibration.fusion_for(setup.settings.index_dir, backend.describe(), route, default)
-                  for route in ("english", "multilingual")}
-    backend.close()
     gold = [o.gold for o in observations]
-    vote = film_counts(gold, calibration.answers(observations, None, max_genres))
+    vote_answers = calibration.answers(observations, None, max_genres)
+    vote = film_counts(gold, vote_answers)
     asked = [o for o in observations if o.llm_genres]
-    out = {"vote": score(gold, calibration.answers(observations, None, max_genres)),
+    out = {"vote": score(gold, vote_answers),
            "llm_only": score([o.gold for o in asked], [o.llm_genres for o in asked]) | {
                "llm_failures": len(observations) - len(asked)}}
-    for name, fusion in (("fused_default", default), ("fused_calibrated", calibrated)):
+    for name, fusion in (("fused_default", default), ("fused_calibrated", run.calibrated)):
         predicted = calibration.answers(observations, fusion, max_genres)
         gain = calibration.paired_bootstrap(film_counts(gold, predicted), vote)
         used = {route: vars(f) for route, f in fusion.items()} if isinstance(fusion, dict) else vars(default)
         out[name] = score(gold, predicted) | {"fusion": used, "minus_vote_95": calibration.interval(gain)}
-    out["fused_calibrated"] |= {"latency_ms": 1000 * float(np.mean(seconds)),
-                                "latency_p95_ms": 1000 * float(np.percentile(seconds, 95))}
+    out["fused_calibrated"] |= {"latency_ms": 1000 * float(np.mean(run.seconds)),
+                                "latency_p95_ms": 1000 * float(np.percentile(run.seconds, 95))}
     return out
 
 
