@@ -337,13 +337,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="CPUs Ray reserves for each replica (the replicas may use more when idle cores exist)")
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
+    from service.api.replicas import ReplicasError
     from service.batch.records import CatalogueError
     from service.corpus import CorpusFormatError
     from service.store import IndexLoadError
 
     try:
         return args.func(args, Settings())
-    except (IndexLoadError, CorpusFormatError, CatalogueError, FileNotFoundError) as exc:
+    except (IndexLoadError, CorpusFormatError, CatalogueError, ReplicasError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         return 2
 

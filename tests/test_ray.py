@@ -1,7 +1,9 @@
 """The Ray engine of classify-file and the Ray Serve replicas, on a Ray started by the command itself."""
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -44,9 +46,17 @@ def test_the_ray_engine_gives_the_local_engines_answers(tmp_path, small_index_di
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range: the ports Ray's own processes take (bind to 0) come from
+    that range, so one picked there can be taken by Ray before Serve's proxy binds it."""
+    lowest_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(20000, min(lowest_ephemeral, 32768)), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and the ephemeral range")
 
 
 def _replica_pids() -> set[int]:
@@ -60,12 +70,13 @@ def _replica_pids() -> set[int]:
     return pids
 
 
-def _replicas_answering(url: str, want: int, deadline_s: float) -> set[str]:
-    """Replica names seen in answers, asking until `want` distinct ones answered or the deadline passed."""
+def _replicas_answering(url: str, want: int, deadline_s: float, serve: subprocess.Popen) -> set[str]:
+    """Replica names seen in answers, asking until `want` distinct ones answered, the deadline passed or the
+    serve command ended."""
     seen: set[str] = set()
     deadline = time.monotonic() + deadline_s
     with httpx.Client(timeout=10) as client:
-        while len(seen) < want and time.monotonic() < deadline:
+        while len(seen) < want and time.monotonic() < deadline and serve.poll() is None:
             try:
                 response = client.post(f"{url}/classify", json=PLOT)
             except httpx.TransportError:
@@ -78,15 +89,17 @@ def _replicas_answering(url: str, want: int, deadline_s: float) -> set[str]:
     return seen
 
 
-def test_two_replicas_answer_and_one_killed_is_replaced_while_requests_keep_succeeding(small_index_dir):
+def test_two_replicas_answer_and_one_killed_is_replaced_while_requests_keep_succeeding(tmp_path, small_index_dir):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    serve = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--replicas", "2"],
-                             env=_env(small_index_dir, MOVIEGENRE_PORT=str(port)), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--replicas", "2"],
+                                 env=_env(small_index_dir, MOVIEGENRE_PORT=str(port)), stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        first = _replicas_answering(url, 2, deadline_s=120)
-        assert len(first) == 2
+        first = _replicas_answering(url, 2, deadline_s=180, serve=serve)
+        assert len(first) == 2, log.read_text(errors="replace")[-3000:]
         victim = min(_replica_pids())
         os.kill(victim, signal.SIGKILL)
         with httpx.Client(timeout=10) as client:
@@ -96,8 +109,21 @@ def test_two_replicas_answer_and_one_killed_is_replaced_while_requests_keep_succ
         while (len(_replica_pids()) < 2 or victim in _replica_pids()) and time.monotonic() < deadline:
             time.sleep(1)
         assert len(_replica_pids()) == 2 and victim not in _replica_pids()
-        later = _replicas_answering(url, 2, deadline_s=60)
+        later = _replicas_answering(url, 2, deadline_s=60, serve=serve)
         assert len(later) == 2 and later - first  # Serve brought a new replica up, and it answers
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGTERM)  # the whole group: Ray's processes too
         serve.wait(timeout=60)
+
+
+def test_serving_on_a_taken_port_says_so_instead_of_starting_ray(small_index_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", _free_port()))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--replicas", "2"],
+                              env=_env(small_index_dir, MOVIEGENRE_HOST="127.0.0.1", MOVIEGENRE_PORT=str(port)),
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in " ".join(done.stdout.split()) and "Traceback" not in done.stderr

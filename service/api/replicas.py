@@ -9,13 +9,20 @@ at the same path (scripts/ has a cluster example with the index on a shared read
 from __future__ import annotations
 
 import os
-
-from fastapi import FastAPI
+import socket
+from typing import TYPE_CHECKING
 
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 REPLICA_HEADER = "X-Moviegenre-Replica"
 APP_NAME = "moviegenre"
+
+
+class ReplicasError(RuntimeError):
+    """Serve could not put the app up (its port taken, the cluster unreachable): a message for the person."""
 
 
 def replica_app(settings: Settings) -> FastAPI:
@@ -68,10 +75,27 @@ def serve_replicas(settings: Settings, replicas: int, cpus_per_replica: float = 
     import ray
     from ray import serve
 
-    ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, configure_logging=False)
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    address = os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        _refuse_a_taken_port(settings.host, settings.port)
+    ray.init(address=address, include_dashboard=False, configure_logging=False)
     try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
         serve.run(application(replicas, settings, cpus_per_replica), name=APP_NAME, route_prefix="/", blocking=True)
+    except ray.exceptions.RayError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise ReplicasError(f"Ray Serve could not serve on {settings.host}:{settings.port}: {reason}") from None
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Serve's proxy would fail on a taken port only after Ray started, with a page of tracebacks."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ReplicasError(f"cannot serve on {host}:{port}: {exc.strerror} "
+                                "(set MOVIEGENRE_PORT to a free port)") from None
