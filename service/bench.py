@@ -43,7 +43,7 @@ def embed_throughput(settings: Settings, films: int = 2000) -> dict:
         raw = len(texts) / (time.perf_counter() - started)
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            EmbeddingCache(Path(tmp), model).embed(embedder, texts)
+            EmbeddingCache(Path(tmp), embedder.cache_name).embed(embedder, texts)
             pipeline = len(texts) / (time.perf_counter() - started)
         figures |= {f"{part}_raw_plots_per_s": round(raw, 1), f"{part}_build_plots_per_s": round(pipeline, 1),
                     f"{part}_build_ratio_vs_raw": round(pipeline / raw, 3)}
@@ -291,9 +291,7 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
         vector = timed("embedding: int8 ONNX", lambda: route.embedder.embed([text]))
         neighbours = timed("FAISS search (top 25)", lambda: route.index.search(vector, settings.top_k))
         votes = timed("neighbour vote", lambda: [vote(n) for n in neighbours])
-        timed("heads before: scikit-learn's predict_proba", lambda: (heads.tfidf.predict_proba([text]),
-                                                                      heads.embedding.predict_proba(vector)))
-        timed("heads: TF-IDF transform + stacked coefficients", lambda: heads.scores([text], vector))
+        timed("heads: TF-IDF features + linear heads (numpy)", lambda: heads.scores([text], vector))
         timed("blend (vote, heads)", lambda: route.scorer.blend_scores([text], vector, votes))
         result = timed("classify() in all", lambda: classifier.classify(text))
         response = timed("pydantic response + JSON", lambda: ClassifyResponse(

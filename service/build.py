@@ -14,10 +14,11 @@ from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
 from service.embedding import EmbeddingCache, load_embedder
 from service.embedding.export import ensure_exported
-from service.heads import BlendedScorer, scorer_file, train_scorer
+from service.heads import BlendedScorer, scorer_file
 from service.settings import Settings
 from service.evaluation.split import validation_split
-from service.store import Part, closest_similarity, write_index
+from service.store import FORMAT_VERSION, Part, closest_similarity, write_index
+from service.training import train_scorer
 
 
 @dataclass
@@ -60,11 +61,11 @@ def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_d
     ensure_exported(settings.exported_models(), model, progress)
     embedder = load_embedder(settings.exported_models(), model, settings.embed_workers)
     plots = [film.plot for film in corpus.films]
-    cache = EmbeddingCache(Path(index_dir) / "cache", model)
+    cache = EmbeddingCache(Path(index_dir) / "cache", embedder.cache_name)
     vectors, embedded = cache.embed(embedder, plots, progress=progress)
     scale = _confidence_scale(embedder, cache, vectors)
     cache.save(keep=[(text, "passage") for text in plots + non_film_texts()])
-    scorer = _scorer(Path(index_dir) / "cache", corpus, vectors, fingerprint, model, settings, part)
+    scorer = _scorer(Path(index_dir) / "cache", corpus, vectors, fingerprint, embedder.cache_name, settings, part)
     extra = {"blend": asdict(scorer.blend) if scorer else None, "confidence": asdict(scale) if scale else None}
     return Part(model, vectors, extra), scorer, embedded
 
@@ -84,11 +85,12 @@ def _confidence_scale(embedder, cache: EmbeddingCache, vectors) -> ConfidenceSca
     return ConfidenceScale.learn(plots, closest_similarity(vectors[train], plots), others)
 
 
-def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, model: str, settings: Settings,
+def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded_by: str, settings: Settings,
             part: str) -> BlendedScorer | None:
-    """Trained heads and tuned blend, cached by corpus, model and the knobs tuning depends on."""
-    key = f"{part}-{fingerprint[:16]}-{model}-k{settings.top_k}-g{settings.max_genres}"
-    path = cache_dir / f"scorer-{key}.joblib"
+    """Trained heads and tuned blend, cached by corpus, embedding, index format (the vote is tuned on its
+    search) and the knobs tuning depends on."""
+    key = f"{part}-{fingerprint[:16]}-{embedded_by}-f{FORMAT_VERSION}-k{settings.top_k}-g{settings.max_genres}"
+    path = cache_dir / f"scorer-{key}.npz"
     if path.exists():
         try:
             return BlendedScorer.load(path)
@@ -96,7 +98,7 @@ def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, model: s
             path.unlink(missing_ok=True)
     scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres, text_head=part == "english")
     if scorer is not None:
-        for old in cache_dir.glob(f"scorer-{part}-*.joblib"):
+        for old in cache_dir.glob(f"scorer-{part}-*"):
             old.unlink()
         scorer.save(path)
     return scorer

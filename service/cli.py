@@ -98,13 +98,14 @@ def _build_missing_parts(settings: Settings, data: str | None):
     import subprocess
     import time
 
-    from service.store import IndexLoadError, read_manifest
+    from service.store import FORMAT_VERSION, IndexLoadError, read_manifest
 
     def built_parts() -> set[str]:
         try:
-            return set((read_manifest(settings.index_dir) or {}).get("parts", {}))
+            manifest = read_manifest(settings.index_dir) or {}
         except IndexLoadError:
             return set()
+        return set(manifest.get("parts", {})) if manifest.get("format_version") == FORMAT_VERSION else set()
 
     if set(settings.part_models()) <= built_parts():
         return None

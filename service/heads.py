@@ -1,41 +1,36 @@
-"""Trained heads that blend with the neighbour vote: TF-IDF + logistic regression on the plot text, and
-logistic regression on the plot embeddings. Their blend weights and the decision threshold are tuned on
-a validation split carved from the reference itself, per index part: the multilingual part has no TF-IDF
-head (its words are English, the descriptions it serves are not).
+"""Trained heads that blend with the neighbour vote, as the service runs them: TF-IDF features into
+per-genre logistic regressions, and per-genre logistic regressions on the plot embeddings. They are
+trained with scikit-learn at build time (training.py) and kept here as plain arrays, so a serving
+process never imports scikit-learn: its import alone brings scipy, pandas and ~150 MB of RSS.
+
+TextFeatures computes what scikit-learn's TfidfVectorizer.transform computes (tests/test_heads.py holds
+them equal on the same texts); it is the only part of scikit-learn re-done here.
 
 Measured on imdb_top_1000 (titles excluded), micro-F1: kNN vote 0.597, TF-IDF LR 0.614, blend as served
 0.631 (see eval/report.md).
 """
 from __future__ import annotations
 
-import itertools
+import io
+import json
+import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
 
-from service.corpus import Film
-from service.evaluation.metrics import binarize, micro_f1
-from service.evaluation.split import validation_split
 from service.genres import SHARED_GENRES
 from service.store import IndexLoadError, ReferenceIndex
-from service.vote import DEFAULT_THRESHOLD, as_matrix, decide, vote
+
+
+SparseRow = tuple[np.ndarray, np.ndarray]  # (column indices, values) of one row
+
 
 def scorer_file(part: str) -> str:
     """The trained heads of an index part, in the index's build folder."""
-    return f"scorer-{part}.joblib"
-
-
-
-WEIGHT_STEPS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6)
-MIN_FILMS = 100  # below this, a validation split says nothing: the vote answers alone
-THRESHOLDS = tuple(np.round(np.arange(0.1, 0.6, 0.025), 3).tolist())
+    return f"scorer-{part}.npz"
 
 
 @dataclass(frozen=True)
@@ -47,39 +42,66 @@ class Blend:
     validation_micro_f1: float = 0.0
 
 
-def tfidf_features() -> TfidfVectorizer:
-    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.5, sublinear_tf=True, stop_words="english")
+@dataclass
+class LinearHead:
+    """One logistic regression per genre, stacked: (features × genres) weights and a bias per genre.
+    One matrix product answers what asking 18 estimators one by one did in ~3 ms a request."""
+    weights: np.ndarray
+    biases: np.ndarray
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(x @ self.weights + self.biases)))
+
+    def sparse_probabilities(self, rows: Sequence[SparseRow]) -> np.ndarray:
+        """The same for rows given as (columns, values): TF-IDF rows are a few hundred of ~10⁵ columns."""
+        if not rows:
+            return np.zeros((0, len(self.biases)))
+        logits = np.stack([values @ self.weights[columns] for columns, values in rows]) + self.biases
+        return 1 / (1 + np.exp(-logits))
 
 
-def tfidf_logreg():
-    return make_pipeline(tfidf_features(), OneVsRestClassifier(LogisticRegression(C=4.0, max_iter=1000)))
+@dataclass
+class TextFeatures:
+    """TfidfVectorizer.transform: lowercased, tokens by `token_pattern`, stop words dropped, then n-grams
+    of what is left, counted over the fitted vocabulary; sublinear tf × idf, L2-normalised."""
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    stop_words: frozenset[str]
+    ngram_range: tuple[int, int]
+    token_pattern: str
+    sublinear_tf: bool
+
+    def __post_init__(self) -> None:
+        self._tokens = re.compile(self.token_pattern)
+
+    def transform(self, texts: Sequence[str]) -> list[SparseRow]:
+        return [self._row(text) for text in texts]
+
+    def _row(self, text: str) -> SparseRow:
+        counts = Counter(self.vocabulary[term] for term in self._terms(text) if term in self.vocabulary)
+        columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        values = (np.log(tf) + 1 if self.sublinear_tf else tf) * self.idf[columns]
+        return columns, values / np.sqrt(values @ values) if len(values) else values
+
+    def _terms(self, text: str) -> list[str]:
+        words = [w for w in self._tokens.findall(text.lower()) if w not in self.stop_words]
+        low, high = self.ngram_range
+        return [" ".join(words[i:i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
 
 
+@dataclass
 class Heads:
-    def __init__(self, films: Sequence[Film], vectors: np.ndarray, text_head: bool = True):
-        labels = binarize([f.genres for f in films])
-        self.tfidf = tfidf_logreg().fit([f.plot for f in films], labels) if text_head else None
-        self.embedding = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000)).fit(vectors, labels)
+    embedding: LinearHead
+    text_features: TextFeatures | None = None
+    text: LinearHead | None = None
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        embedding = self._probabilities("embedding", self.embedding, vectors)
-        if self.tfidf is None:
+        """(TF-IDF head, embedding head) probabilities, films × genres; zeros for a part without a text head."""
+        embedding = self.embedding.probabilities(vectors)
+        if self.text is None:
             return np.zeros_like(embedding), embedding
-        vectorizer, classifier = self.tfidf.steps[0][1], self.tfidf.steps[-1][1]
-        return self._probabilities("tfidf", classifier, vectorizer.transform(list(texts))), embedding
-
-    def _probabilities(self, name: str, one_vs_rest: OneVsRestClassifier, x) -> np.ndarray:
-        """What `predict_proba` answers, from the estimators' coefficients stacked once into one matrix:
-        asking the 18 estimators one by one cost ~3 ms a request (profiled in `make bench`)."""
-        stacked = self.__dict__.setdefault("_stacked", {})
-        if name not in stacked:
-            estimators = one_vs_rest.estimators_
-            if not all(isinstance(e, LogisticRegression) for e in estimators):  # a genre no film had: a constant
-                return one_vs_rest.predict_proba(x)
-            stacked[name] = (np.ascontiguousarray(np.vstack([e.coef_[0] for e in estimators]).T),
-                             np.array([e.intercept_[0] for e in estimators]))
-        weights, biases = stacked[name]
-        return 1 / (1 + np.exp(-(x @ weights + biases)))
+        return self.text.sparse_probabilities(self.text_features.transform(texts)), embedding
 
 
 @dataclass
@@ -99,36 +121,41 @@ class BlendedScorer:
         return rows
 
     def save(self, path: Path) -> None:
-        joblib.dump(self, path)
+        """Arrays and a JSON header in one .npz, written under a temporary name and renamed into place."""
+        heads, features = self.heads, self.heads.text_features
+        meta = {"blend": asdict(self.blend), "genres": list(SHARED_GENRES)}
+        arrays = {"embedding_weights": heads.embedding.weights, "embedding_biases": heads.embedding.biases}
+        if features is not None:
+            terms = sorted(features.vocabulary, key=features.vocabulary.__getitem__)
+            meta["text"] = {"stop_words": sorted(features.stop_words), "ngram_range": list(features.ngram_range),
+                            "token_pattern": features.token_pattern, "sublinear_tf": features.sublinear_tf}
+            arrays |= {"terms": _utf8("\n".join(terms)), "idf": features.idf,
+                       "text_weights": heads.text.weights, "text_biases": heads.text.biases}
+        buffer = io.BytesIO()
+        np.savez(buffer, meta=_utf8(json.dumps(meta, ensure_ascii=False)), **arrays)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(path)
 
     @staticmethod
     def load(path: Path) -> BlendedScorer:
-        return joblib.load(path)
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(stored["meta"].tobytes().decode("utf-8"))
+            if meta["genres"] != list(SHARED_GENRES):
+                raise ValueError("trained for other genres")
+            heads = Heads(LinearHead(stored["embedding_weights"], stored["embedding_biases"]))
+            if "text" in meta:
+                text = meta["text"]
+                terms = stored["terms"].tobytes().decode("utf-8").split("\n")
+                heads.text_features = TextFeatures({t: i for i, t in enumerate(terms)}, stored["idf"],
+                                                   frozenset(text["stop_words"]), tuple(text["ngram_range"]),
+                                                   text["token_pattern"], text["sublinear_tf"])
+                heads.text = LinearHead(stored["text_weights"], stored["text_biases"])
+        return BlendedScorer(heads, Blend(**meta["blend"]))
 
 
-def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, text_head: bool = True) -> Blend:
-    """Weights and threshold with the best micro-F1 on a validation split, the heads and the vote
-    trained and indexed on the rest."""
-    train, val = validation_split(len(films))
-    train_films = [films[i] for i in train]
-    heads = Heads(train_films, vectors[train], text_head)
-    val_films = [films[i] for i in val]
-    votes = [vote(n) for n in ReferenceIndex(train_films, vectors[train]).search(vectors[val], k)]
-    components = [as_matrix(votes),
-                  *heads.scores([f.plot for f in val_films], vectors[val])]
-    gold = [f.genres for f in val_films]
-    best = Blend(1.0, 0.0, 0.0, DEFAULT_THRESHOLD)
-    for w_vote, w_tfidf in itertools.product(WEIGHT_STEPS, WEIGHT_STEPS if text_head else (0.0,)):
-        w_emb = round(1 - w_vote - w_tfidf, 3)
-        if w_emb < 0:
-            continue
-        mixed = w_vote * components[0] + w_tfidf * components[1] + w_emb * components[2]
-        for threshold in THRESHOLDS:
-            predicted = [decide(dict(zip(SHARED_GENRES, row.tolist())), threshold, max_genres) for row in mixed]
-            micro = micro_f1(gold, predicted)
-            if micro > best.validation_micro_f1:
-                best = Blend(w_vote, w_tfidf, w_emb, threshold, round(micro, 4))
-    return best
+def _utf8(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
 
 def load_scorer(index: ReferenceIndex, part: str = "english") -> BlendedScorer | None:
@@ -139,14 +166,6 @@ def load_scorer(index: ReferenceIndex, part: str = "english") -> BlendedScorer |
         return None
     try:
         return BlendedScorer.load(path)
-    except Exception as exc:  # noqa: BLE001 - unpickling a damaged file raises almost anything
+    except Exception as exc:  # noqa: BLE001 - a damaged archive raises almost anything
         raise IndexLoadError(f"the trained heads in {path} are damaged ({type(exc).__name__}): "
                              "run `make build-index`") from exc
-
-
-def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int,
-                 text_head: bool = True) -> BlendedScorer | None:
-    if len(films) < MIN_FILMS:
-        return None
-    blend = tune_blend(films, vectors, k, max_genres, text_head)
-    return BlendedScorer(Heads(films, vectors, text_head), blend)

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 # lingua's confidence a language needs before the text is taken to be in it
 CONFIDENT = 0.5
+# lingua reads this much of a text: its time grows with the length, its answer does not change (measured
+# on the German, French and English dev plots and 2,000 reference plots: the same language for every
+# text from 240 characters on, 99.75% from 160)
+DETECTION_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,10 @@ class Detection:
 
 
 class LanguageDetector:
-    """All 75 languages lingua knows, in its low-accuracy mode: about 130 MB and under a millisecond
-    for a sentence (its high-accuracy mode takes 1.3 GB). Built on first use."""
+    """All 75 languages lingua knows, in its low-accuracy mode: about a millisecond for a plot (its
+    high-accuracy mode takes 1.3 GB). lingua loads a language's model when a text in its script first comes:
+    54 MB of RSS for the Latin-script languages, 70 MB once every script came (82 MB all preloaded).
+    Built on first use, or by warm_up() when the service starts."""
 
     def __init__(self) -> None:
         self._detector = None
@@ -35,15 +41,24 @@ class LanguageDetector:
             if self._detector is None:
                 from lingua import LanguageDetectorBuilder
 
-                self._detector = (LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode()
-                                  .with_preloaded_language_models().build())
+                self._detector = LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
         return self._detector
 
     def detect(self, text: str) -> Detection:
-        values = self._built().compute_language_confidence_values(text)
+        return self._decided(self._built().compute_language_confidence_values(text[:DETECTION_CHARS]))
+
+    def detect_many(self, texts: list[str]) -> list[Detection]:
+        """Several texts on all cores (lingua's own threads, outside the GIL)."""
+        if len(texts) < 2:
+            return [self.detect(t) for t in texts]
+        heads = [text[:DETECTION_CHARS] for text in texts]
+        return [self._decided(v) for v in self._built().compute_language_confidence_values_in_parallel(heads)]
+
+    @staticmethod
+    def _decided(values) -> Detection:
         if not values or values[0].value < CONFIDENT:
             return Detection(None, round(values[0].value, 3) if values else 0.0)
         return Detection(values[0].language.iso_code_639_1.name.lower(), round(values[0].value, 3))
 
     def warm_up(self) -> None:
-        self._built()
+        self.detect("A young wizard goes to a school of magic.")

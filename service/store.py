@@ -29,7 +29,7 @@ from service.genres import VOCABULARY
 
 faiss.omp_set_num_threads(1)  # measured: a flat search of one query is slower with 2 threads
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the trained heads as arrays (scorer-*.npz), not pickles; the vectors in fp16
 FILMS_FILE = "films.jsonl"
 
 
@@ -51,8 +51,7 @@ class ReferenceIndex:
     def __init__(self, films: Sequence[Film], vectors: np.ndarray | None = None, manifest: dict | None = None,
                  faiss_index: faiss.Index | None = None, build_dir: Path | None = None):
         if faiss_index is None:
-            faiss_index = faiss.IndexFlatIP(vectors.shape[1])
-            faiss_index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            faiss_index = vector_index(vectors)
         if faiss_index.ntotal != len(films):
             raise ValueError(f"{faiss_index.ntotal} vectors for {len(films)} films")
         self.films = list(films)
@@ -82,11 +81,18 @@ class ReferenceIndex:
         return ReferenceIndex([self.films[i] for i in keep], self.vectors()[keep], self.manifest)
 
 
+def vector_index(vectors: np.ndarray) -> faiss.Index:
+    """Exact inner-product search over the vectors stored in fp16: half the memory and page cache of fp32,
+    and faster (measured on 16k MiniLM vectors: 0.44 against 0.62 ms a query; similarities within 5e-5, the
+    same top 25 but for near-ties, 98.8%)."""
+    index = faiss.IndexScalarQuantizer(vectors.shape[1], faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
 def closest_similarity(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """For each query, the inner product of its nearest vector."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), 1)[0][:, 0]
+    return vector_index(vectors).search(np.ascontiguousarray(queries, dtype=np.float32), 1)[0][:, 0]
 
 
 # --- writing -----------------------------------------------------------------------------------

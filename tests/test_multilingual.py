@@ -86,6 +86,14 @@ def test_language_detection(text, language):
     assert LanguageDetector().detect(text).language == language
 
 
+def test_a_batch_is_detected_as_each_text_alone_and_a_long_text_by_its_opening():
+    detector = LanguageDetector()
+    texts = [GERMAN_WIZARD, "Titanic", "A young wizard embarks on an adventure to defeat a dark sorcerer.",
+             "شاب ساحر يخوض مغامرة لهزيمة ساحر شرير.", GERMAN_WIZARD + " The end, in English." * 200]
+    assert detector.detect_many(texts) == [detector.detect(t) for t in texts]
+    assert detector.detect(texts[-1]).language == "de"
+
+
 @pytest.mark.parametrize("text, language", [
     (GERMAN_WIZARD, "de"), ("一个年轻的巫师踏上冒险之旅，去打败一个黑暗的魔法师。", "zh"),
     ("Молодой волшебник отправляется в путешествие, чтобы победить тёмного колдуна.", "ru")])

@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     async def lifespan(app: FastAPI):
         if app.state.runtime is None:
             try:
-                app.state.runtime = runtime_for(load_classifier(settings))
+                classifier = load_classifier(settings)
+                classifier.warm_up()
+                app.state.runtime = runtime_for(classifier)
             except IndexLoadError as exc:
                 app.state.unavailable = str(exc)
         watcher = asyncio.create_task(pick_up_multilingual(app))

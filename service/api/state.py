@@ -68,6 +68,7 @@ def reload_runtime(state) -> Runtime:
         reuse = old.classifier if old else None
         classifier = load_classifier(state.settings, reuse.embedders() if reuse else None,
                                      reuse.detector if reuse else None)
+        classifier.warm_up()
         state.runtime, state.unavailable = runtime_for(classifier), None
     if old is not None:
         old.retire()

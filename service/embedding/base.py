@@ -14,6 +14,11 @@ class Embedder(ABC):
     model_name: str
     dim: int
 
+    @property
+    def cache_name(self) -> str:
+        """What its vectors are cached under (cache.py): changes when the same text would embed differently."""
+        return self.model_name
+
     @abstractmethod
     def embed(self, texts: Sequence[str], role: Role = "passage", progress: bool = False) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""

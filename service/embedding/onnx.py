@@ -1,11 +1,15 @@
 """Serving embeddings without torch: an exported int8 ONNX model (export.py) run by ONNX Runtime, its
-input made by the model's own `tokenizers` tokenizer. Pooling and normalisation are inside the graph.
+input made by the model's own tokenizer (tokenizing.py). Pooling and normalisation are inside the graph.
 
 Every text runs on its own: dynamic quantisation scales the activations of a whole input tensor, so in a
 padded batch a text's vector would depend on its batch-mates (cosine 0.988 to itself alone, measured).
 One text per run gives the same vector for the same text, in /classify, /classify/batch and the build,
 and is no slower here: no padding, and `workers` runs in parallel, one core each (measured on 2 cores:
-MiniLM 119 plots/s against 70 for padded batches on 2 threads, e5 51 against 25)."""
+MiniLM 119 plots/s against 70 for padded batches on 2 threads, e5 51 against 25).
+
+One thread per run also for a text alone: a two-thread session ran MiniLM alone in 2.6 ms against 3.9,
+yet made the service slower (`/classify` p50 12.0-13.6 against 9.2-10.2 ms, one A/B run of 2 × 2
+alternations): its spinning threads take the core the event loop and the language detection need."""
 from __future__ import annotations
 
 import json
@@ -17,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from service.embedding.base import Embedder, Role
-from service.embedding.export import META_FILE, MODEL_FILE, TOKENIZER_FILE
+from service.embedding.export import META_FILE, MODEL_FILE
+from service.embedding.tokenizing import load_tokenizer
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -29,15 +34,13 @@ class ModelMissing(FileNotFoundError):
 class OnnxEmbedder(Embedder):
     def __init__(self, folder: Path, workers: int = 2):
         import onnxruntime
-        from tokenizers import Tokenizer
 
         folder = Path(folder)
         if not (folder / META_FILE).is_file():
             raise ModelMissing(f"no exported embedding model in {folder}: run `make build-index`")
         self.meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         self.model_name, self.dim = self.meta["name"], int(self.meta["dim"])
-        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        self.tokenizer.no_padding()
+        self.tokenizer = load_tokenizer(folder, int(self.meta["max_length"]))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -49,7 +52,7 @@ class OnnxEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prefix = self.meta[f"{role}_prefix"]
-        encodings = self.tokenizer.encode_batch([prefix + text for text in texts])
+        encodings = self.tokenizer.encode([prefix + text for text in texts])
         rows = map(self._run, encodings) if self._pool is None or len(texts) == 1 else \
             self._pool.map(self._run, encodings)
         if progress and len(texts) > 100:
@@ -58,7 +61,10 @@ class OnnxEmbedder(Embedder):
             rows = track(rows, total=len(texts), description=f"embedding with {self.model_name}")
         return np.stack(list(rows))
 
-    def _run(self, encoding) -> np.ndarray:
-        feed = {"input_ids": np.array([encoding.ids], dtype=np.int64),
-                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64)}
+    @property
+    def cache_name(self) -> str:
+        return f"{self.model_name}-export{self.meta.get('export_version', 1)}"
+
+    def _run(self, ids: list[int]) -> np.ndarray:
+        feed = {"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}
         return self.session.run(None, feed)[0][0]

@@ -11,8 +11,8 @@ from sklearn.svm import LinearSVC
 
 from service.evaluation.metrics import binarize
 from service.genres import SHARED_GENRES
-from service.heads import tfidf_features, tfidf_logreg
 from service.store import ReferenceIndex
+from service.training import tfidf_features, tfidf_logreg
 from service.vote import as_matrix, decide, vote
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)

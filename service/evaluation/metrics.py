@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import f1_score, precision_score, recall_score
 
 from service.genres import SHARED_GENRES
 
@@ -22,6 +21,8 @@ def binarize(label_sets: Sequence[Sequence[str]], genres: Sequence[str] = SHARED
 def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
     """micro/macro/samples F1, micro precision and recall, per-genre F1, mean labels predicted vs gold.
     Macro-F1 averages over the genres present in the gold labels (a genre no film has cannot be scored)."""
+    from sklearn.metrics import f1_score, precision_score, recall_score  # not at import: the service needs none
+
     y_true, y_pred = binarize(gold), binarize(predicted)
     present = [i for i in range(len(SHARED_GENRES)) if y_true[:, i].any()]
     options = {"zero_division": 0}

@@ -18,11 +18,12 @@ from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.evaluation import methods
 from service.evaluation.metrics import score
 from service.evaluation.split import halves, matching_positions, validation_split
-from service.heads import BlendedScorer, train_scorer
+from service.heads import BlendedScorer
 from service.language import LanguageDetector
 from service.llm import make_backend
 from service.settings import Settings
 from service.store import ReferenceIndex, load_parts
+from service.training import train_scorer
 
 # The README's example sentence in other languages: each must find Fantasy or Adventure.
 WIZARD = {
@@ -108,7 +109,7 @@ def fp32_variant(setup: Setup) -> Setup:
     from service.embedding.reference import TorchEmbedder
 
     embedder = TorchEmbedder(spec_for(setup.settings.embedding_model))
-    cache = EmbeddingCache(setup.settings.index_dir / "cache", f"{embedder.model_name}-fp32")
+    cache = EmbeddingCache(setup.settings.index_dir / "cache", embedder.cache_name)
     plots = [f.plot for f in setup.reference.films]
     vectors, _ = cache.embed(embedder, plots, progress=True)
     cache.save()
@@ -179,7 +180,7 @@ def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = T
 
 def _embed(setup: Setup, texts: list[str]) -> np.ndarray:
     embedder = setup.embedders["english"]
-    cache = EmbeddingCache(setup.settings.index_dir / "cache", embedder.model_name)
+    cache = EmbeddingCache(setup.settings.index_dir / "cache", embedder.cache_name)
     vectors, embedded = cache.embed(embedder, texts)
     if embedded:
         cache.save()
