@@ -29,22 +29,26 @@ LOAD_REQUESTS = 5000
 LOAD_TIME_LIMIT_S = 600
 
 
-def embed_throughput(settings: Settings, films: int = 2000) -> dict:
+def embed_throughput(settings: Settings, films: int = 2000, rounds: int = 3) -> dict:
     """The index build's embedding path (cold cache) against the same ONNX model called directly, same
-    texts, same batches, same process, for every model the service uses."""
+    texts, same process, for every model the service uses. The two alternate `rounds` times and each keeps
+    its best rate: on a shared machine a single pass of either can land in a slow spell (one pass each
+    gave ratios from 0.87 to 1.25 for the same code)."""
     plots = [f.plot for f in load_corpus(settings.data_path).films[:films]]
     figures = {}
     for part, model in settings.part_models().items():
         texts = plots if part == "english" else plots[:films // 4]  # the multilingual model is ~4x slower
         embedder = load_embedder(settings.exported_models(), model, settings.embed_workers)
         embedder.embed(texts[:32])  # warm-up: first-call overhead is not throughput
-        started = time.perf_counter()
-        embedder.embed(texts)
-        raw = len(texts) / (time.perf_counter() - started)
-        with tempfile.TemporaryDirectory() as tmp:
+        raw, pipeline = 0.0, 0.0
+        for _ in range(rounds):
             started = time.perf_counter()
-            EmbeddingCache(Path(tmp), embedder.cache_name).embed(embedder, texts)
-            pipeline = len(texts) / (time.perf_counter() - started)
+            embedder.embed(texts)
+            raw = max(raw, len(texts) / (time.perf_counter() - started))
+            with tempfile.TemporaryDirectory() as tmp:
+                started = time.perf_counter()
+                EmbeddingCache(Path(tmp), embedder.cache_name).embed(embedder, texts)
+                pipeline = max(pipeline, len(texts) / (time.perf_counter() - started))
         figures |= {f"{part}_raw_plots_per_s": round(raw, 1), f"{part}_build_plots_per_s": round(pipeline, 1),
                     f"{part}_build_ratio_vs_raw": round(pipeline / raw, 3)}
     return figures
