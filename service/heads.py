@@ -50,14 +50,16 @@ class LinearHead:
     biases: np.ndarray
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(x @ self.weights + self.biases)))
+        return self._logistic(x @ self.weights)
 
     def sparse_probabilities(self, rows: Sequence[SparseRow]) -> np.ndarray:
         """The same for rows given as (columns, values): TF-IDF rows are a few hundred of ~10⁵ columns."""
         if not rows:
             return np.zeros((0, len(self.biases)))
-        logits = np.stack([values @ self.weights[columns] for columns, values in rows]) + self.biases
-        return 1 / (1 + np.exp(-logits))
+        return self._logistic(np.stack([values @ self.weights[columns] for columns, values in rows]))
+
+    def _logistic(self, products: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(products + self.biases)))
 
 
 @dataclass
