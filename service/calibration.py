@@ -6,13 +6,17 @@ floor) of a grid on the vote scores and the LLM's picks it collected and keeps t
 weight is kept only when its gain over the vote (a) beats the best gain the same search finds with the
 LLM's answers shuffled between films (95th percentile of 50 shuffles: the LLM must know something about
 each film) and (b) holds in at least 90% of paired bootstrap resamples. Otherwise the LLM gets weight 0:
-a weak or random one cannot cost accuracy. The choice is stored in the index folder keyed by
-"backend:model"; the service uses the entry of the model it is configured with, the defaults otherwise.
+a weak or random one cannot cost accuracy. The choice is stored in the index folder keyed by the model and the
+server that answered (llama.cpp serves any model under any name), with the index it was measured on; the
+service uses the entry of the model and server it is configured with, and only on that index: an entry
+measured on another index is stale (ignored, and /health says so).
+
+A calibration where the LLM failed to answer (down, timing out, babbling) is refused rather than stored: an
+outage would otherwise look like a model that does not beat the vote, and switch it off for good.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.atomic import write_json
 from service.evaluation.metrics import film_counts, micro_f1_of
 from service.fusion import fuse
 from service.vote import decide
@@ -31,11 +36,20 @@ RESAMPLES = 1000
 SHUFFLES = 50
 
 
+MAX_FAILED_SHARE = 0.1  # of the films sent to the LLM; more failures and nothing is stored
+MIN_ANSWERED = 10
+
+
+class CalibrationRefused(RuntimeError):
+    """Too few usable answers to measure the LLM's say: nothing was stored."""
+
+
 @dataclass(frozen=True)
 class Fusion:
     weight: float
     floor: float
     source: str = "default"  # "default", or what the calibration measured it on
+    stale: str | None = None  # why a calibration of this model was not used (measured on another index)
 
 
 @dataclass
@@ -48,6 +62,7 @@ class Observation:
     gold: Sequence[str]
     threshold: float
     route: str = "english"
+    llm_error: str | None = None  # why the LLM gave no usable answer, when it was asked and did not
 
 
 def answers(observations: Sequence[Observation], fusion: Fusion | dict[str, Fusion] | None,
@@ -120,9 +135,10 @@ def calibrate(observations: Sequence[Observation], max_genres: int, default: Fus
     gain = best["micro_f1"] - vote["micro_f1"]
     chosen = best if best["weight"] and gain > by_chance and holds >= 0.9 else vote
     asked = [o for o in observations if o.llm_genres]
+    failed = sum(1 for o in observations if o.llm_error)
     default_counts = film_counts(gold, answers(observations, default, max_genres))
     return {
-        "films": len(observations), "llm_answered": len(asked),
+        "films": len(observations), "llm_answered": len(asked), "llm_failed": failed,
         "vote_f1": vote["micro_f1"],
         "llm_only_f1": round(micro_f1_of(film_counts([o.gold for o in asked], [o.llm_genres for o in asked])), 4),
         "fused_default_f1": round(micro_f1_of(default_counts), 4),
@@ -133,31 +149,54 @@ def calibrate(observations: Sequence[Observation], max_genres: int, default: Fus
     }
 
 
-def save(index_dir: Path, model: str, routes: dict[str, dict]) -> Path:
-    """Store the routes' calibrations under the model's key, beside the other models' (atomic write)."""
+def check_answered(observations: Sequence[Observation], route: str) -> None:
+    """Refuse to calibrate on a route where the LLM failed on more than MAX_FAILED_SHARE of the films sent to it."""
+    failed = [o.llm_error for o in observations if o.llm_error]
+    answered = sum(1 for o in observations if o.llm_genres)
+    if answered < MIN_ANSWERED or len(failed) > MAX_FAILED_SHARE * (answered + len(failed)):
+        last = f"; last error: {failed[-1]}" if failed else ""
+        raise CalibrationRefused(f"{route} route: the LLM answered {answered} of {answered + len(failed)} films "
+                                 f"usably{last}. Nothing was stored: check the server and run it again")
+
+
+def key(llm: dict[str, str]) -> str:
+    return f"{llm['backend']}:{llm['model']}@{llm['base_url']}"
+
+
+def save(index_dir: Path, llm: dict[str, str], index: str, routes: dict[str, dict]) -> Path:
+    """Store the routes' calibrations under the model's key, beside the other models' (atomic write), with the
+    LLM (backend, model, server) and the index (index_identity) they were measured against."""
     path = Path(index_dir) / CALIBRATIONS_FILE
     stored = read_all(index_dir)
-    stored[model] = routes
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stored, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    stored[key(llm)] = {"llm": llm, "index": index, "routes": routes}
+    write_json(path, stored)
     return path
 
 
 def read_all(index_dir: Path) -> dict:
     try:
-        return json.loads((Path(index_dir) / CALIBRATIONS_FILE).read_text(encoding="utf-8"))
+        stored = json.loads((Path(index_dir) / CALIBRATIONS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return stored if isinstance(stored, dict) else {}
 
 
-def fusion_for(index_dir: Path, model: str | None, route: str, default: Fusion) -> Fusion:
-    """The calibrated fusion of this model on this route; the default when it was never calibrated."""
-    entry = read_all(index_dir).get(model or "", {}).get(route)
-    if not isinstance(entry, dict) or not {"weight", "floor", "films"} <= set(entry):
+def fusion_for(index_dir: Path, llm: dict[str, str], index: str, route: str, default: Fusion) -> Fusion:
+    """The calibrated fusion of this model, on this server and this index, on this route; the default when it was
+    never calibrated there, or (stale) when it was calibrated on another index."""
+    entry = read_all(index_dir).get(key(llm))
+    chosen = entry.get("routes", {}).get(route) if isinstance(entry, dict) else None
+    if not isinstance(chosen, dict) or not {"weight", "floor", "films"} <= set(chosen):
         return default
-    return Fusion(float(entry["weight"]), float(entry["floor"]),
-                  f"calibrated for {model} on {entry['films']} films ({route})")
+    if entry.get("index") != index:
+        return replace(default, stale=f"{describe_llm(llm)} was calibrated on another index ({entry.get('index')}; "
+                                      f"this one is {index}): the defaults apply until `make calibrate-llm` is rerun")
+    return Fusion(float(chosen["weight"]), float(chosen["floor"]),
+                  f"calibrated for {describe_llm(llm)} on {chosen['films']} films ({route})")
+
+
+def describe_llm(llm: dict[str, str]) -> str:
+    return f"{llm['backend']}:{llm['model']} at {llm['base_url']}"
 
 
 def describe(fusion: Fusion) -> dict:

@@ -23,14 +23,14 @@ from service.embedding import Embedder
 from service.fusion import fuse
 from service.heads import BlendedScorer
 from service.language import Detection, LanguageDetector
-from service.llm import CachedBackend, LLMError, parse_genres
+from service.llm import CachedBackend, LLMError
 from service.llm.base import timed_out
 from service.llm.probe import ReachabilityProbe
 from service.memory import release_freed_heap
 from service.prompt import RESPONSE_SCHEMA, build_messages
 from service.recognition import Recognition, lean_on, recognise
 from service.settings import Settings
-from service.store import Neighbour, ReferenceIndex
+from service.store import Neighbour, ReferenceIndex, index_identity
 from service.vote import DEFAULT_THRESHOLD, decide, vote
 
 
@@ -105,8 +105,9 @@ class Classifier:
         self._probe = ReachabilityProbe(llm.reachable) if llm is not None else None
         self.llm_last_error: str | None = None  # None since the last usable answer: /health reads it
         if llm is not None:
+            serving = index_identity(index.manifest)
             for route in self.routes():
-                route.fusion = fusion_for(settings.index_dir, llm.describe(), route.name, route.fusion)
+                route.fusion = fusion_for(settings.index_dir, llm.identity(), serving, route.name, route.fusion)
 
     # the English route's parts, which lookups, evaluation and /health read
     @property
@@ -197,7 +198,7 @@ class Classifier:
                 result.fallback_reason = NO_SAY.format(model=self.llm.describe(), route=result.route)
             else:
                 asked.append((text, result))
-        futures = [self._llm_pool.submit(self.llm.complete, build_messages(text, r.neighbours[:examples]),
+        futures = [self._llm_pool.submit(self.llm.genres, build_messages(text, r.neighbours[:examples]),
                                          RESPONSE_SCHEMA) for text, r in asked]
         for future, (_, result) in zip(futures, asked):
             try:
@@ -228,7 +229,7 @@ class Classifier:
 
     def _answer(self, future, deadline: float) -> list[str]:
         try:
-            return parse_genres(future.result(timeout=max(0.0, deadline - time.monotonic())))
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout as exc:
             future.cancel()
             raise timed_out(self.settings.llm_timeout_s) from exc

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from service.settings import Settings
+from service.settings import ConfigurationError, Settings
 
 console = Console()
 MULTILINGUAL_DEV = Settings().data_path.parent / "dev-eval" / "multilingual"
@@ -77,6 +77,7 @@ def cmd_serve(args, settings: Settings) -> int:
     from service.api.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings.ensure_servable()
     build = _build_missing_parts(settings, args.data) if args.build_missing else None
     try:
         if args.replicas > 1:
@@ -131,19 +132,21 @@ def cmd_classify_file(args, settings: Settings) -> int:
         if args.engine == "ray":
             from service.batch.ray_engine import classify_file_on_ray
 
-            summary, resumed = classify_file_on_ray(job, args.actors, args.object_store_mb, advance), 0
+            summary = classify_file_on_ray(job, args.actors, args.object_store_mb, advance)
         else:
             from service.loading import load_classifier
 
             classifier = load_classifier(job.settings)
             try:
-                summary, resumed = classify_file(job, classifier, advance)
+                summary = classify_file(job, classifier, advance)
             finally:
                 classifier.close()
-    by = f" by {summary.actors} Ray actors" if summary.actors else ""
-    resumed_note = f" (resumed after {resumed:,} rows done before)" if resumed else ""
+    for note in summary.notes:
+        console.print(f"[yellow]{note}[/yellow]", highlight=False)
+    by = f" by {summary.actors} Ray actor{'s' if summary.actors > 1 else ''}" if summary.actors else ""
+    resumed = f" (resumed after {summary.resumed_rows:,} rows done before)" if summary.resumed_rows else ""
     console.print(f"{summary.classified:,} rows classified{by} → {summary.output}; {summary.rejected:,} rejected "
-                  f"→ {summary.sidecar}{resumed_note}", highlight=False)
+                  f"→ {summary.sidecar}{resumed}", highlight=False)
     return 0
 
 
@@ -177,13 +180,18 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def cmd_calibrate_llm(args, settings: Settings) -> int:
+    from service.calibration import CalibrationRefused
     from service.evaluation import calibrate
 
     if args.llm:
         settings = settings.model_copy(update={"llm_backend": args.llm})
     languages = {} if args.no_languages else {
         path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
-    result = calibrate.run(settings, args.films, args.foreign_films, languages)
+    try:
+        result = calibrate.run(settings, args.films, args.foreign_films, languages)
+    except CalibrationRefused as exc:
+        console.print(f"[red]calibration refused: {exc}[/red]", highlight=False)
+        return 1
     for route, c in result["routes"].items():
         table = Table(title=f"{result['model']}, {route} route: {c['films']} validation films "
                             f"({c['llm_answered']} answered by the LLM); micro-F1")
@@ -266,6 +274,16 @@ def cmd_imdb_db(args, settings: Settings) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="moviegenre", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -282,12 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     catalogue.add_argument("--text-column", help="the column to classify (default: plot, else description)")
     catalogue.add_argument("--engine", choices=["local", "ray"], default="local",
                            help="ray: Ray Data on $RAY_ADDRESS, or on a Ray started here when it is unset")
-    catalogue.add_argument("--chunk-rows", type=int, default=2000, help="rows classified and saved together")
+    catalogue.add_argument("--chunk-rows", type=positive_int, default=2000, help="rows classified and saved together")
     catalogue.add_argument("--llm", nargs="?", const=Settings().llm_backend, choices=["ollama", "openai"],
                            help="ask the LLM too (default backend: $LLM_BACKEND)")
-    catalogue.add_argument("--llm-concurrency", type=int, default=Settings().llm_concurrency,
-                           help="requests in flight to the LLM server at once")
-    catalogue.add_argument("--actors", type=int, help="Ray: classifying actors (default: one per CPU but one)")
+    catalogue.add_argument("--llm-concurrency", type=positive_int, default=Settings().llm_concurrency,
+                           help="requests in flight to the LLM server at once, in all (Ray: shared by the actors)")
+    catalogue.add_argument("--actors", type=positive_int,
+                           help="Ray: classifying actors (default: one per CPU but one, capped by memory)")
     catalogue.add_argument("--object-store-mb", type=int, default=512,
                            help="Ray started here: the object store's size")
     catalogue.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -339,13 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     from service.api.replicas import ReplicasError
+    from service.batch.ray_engine import IndexChanged
     from service.batch.records import CatalogueError
     from service.corpus import CorpusFormatError
     from service.store import IndexLoadError
 
     try:
         return args.func(args, Settings())
-    except (IndexLoadError, CorpusFormatError, CatalogueError, ReplicasError, FileNotFoundError) as exc:
+    except (IndexLoadError, CorpusFormatError, CatalogueError, ReplicasError, ConfigurationError, IndexChanged,
+            FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         return 2
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.atomic import write_bytes
 from service.genres import SHARED_GENRES
 from service.store import IndexLoadError, ReferenceIndex
 
@@ -123,7 +124,7 @@ class BlendedScorer:
         return rows
 
     def save(self, path: Path) -> None:
-        """Arrays and a JSON header in one .npz, written under a temporary name and renamed into place."""
+        """Arrays and a JSON header in one .npz, written atomically."""
         heads, features = self.heads, self.heads.text_features
         meta = {"blend": asdict(self.blend), "genres": list(SHARED_GENRES)}
         arrays = {"embedding_weights": heads.embedding.weights, "embedding_biases": heads.embedding.biases}
@@ -135,9 +136,7 @@ class BlendedScorer:
                        "text_weights": heads.text.weights, "text_biases": heads.text.biases}
         buffer = io.BytesIO()
         np.savez(buffer, meta=_utf8(json.dumps(meta, ensure_ascii=False)), **arrays)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(path)
+        write_bytes(path, buffer.getvalue())
 
     @staticmethod
     def load(path: Path) -> BlendedScorer:
@@ -161,13 +160,15 @@ def _utf8(text: str) -> np.ndarray:
 
 
 def load_scorer(index: ReferenceIndex, part: str = "english") -> BlendedScorer | None:
-    """The heads and blend trained with this index part, if its build has them. Raises IndexLoadError
-    when the file is damaged."""
+    """The heads and blend trained with this index part; None for a build that has none (a corpus too small
+    to train them). Raises IndexLoadError when the manifest records a blend whose file is missing or damaged:
+    serving the bare vote with the default threshold in its place would silently answer worse."""
+    recorded = (index.manifest.get("parts", {}).get(part) or {}).get("blend")
     path = index.build_dir / scorer_file(part) if index.build_dir else None
-    if path is None or not path.exists():
+    if path is None or (not path.exists() and not recorded):
         return None
     try:
         return BlendedScorer.load(path)
     except Exception as exc:  # noqa: BLE001 - a damaged archive raises almost anything
-        raise IndexLoadError(f"the trained heads in {path} are damaged ({type(exc).__name__}): "
-                             "run `make build-index`") from exc
+        problem = "missing" if not path.exists() else f"damaged ({type(exc).__name__})"
+        raise IndexLoadError(f"the trained heads in {path} are {problem}: run `make build-index`") from exc

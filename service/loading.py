@@ -9,13 +9,28 @@ from service.heads import load_scorer
 from service.language import LanguageDetector
 from service.llm import make_backend
 from service.settings import Settings
-from service.store import IndexLoadError, load_parts, read_manifest
+from service.store import IndexLoadError, build_id_of, load_parts, read_manifest
+
+LOAD_ATTEMPTS = 3
 
 
 def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = None,
                     detector: LanguageDetector | None = None) -> Classifier:
     """The index parts the settings use, each with its embedder and trained heads, the language detector
-    and the LLM backend. Embedders and detector are reused when given (a reload), else loaded."""
+    and the LLM backend. Embedders and detector are reused when given (a reload), else loaded. A build made
+    current while this one was being read (`make build-index` beside a running service) is loaded instead:
+    a failure is final only when the manifest did not move meanwhile."""
+    for _ in range(LOAD_ATTEMPTS - 1):
+        seen = build_id_of(read_manifest(settings.index_dir))
+        try:
+            return _load(settings, embedders, detector)
+        except IndexLoadError:
+            if build_id_of(read_manifest(settings.index_dir)) == seen:
+                raise
+    return _load(settings, embedders, detector)
+
+
+def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: LanguageDetector | None) -> Classifier:
     embedders = dict(embedders or {})
     # a part still being built may not even have its model exported yet: load what the index has
     built = (read_manifest(settings.index_dir) or {}).get("parts", {})
@@ -42,3 +57,6 @@ def _embedder(settings: Settings, model: str) -> Embedder:
         return load_embedder(settings.exported_models(), model, settings.embed_workers)
     except ModelMissing as exc:
         raise IndexLoadError(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime and the tokenizers raise their own on a damaged file
+        raise IndexLoadError(f"the exported {model} model in {settings.exported_models()} cannot be loaded "
+                             f"({type(exc).__name__}: {str(exc)[:200]}): delete it and run `make build-index`") from exc

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigurationError(ValueError):
+    """Settings the service refuses to start with; the message says which and why."""
 
 
 class Settings(BaseSettings):
@@ -66,6 +70,37 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, alias="MOVIEGENRE_ADMIN_TOKEN")
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
     log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")
+
+    @field_validator("admin_token", "tmdb_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value):
+        """An empty secret is no secret (a compose file's unset variable): the route or source it guards stays
+        off, never open."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def ensure_servable(self) -> None:
+        """Raise ConfigurationError for settings the service must not serve with. An API key set but empty
+        cannot mean "no key" (the operator meant to require one) nor "any key": the service refuses to start."""
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            raise ConfigurationError("MOVIEGENRE_API_KEY is set but empty: give it a value, or unset it to serve "
+                                     "without a key")
+
+    # the settings an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and
+    # a stored result are only reused when these are the same
+    ANSWER_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "embedding_model", "multilingual_model", "top_k", "prompt_examples", "vote_threshold", "max_genres",
+        "recognise_films", "fusion_weight", "fusion_floor", "max_description_chars")
+
+    def answer_settings(self) -> dict:
+        return {name: getattr(self, name) for name in self.ANSWER_SETTINGS} | {"llm": self.llm_identity()}
+
+    def llm_identity(self) -> dict[str, str] | None:
+        """The configured LLM as its backend names it (llm/base.py identity()); None for the vote alone."""
+        if self.llm_backend == "ollama":
+            return {"backend": "ollama", "model": self.ollama_model, "base_url": self.ollama_host.rstrip("/")}
+        if self.llm_backend == "openai":
+            return {"backend": "openai", "model": self.openai_model, "base_url": self.openai_base_url.rstrip("/")}
+        return None
 
     def exported_models(self) -> Path:
         return self.models_dir or self.index_dir / "models"

@@ -13,7 +13,6 @@ manifest.json is replaced by rename: a build killed at any point leaves the prev
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from service.atomic import fsync_tree, rename_into_place, write_json
 from service.corpus import Film
 from service.genres import VOCABULARY
 
@@ -97,16 +97,6 @@ def closest_similarity(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 # --- writing -----------------------------------------------------------------------------------
 
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 @dataclass(frozen=True)
 class Part:
     """One embedding space of the films: its model and the films' vectors in it."""
@@ -141,21 +131,49 @@ def write_index(index_dir: Path, films: Sequence[Film], parts: dict[str, Part], 
     with (tmp / FILMS_FILE).open("w", encoding="utf-8") as f:
         for film in films:
             f.write(json.dumps(film.to_dict(), ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
     for name, write in (artifacts or {}).items():
         write(tmp / name)
-    _write_json(tmp / "manifest.json", manifest)
-    os.rename(tmp, builds / build_id)
-    _write_json(index_dir / "manifest.json", manifest)
-    _remove_stale_builds(builds, keep=build_id)
+    write_json(tmp / "manifest.json", manifest)
+    fsync_tree(tmp)
+    rename_into_place(tmp, builds / build_id)
+    previous = build_id_of(_manifest_or_none(index_dir))
+    write_json(index_dir / "manifest.json", manifest)
+    _remove_stale_builds(builds, keep={build_id, previous})
     return manifest
 
 
-def _remove_stale_builds(builds: Path, keep: str) -> None:
+def _remove_stale_builds(builds: Path, keep: set[str]) -> None:
+    """Every build but the current and the previous one, and leftovers of killed builds. The previous build
+    stays: a process that read the old manifest a moment ago (a reload, a replica, a Ray actor, another host
+    on a shared volume) may still be opening or memory-mapping its files."""
     for path in builds.iterdir():
-        if path.name != keep:
+        if path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def build_id_of(manifest: dict | None) -> str:
+    """What tells one build from another: the folder that holds it (a timestamp to the microsecond)."""
+    return Path(str((manifest or {}).get("build", ""))).name
+
+
+def index_identity(manifest: dict) -> str:
+    """What the answers of an index depend on, as a short hash: its corpus, format, vocabulary and each part's
+    model and tuned blend. A rebuild of the same corpus with the same settings keeps it; anything that could
+    change an answer changes it (calibrations and resumed file runs are checked against it)."""
+    import hashlib
+
+    parts = {name: {"model": part.get("model"), "blend": part.get("blend")}
+             for name, part in sorted(manifest.get("parts", {}).items())}
+    basis = {"format": manifest.get("format_version"), "corpus": manifest.get("corpus_fingerprint"),
+             "vocabulary": manifest.get("vocabulary"), "parts": parts}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _manifest_or_none(index_dir: Path) -> dict | None:
+    try:
+        return read_manifest(index_dir)
+    except IndexLoadError:
+        return None
 
 
 # --- reading -----------------------------------------------------------------------------------

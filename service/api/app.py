@@ -20,8 +20,10 @@ from service.store import IndexLoadError
 
 
 def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:
-    """The app; it loads the index at start-up unless a classifier is given (tests)."""
+    """The app; it loads the index at start-up unless a classifier is given (tests). Raises ConfigurationError
+    for settings it must not serve with (a blank API key)."""
     settings = settings or Settings()
+    settings.ensure_servable()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.settings = settings
     app.state.runtime = runtime_for(classifier) if classifier else None
     app.state.unavailable = None
+    app.state.multilingual_error = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

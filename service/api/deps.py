@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator
 
 from fastapi import HTTPException, Request
 
-from service.api.state import Runtime
+from service.api.state import Runtime, serving_runtime
 
 
 async def current_runtime(request: Request) -> AsyncIterator[Runtime]:
     """The runtime serving now, held until the request is done (a reload closes it only after)."""
-    runtime = request.app.state.runtime
-    if runtime is None:
-        raise HTTPException(503, request.app.state.unavailable or "the classifier is not loaded yet")
-    with runtime.in_use():
+    with serving_runtime(request.app.state) as runtime:
+        if runtime is None:
+            raise HTTPException(503, request.app.state.unavailable or "the classifier is not loaded yet")
         yield runtime
 
 
@@ -55,6 +54,7 @@ async def require_api_key(request: Request) -> None:
 
 
 async def require_admin(request: Request) -> None:
+    """Closed unless MOVIEGENRE_ADMIN_TOKEN is set to a value (an empty one is no token)."""
     secret = request.app.state.settings.admin_token
     if secret is None:
         raise HTTPException(403, "reload is disabled: set MOVIEGENRE_ADMIN_TOKEN to enable it")

@@ -1,19 +1,14 @@
 """The API contract as pydantic models."""
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
 
 from service.genres import VOCABULARY
+from service.text import VISIBLE, is_blank
 
 Genre = Literal[VOCABULARY]  # type: ignore[valid-type]
-
-
-# A character that is not whitespace, spelled so Python's and ECMAScript's regex engines (the schema's
-# readers) agree: their \s differ on \x1c-\x1f, \x85 and \ufeff.
-VISIBLE = r"[^\s\u001c-\u001f\u0085\ufeff\u0000]"
 
 
 def _usable_text(value):
@@ -22,8 +17,8 @@ def _usable_text(value):
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
-        if not re.search(VISIBLE, value):
-            raise ValueError("must not be empty or whitespace")
+        if is_blank(value):
+            raise ValueError("must not be empty or whitespace (or invisible characters alone)")
     return value
 
 
@@ -126,6 +121,8 @@ class FusionOut(BaseModel):
     weight: float = Field(description="what the LLM's pick adds to a genre's score")
     floor: float = Field(description="the vote score a genre needs before the LLM can move it")
     source: str = Field(description="'default', or the calibration this setting comes from")
+    stale: str | None = Field(None, description="Why a calibration of this model is not used: it was measured on "
+                                                "another index (rerun make calibrate-llm)")
 
 
 class AnswerCacheOut(BaseModel):
@@ -150,6 +147,8 @@ class MultilingualHealth(BaseModel):
         description="ready: every language is matched with the multilingual model; building: its index part is "
                     "still being built, non-English text is matched with the English model meanwhile")
     model: str | None
+    last_error: str | None = Field(None, description="Why the last attempt to take the multilingual part failed; "
+                                                     "the service keeps trying")
 
 
 class HealthResponse(BaseModel):

@@ -2,6 +2,8 @@
 requests that were using it have finished."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +11,11 @@ from contextlib import contextmanager
 from service.classifier import Classifier
 from service.loading import load_classifier
 from service.lookup.lookup import Lookup, make_lookup
-from service.store import IndexLoadError
+from service.store import read_manifest
+
+
+class Retired(RuntimeError):
+    """The runtime was replaced: the request takes the one serving now."""
 
 
 class Runtime:
@@ -23,8 +29,11 @@ class Runtime:
 
     @contextmanager
     def in_use(self) -> Iterator[Runtime]:
-        """Held by each request for as long as it uses this runtime."""
+        """Held by each request for as long as it uses this runtime. Raises Retired once it was replaced, so a
+        request that read it just before a reload never runs on a runtime being closed."""
         with self._lock:
+            if self._retired:
+                raise Retired
             self._users += 1
         try:
             yield self
@@ -52,6 +61,24 @@ class Runtime:
         self.lookup.close()
 
 
+@contextmanager
+def serving_runtime(state) -> Iterator[Runtime | None]:
+    """The runtime serving now (None when there is none), held until the block ends. A reload points the state
+    at the new runtime before it retires the old one, so a second look finds the new one."""
+    for _ in range(100):
+        runtime = state.runtime
+        if runtime is None:
+            yield None
+            return
+        try:
+            with runtime.in_use():
+                yield runtime
+                return
+        except Retired:
+            continue
+    raise RuntimeError("the runtime kept being replaced")
+
+
 def runtime_for(classifier: Classifier) -> Runtime:
     return Runtime(classifier, make_lookup(classifier.settings, classifier.index))
 
@@ -76,16 +103,14 @@ def reload_runtime(state) -> Runtime:
 
 
 PICKUP_POLL_S = 5.0  # how often a service without its multilingual part looks for it
+log = logging.getLogger("moviegenre")
 
 
 async def pick_up_multilingual(app) -> None:
     """While the multilingual part is still being built, watch for the build that adds it and serve it
-    as soon as it is current: a fresh machine answers English first, then every language, no restart."""
-    import asyncio
-    import logging
-
-    from service.store import read_manifest
-
+    as soon as it is current: a fresh machine answers English first, then every language, no restart.
+    A failed attempt (a damaged model file, a half-copied build) is logged, shown in /health, and tried
+    again at the next poll: the watcher only ends when the part is served or the service stops."""
     settings = app.state.settings
     while app.state.runtime is None or app.state.runtime.classifier.multilingual_status == "building":
         await asyncio.sleep(PICKUP_POLL_S)
@@ -93,6 +118,8 @@ async def pick_up_multilingual(app) -> None:
             manifest = await asyncio.to_thread(read_manifest, settings.index_dir)
             if manifest and "multilingual" in manifest.get("parts", {}):
                 await asyncio.to_thread(reload_runtime, app.state)
-                logging.getLogger("moviegenre").info("multilingual retrieval is ready: now serving every language")
-        except IndexLoadError as exc:
-            logging.getLogger("moviegenre").warning("the new index was not taken: %s", exc)
+                app.state.multilingual_error = None
+                log.info("multilingual retrieval is ready: now serving every language")
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the next poll tries again
+            app.state.multilingual_error = f"{type(exc).__name__}: {exc}"
+            log.warning("the multilingual part was not taken (trying again in %g s): %s", PICKUP_POLL_S, exc)

@@ -50,7 +50,7 @@ def _classify_file(source: Path, output: Path, settings: Settings, *extra: str,
     if process.returncode != 0:
         raise RuntimeError(f"classify-file failed: {out[-2000:]}")
     rows = int(re.search(r"([\d,]+) rows classified", out).group(1).replace(",", ""))
-    actors = re.search(r"by (\d+) Ray actors", out)
+    actors = re.search(r"by (\d+) Ray actors?", out)
     return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds, 1), **rss} | (
         {"actors": int(actors.group(1))} if actors else {})
 

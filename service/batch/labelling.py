@@ -1,29 +1,37 @@
-"""One chunk of records → one table of answers: what every engine (this machine, a Ray actor) runs."""
+"""One chunk of records → one table of answers: what every engine (this machine, a Ray actor) runs.
+
+A classified chunk holds the answer columns and, beside them, every input column of its records with its own
+type (Parquet's dates, decimals and binary stay what they are), named with INPUT_PREFIX. A column that holds
+values of two types within the chunk (an int here, a string there) is kept as text. The sidecar needs a
+rejected record as it was read: `_record` holds it as JSON."""
 from __future__ import annotations
 
+import base64
 import json
 
 import pyarrow as pa
 
 from service.batch.records import Item
+from service.text import is_blank
 
-# the columns of a classified chunk; `_row` (the record's 1-based row in the file) is added by the engine,
-# which is the one that knows where the chunk starts
-CHUNK_SCHEMA = pa.schema([
-    ("_record", pa.string()),    # the record as it was read, as JSON: every column passes through
+# the answer columns of a classified chunk; `_row` (the record's 1-based row in the file) is added by the
+# engine, which is the one that knows where the chunk starts
+ANSWER_SCHEMA = pa.schema([
     ("_rejected", pa.string()),  # why the record was not classified; null when it was
+    ("_record", pa.string()),    # a rejected record as read, as JSON (for the sidecar); null otherwise
     ("genres", pa.list_(pa.string())),
     ("scores", pa.string()),     # JSON object, highest first
     ("backend", pa.string()),
     ("language", pa.string()),
 ])
 ADDED = ("genres", "scores", "backend", "language")
+INPUT_PREFIX = "in:"
 
 
 def classify_items(classifier, items: list[Item], text_column: str, max_chars: int,
-                   llm_batch: int | None = None) -> pa.Table:
+                   llm_batch: int | None = None, types: dict | None = None) -> pa.Table:
     """`llm_batch`: with the LLM on, how many records share one LLM deadline (the classifier asks it about
-    them concurrently, bounded by its pool)."""
+    them concurrently, bounded by its pool). `types`: the input columns' own types, where the file states them."""
     texts, positions, reasons = [], [], [None] * len(items)
     for i, (record, problem) in enumerate(items):
         reasons[i] = problem or _unusable(record, text_column, max_chars)
@@ -35,13 +43,50 @@ def classify_items(classifier, items: list[Item], text_column: str, max_chars: i
     answers: list = [None] * len(items)
     for i, result in zip(positions, results):
         answers[i] = result
-    columns = {"_record": [_as_json(record) for record, _ in items], "_rejected": reasons,
+    columns = {"_rejected": reasons,
+               "_record": [_as_json(record) if reason else None for (record, _), reason in zip(items, reasons)],
                "genres": [a.genres if a else None for a in answers],
                "scores": [json.dumps({g: round(s, 4) for g, s in a.scores.items() if s > 0}) if a else None
                           for a in answers],
                "backend": [a.backend if a else None for a in answers],
                "language": [a.language if a else None for a in answers]}
-    return pa.table(columns, schema=CHUNK_SCHEMA)
+    table = pa.table(columns, schema=ANSWER_SCHEMA)
+    records = [record if reason is None else {} for (record, _), reason in zip(items, reasons)]
+    for name, array in input_columns(records, types or {}).items():
+        table = table.append_column(INPUT_PREFIX + name, array)
+    return table
+
+
+def input_columns(records: list[dict], types: dict) -> dict[str, pa.Array]:
+    """Every key of the records, in first-seen order, as a typed column (null where a record lacks it)."""
+    names = list(dict.fromkeys(key for record in records for key in record))
+    return {name: typed_column([record.get(name) for record in records], types.get(name)) for name in names}
+
+
+def typed_column(values: list, kind: pa.DataType | None = None) -> pa.Array:
+    """The values with their stated type, or the one Arrow infers from all of them; text when they disagree
+    (an int and a string)."""
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if v is None else as_text(v) for v in values], pa.string())
+
+
+def as_text(value) -> str:
+    """A value where only text fits (a CSV field, a column widened to text): nested values as JSON, binary as
+    base64, dates and decimals as their ISO / exact text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (dict, list, bool)) or value is None:
+        return json.dumps(value, ensure_ascii=False, default=json_default)
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def json_default(value):
+    """JSON for what JSON has no type for (Parquet's dates, decimals, binary)."""
+    return as_text(value)
 
 
 def _unusable(record: dict, text_column: str, max_chars: int) -> str | None:
@@ -50,7 +95,7 @@ def _unusable(record: dict, text_column: str, max_chars: int) -> str | None:
         return f"empty: no {text_column!r} value"
     if not isinstance(text, str):
         return f"not text: {text_column!r} is a {type(text).__name__}"
-    if not text.strip():
+    if is_blank(text):
         return f"empty: {text_column!r} is blank"
     if len(text) > max_chars:
         return f"too long: {len(text):,} characters (the limit is {max_chars:,})"
@@ -58,5 +103,4 @@ def _unusable(record: dict, text_column: str, max_chars: int) -> str | None:
 
 
 def _as_json(record: dict | None) -> str | None:
-    # default=str: Parquet's dates and decimals pass through as their text
-    return None if record is None else json.dumps(record, ensure_ascii=False, default=str)
+    return None if record is None else json.dumps(record, ensure_ascii=False, default=json_default)

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+# "utf-8-sig": a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which is not part of the first column's name
+CSV_ENCODING = "utf-8-sig"
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 TEXT_COLUMNS = ("plot", "description")  # taken, in this order, when no --text-column is given
 
@@ -31,7 +33,7 @@ def columns(path: Path) -> list[str]:
     """The column names: the CSV header, the Parquet schema, the keys of the first JSONL object."""
     fmt = file_format(path)
     if fmt == "csv":
-        with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        with path.open(encoding=CSV_ENCODING, errors="replace", newline="") as f:
             return next(csv.reader(f), [])
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -41,6 +43,15 @@ def columns(path: Path) -> list[str]:
         if record is not None:
             return list(record)
     return []
+
+
+def column_types(path: Path) -> dict:
+    """The columns' own types where the format states them (Parquet), so the output keeps them exactly."""
+    if file_format(path) != "parquet":
+        return {}
+    import pyarrow.parquet as pq
+
+    return {field.name: field.type for field in pq.ParquetFile(path).schema_arrow}
 
 
 def text_column(path: Path, requested: str | None) -> str:
@@ -110,12 +121,14 @@ def parse_json_line(line: bytes | str) -> Item:
 def _csv_items(path: Path) -> Iterator[Item]:
     csv.field_size_limit(sys.maxsize)  # a field too long to classify is reported, not a crash of the reader
     # surrogateescape keeps every byte: a field that is not UTF-8 is found and reported row by row
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+    with path.open(encoding=CSV_ENCODING, errors="surrogateescape", newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
             return
         for fields in reader:
+            if not fields:  # a blank line holds no record (spreadsheets leave them at the end): not a row
+                continue
             if len(fields) != len(header):
                 yield None, f"malformed: {len(fields)} fields where the header has {len(header)}"
                 continue

@@ -1,23 +1,30 @@
 """`moviegenre classify-file`: a catalogue file in, the same file with genres out.
 
-The engine classifies chunk after chunk: this machine's (below) reads the file itself and resumes after
-the last finished chunk; Ray's (ray_engine.py) reads and classifies on a Ray cluster. Both hand their
-chunks to the same ChunkStore, which assembles the output.
+Both engines run the same job: the file is read here, chunk by chunk, by one reader (records.py), so rows,
+rejections and row numbers never depend on the engine; a rerun skips the chunks a previous run of the same
+job finished. What differs is who classifies a chunk: this process (`classify_file`) or a pool of Ray actors
+(ray_engine.py). Every classified chunk goes to the same ChunkStore, which assembles the output.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import pyarrow as pa
+
+from service import calibration
 from service.batch.chunks import ChunkStore, Summary
 from service.batch.labelling import classify_items
-from service.batch.records import Item, file_format, read_items, text_column
+from service.batch.records import Item, column_types, file_format, read_items, text_column
 from service.settings import Settings
+from service.store import index_identity
 
 # called with the rows just finished; the total is set first
 Progress = Callable[[int], None]
+# classifies chunks: (chunk number, items) in, (chunk number, answers) out, in the same order
+Labeller = Callable[[Iterable[tuple[int, list[Item]]]], Iterator[tuple[int, pa.Table]]]
 
 
 @dataclass
@@ -28,6 +35,7 @@ class Job:
     chunk_rows: int
     settings: Settings  # llm_backend "none" unless the LLM was asked for
     llm_batch: int | None
+    types: dict  # the input columns' own types, where the format states them (Parquet)
 
     @classmethod
     def of(cls, source: Path, output: Path, settings: Settings, column: str | None = None,
@@ -35,32 +43,49 @@ class Job:
         file_format(output)  # an output format we cannot write is refused before any work
         settings = settings if llm else settings.model_copy(update={"llm_backend": "none"})
         return cls(source, output, text_column(source, column), chunk_rows, settings,
-                   settings.llm_concurrency * 2 if llm else None)
+                   settings.llm_concurrency * 2 if llm else None, column_types(source))
 
-    def fingerprint(self, engine: str) -> dict:
-        """What must be the same for a rerun to take over the chunks of a previous one."""
+    def fingerprint(self, manifest: dict) -> dict:
+        """What must be the same for a rerun to take over the chunks of a previous one: the input and how it is
+        read, the index's answers (index_identity), every setting that changes an answer, and the calibration
+        of the LLM in use. No secrets."""
         stat = self.source.stat()
         s = self.settings
-        return {"engine": engine, "input": str(self.source.resolve()), "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns, "text_column": self.text_column, "chunk_rows": self.chunk_rows,
-                "index": str(s.index_dir.resolve()), "models": s.part_models(), "llm": s.llm_backend}
+        llm = s.llm_identity()
+        calibrated = calibration.read_all(s.index_dir).get(calibration.key(llm)) if llm else None
+        return {"input": str(self.source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "text_column": self.text_column, "chunk_rows": self.chunk_rows, "index": index_identity(manifest),
+                "settings": s.answer_settings(), "calibration": calibrated}
 
 
-def classify_file(job: Job, classifier, progress: Progress | None = None) -> tuple[Summary, int]:
-    """On this machine. Returns the summary and the rows a previous run had already done."""
-    store = ChunkStore(job.output, job.fingerprint("local"))
+def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | None = None) -> Summary:
+    """Read, classify (by `labeller`), keep and assemble: the steps every engine shares."""
+    store = ChunkStore(job.output, job.fingerprint(manifest))
     done = store.resume()
     items = read_items(job.source)
     skipped = sum(1 for _ in islice(items, done * job.chunk_rows))
     if progress:
         progress(skipped)
-    max_chars = job.settings.max_description_chars
-    for index, chunk in enumerate(_chunks(items, job.chunk_rows), start=done):
-        table = classify_items(classifier, chunk, job.text_column, max_chars, job.llm_batch)
+    for index, table in labeller(enumerate(_chunks(items, job.chunk_rows), start=done)):
         store.put(index, table, first_row=index * job.chunk_rows + 1)
         if progress:
-            progress(len(chunk))
-    return store.assemble(file_format(job.output)), skipped
+            progress(len(table))
+    summary = store.assemble(file_format(job.output))
+    summary.resumed_rows = skipped
+    summary.notes += [store.discarded] if store.discarded else []
+    summary.notes += [f"column {name!r} held values of different types: written as {kind}"
+                      for name, kind in summary.widened.items()]
+    return summary
+
+
+def classify_file(job: Job, classifier, progress: Progress | None = None) -> Summary:
+    """On this machine, with a classifier loaded from the job's settings."""
+    def labeller(chunks: Iterable[tuple[int, list[Item]]]) -> Iterator[tuple[int, pa.Table]]:
+        for index, chunk in chunks:
+            yield index, classify_items(classifier, chunk, job.text_column, job.settings.max_description_chars,
+                                        job.llm_batch, job.types)
+
+    return run_job(job, classifier.index.manifest, labeller, progress)
 
 
 def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:

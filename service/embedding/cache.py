@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from service.atomic import atomic_file
 from service.embedding.base import Embedder, Role
 
 
@@ -45,9 +44,6 @@ class EmbeddingCache:
         """Write the cache, limited to the (text, role) pairs in `keep` when given so it does not grow forever."""
         keys = None if keep is None else [text_key(text, role) for text, role in keep]
         entries = self._vectors if keys is None else {k: self._vectors[k] for k in keys if k in self._vectors}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(self.path, "wb") as f:
             np.savez(f, keys=np.array(list(entries), dtype="U40"),
                      vectors=np.stack(list(entries.values())) if entries else np.zeros((0, 0), np.float32))
-        os.replace(tmp, self.path)

@@ -11,6 +11,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from service.atomic import fsync_tree, rename_into_place
 from service.embedding.models import ModelSpec
 from service.embedding.tokenizing import TOKENIZER_JSON
 
@@ -144,9 +145,10 @@ def export(spec: ModelSpec, folder: Path) -> Path:
                 "quantization": "dynamic int8, per channel", "torch": torch.__version__}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         tmp.chmod(0o755)
+        fsync_tree(tmp)
         if folder.exists():
             shutil.rmtree(folder)
-        tmp.rename(folder)
+        rename_into_place(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

@@ -4,7 +4,8 @@ answers (calibration.py), the chosen one stored in the index folder for that mod
 English: a seeded sample of the reference's validation split, those films (and any of the same title) taken
 out of the index and the heads retrained without them, as `make eval` does with its films. Other languages:
 the calibration half of each multilingual dev file (`make eval` measures on the other half). Never the
-evaluation file. The LLM's answers are kept on disk: a rerun or a changed grid makes no new call.
+evaluation file. The LLM's answers are kept on disk: a rerun or a changed grid makes no new call. When the LLM
+failed on too many films (down, timing out, unusable answers), nothing is stored (CalibrationRefused).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from service.evaluation.runner import llm_observations, prepare, prepare_held_ou
 from service.evaluation.split import halves, validation_split
 from service.llm import make_backend
 from service.settings import Settings
+from service.store import index_identity, read_manifest
 
 
 def run(settings: Settings, films: int = 300, foreign_films: int = 50, languages: dict[str, Path] | None = None,
@@ -26,17 +28,22 @@ def run(settings: Settings, films: int = 300, foreign_films: int = 50, languages
     backend = make_backend(settings)
     if backend is None:
         raise ValueError("no LLM is configured: set LLM_BACKEND (ollama or openai) to calibrate it")
-    model = backend.describe()
+    llm = backend.identity()
     backend.close()
     default = Fusion(settings.fusion_weight, settings.fusion_floor)
-    routes = {"english": calibration.calibrate(_english(settings, films, progress), settings.max_genres, default)}
+    observed = {"english": _english(settings, films, progress)}
     if languages and settings.multilingual_model:
-        observations = [o for code, path in languages.items()
-                        for o in _foreign(settings, path, foreign_films, progress, code) if o.route == "multilingual"]
-        if observations:
-            routes["multilingual"] = calibration.calibrate(observations, settings.max_genres, default)
-    path = calibration.save(settings.index_dir, model, routes)
-    return {"model": model, "routes": routes, "stored": str(path)}
+        foreign = [o for code, path in languages.items()
+                   for o in _foreign(settings, path, foreign_films, progress, code) if o.route == "multilingual"]
+        if foreign:
+            observed["multilingual"] = foreign
+    for route, observations in observed.items():
+        calibration.check_answered(observations, route)
+    routes = {route: calibration.calibrate(observations, settings.max_genres, default)
+              for route, observations in observed.items()}
+    index = index_identity(read_manifest(settings.index_dir) or {})
+    path = calibration.save(settings.index_dir, llm, index, routes)
+    return {"model": calibration.describe_llm(llm), "routes": routes, "stored": str(path), "index": index}
 
 
 def _english(settings: Settings, films: int, progress: bool) -> list[Observation]:

@@ -147,8 +147,9 @@ def llm_observations(setup: Setup, films: list[Film], progress: bool = True,
     try:
         for film in track(films, description=description, disable=not progress):
             result, took = _timed(lambda: classifier.classify(film.plot))
+            failed = result.fallback_reason if result.llm_genres is None and result.recognised is None else None
             run.observations.append(Observation(result.vote_scores, result.vote_genres, result.llm_genres,
-                                                film.genres, routes[result.route].threshold, result.route))
+                                                film.genres, routes[result.route].threshold, result.route, failed))
             run.seconds.append(took)
     finally:
         classifier.close()

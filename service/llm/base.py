@@ -18,6 +18,8 @@ def timed_out(timeout_s: float) -> LLMError:
 
 class LLMBackend(ABC):
     name: str
+    model: str
+    endpoint: str  # the server's address: two servers may serve different models under one name (llama.cpp)
 
     @abstractmethod
     def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
@@ -28,7 +30,11 @@ class LLMBackend(ABC):
         """Whether the server answers at all (cheap; used by /health)."""
 
     def describe(self) -> str:
-        return self.name
+        return f"{self.name}:{self.model}"
+
+    def identity(self) -> dict[str, str]:
+        """Everything that tells this model's answers from another's: what caches and calibrations are kept by."""
+        return {"backend": self.name, "model": self.model, "base_url": self.endpoint}
 
     def close(self) -> None:
         """Release the client's connections."""

@@ -1,7 +1,8 @@
-"""Answers of an LLM kept by model and prompt: a repeated description costs no second call.
+"""An LLM's usable answers kept by server, model and prompt: a repeated description costs no second call.
 
 In the service, an LRU in memory (LLM_CACHE_SIZE answers). For calibration and evaluation, also a SQLite
-file, so a rerun or a changed grid makes no new call. Only answers are kept: a failure is asked again.
+file, so a rerun or a changed grid makes no new call. Only parsed, usable answers are kept: a failure, an
+empty, truncated or off-vocabulary answer is asked again next time.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
-from service.llm.base import LLMBackend
+from service.llm.base import LLMBackend, parse_genres
 
 
-class CachedBackend(LLMBackend):
+class CachedBackend:
+    """The backend the classifier asks: `genres()` answers from the cache or asks the backend and parses."""
+
     def __init__(self, inner: LLMBackend, size: int, path: Path | None = None):
         self.inner = inner
         self.name = inner.name
@@ -25,26 +28,27 @@ class CachedBackend(LLMBackend):
         self._disk = _open(path) if path else None
         self.hits = self.misses = 0
 
-    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
-        key = hashlib.sha256(json.dumps([self.inner.describe(), messages, schema], sort_keys=True,
+    def genres(self, messages: list[dict[str, str]], schema: dict) -> list[str]:
+        """The genres the model picks for the prompt. Raises LLMError (nothing cached) when it cannot answer."""
+        key = hashlib.sha256(json.dumps([self.inner.identity(), messages, schema], sort_keys=True,
                                         ensure_ascii=False).encode("utf-8")).hexdigest()
         with self._lock:
             answer = self._memory.get(key)
             if answer is None and self._disk is not None:
-                row = self._disk.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
-                answer = row[0] if row else None
+                row = self._disk.execute("SELECT genres FROM answers_v2 WHERE key = ?", (key,)).fetchone()
+                answer = json.loads(row[0]) if row else None
             if answer is not None:
                 self.hits += 1
                 self._memory[key] = answer
-                return answer
+                return list(answer)
             self.misses += 1
-        answer = self.inner.complete(messages, schema)
+        answer = parse_genres(self.inner.complete(messages, schema))
         with self._lock:
             self._memory[key] = answer
             if self._disk is not None:
-                self._disk.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, answer))
+                self._disk.execute("INSERT OR REPLACE INTO answers_v2 VALUES (?, ?)", (key, json.dumps(answer)))
                 self._disk.commit()
-        return answer
+        return list(answer)
 
     def stats(self) -> dict:
         with self._lock:
@@ -57,6 +61,9 @@ class CachedBackend(LLMBackend):
     def describe(self) -> str:
         return self.inner.describe()
 
+    def identity(self) -> dict[str, str]:
+        return self.inner.identity()
+
     def close(self) -> None:
         self.inner.close()
         if self._disk is not None:
@@ -67,5 +74,6 @@ class CachedBackend(LLMBackend):
 def _open(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, check_same_thread=False)  # every use is under the backend's lock
-    db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)")
+    # v2: parsed genres keyed by server, model and prompt (v1 kept raw text by model alone)
+    db.execute("CREATE TABLE IF NOT EXISTS answers_v2 (key TEXT PRIMARY KEY, genres TEXT NOT NULL)")
     return db

@@ -14,6 +14,7 @@ class OllamaBackend(LLMBackend):
 
     def __init__(self, host: str, model: str, timeout_s: float):
         self.model = model
+        self.endpoint = host.rstrip("/")
         self.timeout_s = timeout_s
         self.client = ollama.Client(host=host, timeout=timeout_s)
 
@@ -38,6 +39,3 @@ class OllamaBackend(LLMBackend):
 
     def close(self) -> None:
         self.client.close()
-
-    def describe(self) -> str:
-        return f"ollama:{self.model}"

@@ -13,6 +13,7 @@ class OpenAIBackend(LLMBackend):
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout_s: float):
         self.model = model
+        self.endpoint = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
@@ -41,6 +42,3 @@ class OpenAIBackend(LLMBackend):
 
     def close(self) -> None:
         self.client.close()
-
-    def describe(self) -> str:
-        return f"openai:{self.model}"

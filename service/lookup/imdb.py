@@ -8,9 +8,7 @@ empty movie rather than an error; the datasets hold no plots.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 import httpx
 from imdb import IMDbError
 
+from service.atomic import atomic_file, atomic_path
 from service.corpus import normalise_title
 from service.genres import map_labels
 from service.lookup.kinds import TitleQuery, spellings
@@ -50,26 +49,18 @@ def download_datasets(folder: Path, timeout_s: float = 60.0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
         for name in DATASET_FILES:
-            with client.stream("GET", f"{DATASETS_URL}/{name}") as response:
+            with client.stream("GET", f"{DATASETS_URL}/{name}") as response, atomic_file(folder / name, "wb") as f:
                 response.raise_for_status()
-                with (folder / f"{name}.part").open("wb") as f:
-                    for chunk in response.iter_bytes():
-                        f.write(chunk)
-            os.replace(folder / f"{name}.part", folder / name)
+                for chunk in response.iter_bytes():
+                    f.write(chunk)
 
 
 def build_imdb_database(tsv_dir: Path, db_path: Path) -> Path:
     """Import the seven TSV.gz files with cinemagoer's importer into a temporary file, then swap it in."""
     from imdb.parser.s3.importer import import_dir
 
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=db_path.parent, suffix=".db.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(db_path) as tmp:
         import_dir(str(tsv_dir), f"sqlite:///{tmp}")
-        os.replace(tmp, db_path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return db_path
 
 

@@ -18,7 +18,7 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
-def health(runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
+def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
     """Whether the index is loaded, and whether the configured LLM answers."""
     classifier = runtime.classifier
     reachable = classifier.llm_reachable()
@@ -29,7 +29,8 @@ def health(runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
                     fusion={r.name: FusionOut(**vars(r.fusion)) for r in classifier.routes()} if classifier.llm else {},
                     cache=AnswerCacheOut(**classifier.llm.stats()) if classifier.llm else None)
     multilingual = MultilingualHealth(status=classifier.multilingual_status,
-                                      model=classifier.settings.multilingual_model or None)
+                                      model=classifier.settings.multilingual_model or None,
+                                      last_error=request.app.state.multilingual_error)
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                           model=classifier.embedder.model_name, multilingual=multilingual,
                           built_at=classifier.index.manifest.get("built_at"), llm=llm)
