@@ -88,18 +88,40 @@ def make_classifier(index_dir, **settings):
     return load_classifier(served_settings(**({"index_dir": index_dir, "multilingual_model": MULTILINGUAL} | settings)))
 
 
-def make_client(index_dir, **settings):
+@contextlib.contextmanager
+def serving_client(index_dir, **settings):
+    """A TestClient of the app serving `index_dir`, entered: its lifespan runs, and on leaving, its teardown
+    closes the classifier (LLM threads and clients). For fixtures."""
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
 
     classifier = make_classifier(index_dir, **settings)
-    return TestClient(create_app(classifier.settings, classifier))
+    with TestClient(create_app(classifier.settings, classifier)) as client:
+        yield client
+
+
+_OPEN_IN_TEST: list[contextlib.ExitStack] = []
+
+
+def make_client(index_dir, **settings):
+    """serving_client for the length of the current test (closed when the test ends)."""
+    stack = contextlib.ExitStack()
+    _OPEN_IN_TEST.append(stack)
+    return stack.enter_context(serving_client(index_dir, **settings))
+
+
+@pytest.fixture(autouse=True)
+def _close_clients_of_the_test():
+    yield
+    while _OPEN_IN_TEST:
+        _OPEN_IN_TEST.pop().close()
 
 
 @pytest.fixture(scope="session")
 def client(small_index_dir):
-    return make_client(small_index_dir)
+    with serving_client(small_index_dir) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 
 from service.corpus import read_file
 
-from .conftest import REFERENCE, make_client, served_settings, tmdb_rows, write_generic_csv
+from .conftest import REFERENCE, served_settings, serving_client, tmdb_rows, write_generic_csv
 
 COMPANIES = ("A24", "Studio Ghibli", "Pixar Animation Studios")
 NON_FILM_TEXTS = [
@@ -42,7 +42,8 @@ def any_client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("any-input")
     corpus = write_generic_csv(folder / "films.csv", _companies_rows())
     build_index(corpus, folder / "index", served_settings(), progress=False)
-    return make_client(folder / "index", multilingual_model="")
+    with serving_client(folder / "index", multilingual_model="") as client:
+        yield client
 
 
 def auto(client, text: str) -> dict:

@@ -2,6 +2,7 @@
 stored in the index folder and used by the service; the answer cache; ?llm=false."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import random
@@ -49,27 +50,27 @@ def random_answers(messages: list[dict]) -> str:
     return json.dumps({"genres": rng.sample(VOCABULARY, rng.randint(1, 3))})
 
 
-def run_calibration(index_dir, backend: str, answer) -> tuple[dict, FakeLLMServer]:
-    with FakeLLMServer(answer) as llm:
-        settings = served_settings(index_dir=index_dir, **backend_settings(backend, llm.url))
-        result = calibrate.run(settings, films=VALIDATION_FILMS, progress=False)
-    return result, llm
+def run_calibration(index_dir, backend: str, llm: FakeLLMServer) -> dict:
+    settings = served_settings(index_dir=index_dir, **backend_settings(backend, llm.url))
+    return calibrate.run(settings, films=VALIDATION_FILMS, progress=False)
 
 
 @pytest.fixture(scope="module")
 def calibrated(small_index_dir, tmp_path_factory):
     """(backend, stand-in) → (calibration, the stand-in's server, the index folder it was stored in): each
-    calibration runs once, on its own copy of the fixture index (calibration writes into the index folder)."""
+    calibration runs once, on its own copy of the fixture index (calibration writes into the index folder). The
+    stand-ins keep running for the module: a calibration holds for the server it was measured against."""
     done = {}
+    with contextlib.ExitStack() as servers:
+        def get(backend: str, answer):
+            key = (backend, answer.__name__)
+            if key not in done:
+                index_dir = shutil.copytree(small_index_dir, tmp_path_factory.mktemp("index") / "index")
+                llm = servers.enter_context(FakeLLMServer(answer))
+                done[key] = (run_calibration(index_dir, backend, llm), llm, index_dir)
+            return done[key]
 
-    def get(backend: str, answer):
-        key = (backend, answer.__name__)
-        if key not in done:
-            index_dir = shutil.copytree(small_index_dir, tmp_path_factory.mktemp("index") / "index")
-            done[key] = (*run_calibration(index_dir, backend, answer), index_dir)
-        return done[key]
-
-    return get
+        yield get
 
 
 @pytest.mark.parametrize("backend", ["ollama", "openai"])
@@ -92,41 +93,44 @@ def test_an_llm_that_answers_at_random_cannot_cost_accuracy(calibrated, backend)
 
 
 def test_the_service_uses_the_calibration_of_its_model_and_says_so(calibrated):
-    result, _, index_dir = calibrated("openai", gold_answers)
-    with FakeLLMServer() as llm:
-        health = make_client(index_dir, **backend_settings("openai", llm.url)).get("/health").json()
-        other = make_client(index_dir, **backend_settings("openai", llm.url) | {"openai_model": "another"})
-        other_health = other.get("/health").json()
+    result, llm, index_dir = calibrated("openai", gold_answers)
+    health = make_client(index_dir, **backend_settings("openai", llm.url)).get("/health").json()
+    other = make_client(index_dir, **backend_settings("openai", llm.url) | {"openai_model": "another"})
+    other_health = other.get("/health").json()
     english = health["llm"]["fusion"]["english"]
     assert english["weight"] == result["routes"]["english"]["weight"]
-    assert "calibrated for openai:qwen-stand-in" in english["source"]
-    assert other_health["llm"]["fusion"]["english"] == {"weight": 0.2, "floor": 0.1, "source": "default"}
+    assert f"calibrated for openai:qwen-stand-in at {llm.url}/v1" in english["source"]
+    assert other_health["llm"]["fusion"]["english"] == {"weight": 0.2, "floor": 0.1, "source": "default",
+                                                         "stale": None}
 
 
 def test_a_model_calibrated_to_no_say_is_not_asked(calibrated):
-    _, _, index_dir = calibrated("ollama", random_answers)
-    with FakeLLMServer(random_answers) as llm:
-        body = make_client(index_dir, **backend_settings("ollama", llm.url)).post(
-            "/classify", json={"description": WIZARD}).json()
-        assert llm.chat_requests() == []
+    _, llm, index_dir = calibrated("ollama", random_answers)
+    asked = len(llm.chat_requests())
+    body = make_client(index_dir, **backend_settings("ollama", llm.url)).post(
+        "/classify", json={"description": WIZARD}).json()
+    assert len(llm.chat_requests()) == asked
     assert body["backend"] == "vote" and "calibrated to no say on the english route" in body["fallback_reason"]
 
 
 def test_a_rerun_of_the_calibration_asks_the_llm_nothing_new(calibrated):
-    first, _, index_dir = calibrated("ollama", random_answers)
-    again, llm = run_calibration(index_dir, "ollama", random_answers)
-    assert llm.chat_requests() == [] and again["routes"] == first["routes"]
+    first, llm, index_dir = calibrated("ollama", random_answers)
+    asked = len(llm.chat_requests())
+    again = run_calibration(index_dir, "ollama", llm)
+    assert len(llm.chat_requests()) == asked and again["routes"] == first["routes"]
 
 
 def test_calibrations_of_several_models_are_kept_side_by_side(tmp_path):
     index_dir = tmp_path
-    calibration.save(index_dir, "ollama:a", {"english": {"weight": 0.4, "floor": 0.05, "films": 300}})
-    calibration.save(index_dir, "openai:b", {"english": {"weight": 0.1, "floor": 0.1, "films": 200}})
+    a = {"backend": "ollama", "model": "a", "base_url": "http://127.0.0.1:11434"}
+    b = {"backend": "openai", "model": "b", "base_url": "http://127.0.0.1:8080/v1"}
+    calibration.save(index_dir, a, "index-1", {"english": {"weight": 0.4, "floor": 0.05, "films": 300}})
+    calibration.save(index_dir, b, "index-1", {"english": {"weight": 0.1, "floor": 0.1, "films": 200}})
     default = Fusion(0.2, 0.1)
-    assert calibration.fusion_for(index_dir, "ollama:a", "english", default).weight == 0.4
-    assert calibration.fusion_for(index_dir, "openai:b", "english", default).weight == 0.1
-    assert calibration.fusion_for(index_dir, "openai:b", "multilingual", default) == default
-    assert calibration.fusion_for(index_dir, "ollama:c", "english", default) == default
+    assert calibration.fusion_for(index_dir, a, "index-1", "english", default).weight == 0.4
+    assert calibration.fusion_for(index_dir, b, "index-1", "english", default).weight == 0.1
+    assert calibration.fusion_for(index_dir, b, "index-1", "multilingual", default) == default
+    assert calibration.fusion_for(index_dir, a | {"model": "c"}, "index-1", "english", default) == default
 
 
 def test_the_paired_bootstrap_brackets_a_known_difference():

@@ -85,18 +85,21 @@ def test_the_llm_rows_compare_the_vote_the_llm_and_both_fusions_on_the_same_film
     from .fake_llm import FakeLLMServer
     from .test_calibration import backend_settings, gold_answers
 
+    from service.store import index_identity, read_manifest
+
     index_dir = shutil.copytree(small_index_dir, tmp_path / "index")
-    calibration.save(index_dir, "openai:qwen-stand-in", {"english": {"weight": 0.5, "floor": 0.0, "films": 30}})
     eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 20))
     with FakeLLMServer(gold_answers) as llm:
         settings = Settings(index_dir=index_dir, **backend_settings("openai", llm.url))
+        calibration.save(index_dir, settings.llm_identity(), index_identity(read_manifest(index_dir)),
+                         {"english": {"weight": 0.5, "floor": 0.0, "films": 30}})
         results = runner.run(settings, eval_file, progress=False, llm_limit=20)
     rows = results["llm"]
     assert rows["vote"]["micro_f1"] == results["served"]["micro_f1"]  # the same films, the same vote
     assert rows["llm_only"]["micro_f1"] > 0.95
-    assert rows["fused_default"]["fusion"] == {"weight": 0.2, "floor": 0.1, "source": "default"}
+    assert rows["fused_default"]["fusion"] == {"weight": 0.2, "floor": 0.1, "source": "default", "stale": None}
     assert rows["fused_calibrated"]["fusion"]["english"]["weight"] == 0.5
     assert rows["fused_calibrated"]["micro_f1"] >= rows["fused_default"]["micro_f1"] > rows["vote"]["micro_f1"]
     low, high = rows["fused_calibrated"]["minus_vote_95"]
-    assert low <= rows["fused_calibrated"]["micro_f1"] - rows["vote"]["micro_f1"] <= high
+    assert 0 < low <= high  # an LLM that knows every film's labels helps on these 20 films beyond resampling noise
     assert "| en | 20 |" in report.markdown(results)

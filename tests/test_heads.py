@@ -41,6 +41,18 @@ def test_the_text_head_gives_predict_proba(fitted):
     assert np.allclose(head.sparse_probabilities(features.transform(texts)), fitted.predict_proba(texts), atol=1e-9)
 
 
+def test_the_embedding_head_gives_predict_proba(embedder):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    rows = tmdb_rows(0, 300)
+    vectors = embedder.embed([r["plot"] for r in rows])
+    labels = binarize([r["genres"].split(", ") for r in rows])
+    fitted = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000)).fit(vectors, labels)
+    probe = embedder.embed([r["plot"] for r in tmdb_rows(300, 40)] + ODD_TEXTS)
+    assert np.allclose(linear_head(fitted).probabilities(probe), fitted.predict_proba(probe), atol=1e-9)
+
+
 def test_the_served_heads_survive_saving_and_give_the_same_scores(small_index, embedder, tmp_path):
     scorer = load_scorer(small_index)
     texts = [row["plot"] for row in tmdb_rows(300, 30)] + ODD_TEXTS

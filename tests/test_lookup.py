@@ -6,7 +6,7 @@ import pytest
 from service.genres import VOCABULARY
 from service.lookup.kinds import detect_kind, parse_title, titles_in_review
 
-from .conftest import make_client
+from .conftest import make_client, serving_client
 from .fake_tmdb import API_KEY, FakeTmdbServer
 from .local_server import closed_port_url
 
@@ -32,7 +32,8 @@ def test_titles_with_and_without_years():
 
 @pytest.fixture(scope="module")
 def imdb_client(small_index_dir, imdb_db):
-    return make_client(small_index_dir, imdb_db=imdb_db)
+    with serving_client(small_index_dir, imdb_db=imdb_db) as client:
+        yield client
 
 
 def lookup(client, text, **body):

@@ -10,7 +10,7 @@ from service.corpus import Film, build_corpus, normalise_title
 from service.evaluation.split import matching_positions
 from service.language import LanguageDetector
 
-from .conftest import make_client, served_settings, tmdb_rows, write_generic_csv
+from .conftest import served_settings, serving_client, tmdb_rows, write_generic_csv
 
 WORLD_FILMS = [
     {"title": "千と千尋の神隠し", "year": 2001, "genres": "Animation, Family, Fantasy",
@@ -63,7 +63,8 @@ def world_client(tmp_path_factory):
     index_dir = folder / "index"
     rows = WORLD_FILMS + tmdb_rows(0, 100)
     build_index(write_generic_csv(folder / "films.csv", rows), index_dir, served_settings(), progress=False)
-    return make_client(index_dir, multilingual_model="")
+    with serving_client(index_dir, multilingual_model="") as client:
+        yield client
 
 
 @pytest.mark.parametrize("film", WORLD_FILMS, ids=[f["title"] for f in WORLD_FILMS])

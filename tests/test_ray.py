@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -27,22 +28,75 @@ def _env(index_dir: Path, **extra) -> dict:
     return os.environ | {"MOVIEGENRE_INDEX_DIR": str(index_dir), "LLM_BACKEND": "none", "RAY_ADDRESS": ""} | extra
 
 
-def test_the_ray_engine_gives_the_local_engines_answers(tmp_path, small_index_dir):
-    rows = [{"id": str(i), "plot": r["plot"]} for i, r in enumerate(tmdb_rows(600, 150))]
+def _classify_file(source: Path, output: Path, index_dir: Path, engine: str, *extra: str):
+    done = subprocess.run([sys.executable, "-m", "service.cli", "classify-file", str(source), "-o", str(output),
+                           "--engine", engine, "--chunk-rows", "16", "--quiet", *extra],
+                          env=_env(index_dir), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _awkward_files(folder: Path) -> list[Path]:
+    """A CSV with blank lines, a malformed row and an empty plot; a JSONL file whose keys vary from record to
+    record, with a bad line and a trailing newline."""
+    rows = [{"id": str(i), "plot": r["plot"]} for i, r in enumerate(tmdb_rows(600, 40))]
     rows[7]["plot"] = ""
-    source = write(tmp_path / "films.csv", rows + rows)  # 300 rows
-    outputs = {}
-    for engine in ("local", "ray"):
-        outputs[engine] = tmp_path / f"{engine}.jsonl"
-        done = subprocess.run([sys.executable, "-m", "service.cli", "classify-file", str(source), "-o",
-                               str(outputs[engine]), "--engine", engine, "--chunk-rows", "64", "--quiet"],
-                              env=_env(small_index_dir), capture_output=True, text=True, timeout=240)
-        assert done.returncode == 0, done.stderr[-3000:]
-    assert "by 1 Ray actors" in done.stdout
-    local, ray = read(outputs["local"]), read(outputs["ray"])
-    assert len(ray) == 298 and [r["id"] for r in ray] == [r["id"] for r in local]
-    assert [r["genres"] for r in ray] == [r["genres"] for r in local]
-    assert rejected(outputs["ray"]) == rejected(outputs["local"]) and rejected(outputs["ray"])[0]["row"] == 8
+    csv_file = write(folder / "films.csv", rows)
+    lines = csv_file.read_bytes().split(b"\r\n")
+    lines[5:5] = [b"", b"oops,too,many,fields"]
+    lines[20:20] = [b""]
+    csv_file.write_bytes(b"\r\n".join(lines) + b"\r\n\r\n")
+    jsonl = folder / "films.jsonl"
+    records = [json.dumps(r | ({"director": f"D{i}"} if i > 20 else {}), ensure_ascii=False)
+               for i, r in enumerate(rows)]
+    records[12] = "{not json"
+    jsonl.write_text("\n".join(records) + "\n", encoding="utf-8")
+    return [csv_file, jsonl]
+
+
+def test_the_ray_engine_gives_the_local_engines_rows_rejections_and_row_numbers(tmp_path, small_index_dir):
+    from service.batch.ray_engine import pool_size
+
+    for source in _awkward_files(tmp_path):
+        local, ray = tmp_path / f"local-{source.stem}.jsonl", tmp_path / f"ray-{source.suffix[1:]}.jsonl"
+        _classify_file(source, local, small_index_dir, "local")
+        done = _classify_file(source, ray, small_index_dir, "ray")
+        assert read(ray) == read(local) and len(read(ray)) >= 37
+        assert rejected(ray) == rejected(local) and rejected(ray)
+    expected, _ = pool_size(os.cpu_count(), 1 << 40, None, None)
+    assert f"by {expected} Ray actor" in done.stdout
+
+
+def test_a_killed_ray_run_resumes_where_it_stopped_and_equals_an_uninterrupted_run(tmp_path, small_index_dir):
+    source = _awkward_files(tmp_path)[0]
+    whole = tmp_path / "whole.csv"
+    _classify_file(source, whole, small_index_dir, "local")
+    output = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "service.cli", "classify-file", str(source), "-o", str(output), "--engine",
+               "ray", "--chunk-rows", "4", "--quiet"]
+    process = subprocess.Popen(command, env=_env(small_index_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    partial = output.with_name(output.name + ".partial")
+    deadline = time.monotonic() + 180
+    while len(list(partial.glob("chunk-*.parquet"))) < 3 and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1].decode()[-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    done = _classify_file(source, output, small_index_dir, "ray", "--chunk-rows", "4")
+    assert "resumed after" in done.stdout
+    # a chunk size of 4 instead of 16: the rows, not the chunks, must come out the same
+    assert read(output) == read(whole) and rejected(output) == rejected(whole)
+
+
+@pytest.mark.parametrize("cpus, memory_gb, requested, llm, size", [
+    (2, 24, None, None, 1), (32, 24, None, None, 16), (32, 256, None, None, 31), (1, 24, None, None, 1),
+    (32, 256, None, 4, 4), (32, 256, 8, None, 8), (4, 24, 16, None, 3)])
+def test_the_actor_pool_is_capped_by_cpus_memory_and_llm_concurrency(cpus, memory_gb, requested, llm, size):
+    from service.batch.ray_engine import pool_size
+
+    got, notes = pool_size(cpus, memory_gb << 30, requested, llm)
+    assert got == size and bool(notes) == bool(requested and requested > size)
 
 
 def _free_port() -> int:
