@@ -21,6 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from service.atomic import write_bytes
 from service.corpus import load_corpus
 from service.embedding import EmbeddingCache, load_embedder
 from service.settings import Settings
@@ -213,7 +214,7 @@ def run(settings: Settings, out: Path) -> dict:
     results = service_figures(settings) | embed_throughput(settings) | {"faiss_ms": faiss_ms(settings)}
     results["profile_ms"] = profile_request(settings)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_bytes(out / "results.json", json.dumps(results, indent=2).encode("utf-8"))
     table = Table(title="Benchmarks (2 cores, loopback, neighbour-vote backend)")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -216,12 +216,13 @@ def cmd_bench(args, settings: Settings) -> int:
 
 
 def cmd_bench_file(args, settings: Settings) -> int:
+    from service.atomic import write_bytes
     from service.batch import bench
 
     figures = bench.run(settings, args.rows, args.ray_rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "catalogue.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    write_bytes(out / "catalogue.json", json.dumps(figures, indent=2).encode("utf-8"))
     console.print(json.dumps(figures, indent=2), highlight=False)
     return 0
 

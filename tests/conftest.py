@@ -97,8 +97,11 @@ def serving_client(index_dir, **settings):
     from service.api.app import create_app
 
     classifier = make_classifier(index_dir, **settings)
-    with TestClient(create_app(classifier.settings, classifier)) as client:
+    app = create_app(classifier.settings, classifier)
+    with TestClient(app) as client:
         yield client
+    if app.state.runtime is not None:
+        app.state.runtime.retire()  # the one handed in, or the one a reload put in its place
 
 
 _OPEN_IN_TEST: list[contextlib.ExitStack] = []

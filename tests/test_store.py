@@ -37,7 +37,7 @@ def test_rebuild_embeds_only_new_plots(tmp_path):
     write_generic_csv(corpus, tmdb_rows(0, 31))
     report = build_index(corpus, tmp_path / "index", progress=False)
     assert report.embedded == {"english": 1} and report.manifest["films"] == 31
-    assert len(list((tmp_path / "index" / "builds").iterdir())) == 1
+    assert len(list((tmp_path / "index" / "builds").iterdir())) == 2  # the current build and the previous one
 
 
 def test_missing_index_says_what_to_run(tmp_path):
@@ -88,9 +88,9 @@ _KILLABLE_BUILD = textwrap.dedent("""
     if point == "embedding":
         stop_before(OnnxEmbedder, "embed")
     elif point == "build-folder-rename":
-        stop_before(store.os, "rename")
+        stop_before(store, "rename_into_place")
     elif point == "manifest-swap":
-        stop_before(store, "_write_json", when=lambda path, data: path.parent.name == Path(index_dir).name)
+        stop_before(store, "write_json", when=lambda path, data: path.parent.name == Path(index_dir).name)
     build_index(Path(corpus), Path(index_dir), progress=False)
 """)
 

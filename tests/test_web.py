@@ -15,8 +15,10 @@ ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 @pytest.fixture(scope="module")
 def server_url(small_index_dir, imdb_db):
     classifier = make_classifier(small_index_dir, imdb_db=imdb_db)
-    with serve_in_thread(create_app(classifier.settings, classifier)) as url:
+    app = create_app(classifier.settings, classifier)
+    with serve_in_thread(app) as url:
         yield url
+    app.state.runtime.retire()
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from service.store import IndexLoadError
 
 
 def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:
-    """The app; it loads the index at start-up unless a classifier is given (tests). Raises ConfigurationError
-    for settings it must not serve with (a blank API key)."""
+    """The app; it loads the index at start-up unless a classifier is given (tests, which then close it). Raises
+    ConfigurationError for settings it must not serve with (a blank API key)."""
     settings = settings or Settings()
     settings.ensure_servable()
 
@@ -37,13 +37,15 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         watcher = asyncio.create_task(pick_up_multilingual(app))
         yield
         watcher.cancel()
-        if app.state.runtime is not None:
+        # the app closes what it loaded (at start-up or by a reload); a classifier handed in stays its caller's
+        if app.state.runtime is not None and app.state.runtime is not given:
             app.state.runtime.retire()
+            app.state.runtime = None
 
     app = FastAPI(title="Movie genre classifier", version="0.1.0", lifespan=lifespan,
                   description="Genres of a film from what you know about it, grounded in similar labelled plots.")
     app.state.settings = settings
-    app.state.runtime = runtime_for(classifier) if classifier else None
+    app.state.runtime = given = runtime_for(classifier) if classifier else None
     app.state.unavailable = None
     app.state.multilingual_error = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from service.atomic import atomic_path, write_bytes
+
 COLUMNS = [("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "samples-F1"),
            ("precision", "precision"), ("recall", "recall"), ("mean_predicted", "labels/film"),
            ("latency_ms", "ms/film")]
@@ -102,12 +104,13 @@ def chart(results: dict, path: Path) -> None:
     ax.set_title(f"Per-genre F1 on {Path(results['data']).name}")
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
 def write(results: dict, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.md").write_text(markdown(results), encoding="utf-8")
-    (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    chart(results, folder / "per_genre_f1.png")
+    write_bytes(folder / "report.md", markdown(results).encode("utf-8"))
+    write_bytes(folder / "results.json", json.dumps(results, indent=2).encode("utf-8"))
+    with atomic_path(folder / "per_genre_f1.png") as tmp:
+        chart(results, tmp)
