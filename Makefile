@@ -7,12 +7,13 @@ REFERENCE := ../shared/data/reference
 EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
 # DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
-.PHONY: install install-dev install-ray classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser clean
+.PHONY: install install-dev install-ray install-bench classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser clean
 
 # What the service needs to build its index and serve; install-dev adds the test tools.
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 install-ray: $(VENV)/.installed-ray
+install-bench: $(VENV)/.installed-bench
 
 # torch is pinned in the same pip call as everything that depends on it (see pyproject.toml).
 $(VENV)/.installed: pyproject.toml
@@ -28,6 +29,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 $(VENV)/.installed-ray: $(VENV)/.installed
 	$(BIN)/pip install -q torch==2.13.0 -e '.[ray]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install -q torch==2.13.0 -e '.[bench]'
 	touch $@
 
 # make classify-file IN=catalogue.csv OUT=genres.parquet [ENGINE=ray] [ARGS="--text-column synopsis --llm"]
@@ -68,7 +73,7 @@ eval: install $(INDEX)/manifest.json
 calibrate-llm: install $(INDEX)/manifest.json
 	$(BIN)/moviegenre calibrate-llm $(if $(LLM),--llm $(LLM)) $(if $(N),--films $(N))
 
-bench: install $(INDEX)/manifest.json
+bench: install-bench $(INDEX)/manifest.json
 	$(BIN)/moviegenre bench
 
 # A fresh clone of this commit with ../shared beside it: seconds from `make run` to the first answer.

@@ -51,6 +51,7 @@ class Classification:
     confidence: str | None = None     # high / medium / low: how well the text matched the reference
     confidence_reason: str | None = None
     recognised: Recognition | None = None  # the reference film the description was taken to describe
+    llm_outcome: str | None = None    # when the LLM was asked: "answered", or LLMError's outcome
 
 
 @dataclass(eq=False)  # routes are told apart by identity
@@ -205,6 +206,7 @@ class Classifier:
                 llm_genres = self._answer(future, deadline)
             except LLMError as exc:
                 result.fallback_reason = self.llm_last_error = str(exc)
+                result.llm_outcome = exc.outcome
                 continue
             finally:
                 result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
@@ -212,7 +214,7 @@ class Classifier:
             route = self._route(result)
             result.scores = fuse(result.vote_scores, llm_genres, route.fusion.weight, route.fusion.floor)
             result.genres = decide(result.scores, route.threshold, self.settings.max_genres)
-            result.llm_genres, result.backend = llm_genres, self.llm.name
+            result.llm_genres, result.backend, result.llm_outcome = llm_genres, self.llm.name, "answered"
 
     def _search(self, index: ReferenceIndex, vectors) -> list[list[Neighbour]]:
         """A batch's queries split across the cores (FAISS releases the GIL while it searches): 32 queries take

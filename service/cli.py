@@ -84,8 +84,10 @@ def cmd_serve(args, settings: Settings) -> int:
             from service.api.replicas import serve_replicas
 
             return serve_replicas(settings, args.replicas, args.replica_cpus) or 0
+        # TLS on the same port when a certificate is configured (uvicorn's own); RequestLog writes one structured
+        # line per request instead of uvicorn's access log
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                    access_log=False)  # RequestLog writes one structured line per request instead
+                    access_log=False, ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile)
     finally:
         if build is not None and build.poll() is None:
             build.terminate()  # what it embedded is cached: the next start goes on from there
@@ -143,11 +145,30 @@ def cmd_classify_file(args, settings: Settings) -> int:
                 classifier.close()
     for note in summary.notes:
         console.print(f"[yellow]{note}[/yellow]", highlight=False)
+    if args.metrics_file:
+        _write_batch_metrics(Path(args.metrics_file), summary)
     by = f" by {summary.actors} Ray actor{'s' if summary.actors > 1 else ''}" if summary.actors else ""
     resumed = f" (resumed after {summary.resumed_rows:,} rows done before)" if summary.resumed_rows else ""
     console.print(f"{summary.classified:,} rows classified{by} → {summary.output}; {summary.rejected:,} rejected "
                   f"→ {summary.sidecar}{resumed}", highlight=False)
     return 0
+
+
+def _write_batch_metrics(path: Path, summary) -> None:
+    """The run's counts in Prometheus text format, for node_exporter's textfile collector (a batch job has no
+    endpoint to scrape)."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+    from service.atomic import write_bytes
+
+    registry = CollectorRegistry()
+    rows = Counter("moviegenre_batch_rows", "Rows of the last classify-file run, by outcome", ["outcome"],
+                   registry=registry)
+    rows.labels("classified").inc(summary.classified)
+    rows.labels("rejected").inc(summary.rejected)
+    Gauge("moviegenre_batch_last_success_unixtime", "When the last classify-file run completed",
+          registry=registry).set_to_current_time()
+    write_bytes(path, generate_latest(registry))
 
 
 @contextlib.contextmanager
@@ -311,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     catalogue.add_argument("--object-store-mb", type=int, default=512,
                            help="Ray started here: the object store's size")
     catalogue.add_argument("--quiet", action="store_true", help="no progress bar")
+    catalogue.add_argument("--metrics-file", help="write the rows classified and rejected there in Prometheus text "
+                                                   "format (node_exporter's textfile collector)")
     catalogue.set_defaults(func=cmd_classify_file)
     evaluate = commands.add_parser("eval", help="compare the served pipeline with classic methods")
     evaluate.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "imdb_top_1000.csv"),

@@ -71,6 +71,38 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
     log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")
 
+    # Operations: TLS on the same port, load shedding, rate limits, metrics, readiness
+    ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
+    ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
+    # requests classified at once, and how long one more waits for a slot before a 503 (measured: make bench)
+    max_in_flight: int = Field(4, ge=1, le=1024, alias="MOVIEGENRE_MAX_IN_FLIGHT")
+    queue_timeout_s: float = Field(0.05, ge=0, le=60, alias="MOVIEGENRE_QUEUE_TIMEOUT")
+    # per API key (or client address without keys), e.g. "60/minute"; None: no limit
+    rate_limit: str | None = Field(None, alias="MOVIEGENRE_RATE_LIMIT")
+    # where the counts live: memory:// (one process), or a shared store for several replicas (redis://host:6379)
+    rate_limit_storage: str = Field("memory://", alias="MOVIEGENRE_RATE_LIMIT_STORAGE")
+    metrics: bool = Field(True, alias="MOVIEGENRE_METRICS")
+    # /readyz waits for the multilingual part too (a pod must serve every language before it takes traffic)
+    ready_needs_multilingual: bool = Field(False, alias="MOVIEGENRE_READY_NEEDS_MULTILINGUAL")
+
+    @field_validator("rate_limit", "ssl_certfile", "ssl_keyfile", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise ValueError(f"MOVIEGENRE_RATE_LIMIT must read like '60/minute' or '10/second', not {value!r}") \
+                    from exc
+        return value
+
     @field_validator("admin_token", "tmdb_api_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
@@ -84,6 +116,11 @@ class Settings(BaseSettings):
         if self.api_key is not None and not self.api_key.get_secret_value().strip():
             raise ConfigurationError("MOVIEGENRE_API_KEY is set but empty: give it a value, or unset it to serve "
                                      "without a key")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigurationError("HTTPS needs both MOVIEGENRE_SSL_CERTFILE and MOVIEGENRE_SSL_KEYFILE")
+        for path in (self.ssl_certfile, self.ssl_keyfile):
+            if path is not None and not path.is_file():
+                raise ConfigurationError(f"no such file: {path} (MOVIEGENRE_SSL_CERTFILE / MOVIEGENRE_SSL_KEYFILE)")
 
     # the settings an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and
     # a stored result are only reused when these are the same

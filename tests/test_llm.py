@@ -220,8 +220,11 @@ def test_polling_health_neither_calls_the_llm_each_time_nor_starves_classify(sma
 def test_shutdown_closes_the_llm_client_and_its_threads(small_index_dir, backend):
     from fastapi.testclient import TestClient
 
+    from service.api.app import create_app
+
     with FakeLLMServer() as server:
-        app = BACKENDS[backend](small_index_dir, server.url).app
+        settings = BACKENDS[backend](small_index_dir, server.url).app.state.settings
+        app = create_app(settings)  # as served: the app loads its classifier, and closes it at shutdown
         with TestClient(app) as client:
             assert client.post("/classify", json={"description": WIZARD}).json()["backend"] == backend
             runtime = app.state.runtime

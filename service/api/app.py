@@ -8,8 +8,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from service.api.admission import Admission
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
+from service.api.metrics import Metrics
 from service.api.requestlog import RequestLog
 from service.api.routes import classify, service
 from service.api.state import pick_up_multilingual, runtime_for
@@ -48,11 +50,14 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.runtime = given = runtime_for(classifier) if classifier else None
     app.state.unavailable = None
     app.state.multilingual_error = None
+    app.state.metrics = Metrics(app.state) if settings.metrics else None
+    # innermost first: admission (rate limit, load shedding), the body limit, CORS, the request log and metrics
+    app.add_middleware(Admission, settings=settings, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization", "X-API-Key"])
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(classify.router)
     app.include_router(service.router)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import HTTPException, Request
 
+from service.api.admission import presented_key
 from service.api.state import Runtime, serving_runtime
 
 
@@ -33,15 +34,8 @@ def only_query_params(*names: str):
     return check
 
 
-def _presented_key(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.headers.get("x-api-key", "")
-
-
 def _check(request: Request, secret, what: str) -> None:
-    if not hmac.compare_digest(_presented_key(request).encode(), secret.get_secret_value().encode()):
+    if not hmac.compare_digest(presented_key(request.headers).encode(), secret.get_secret_value().encode()):
         raise HTTPException(401, f"missing or wrong {what}: send it as X-API-Key or Authorization: Bearer",
                             headers={"WWW-Authenticate": "Bearer"})
 

@@ -169,6 +169,10 @@ class ErrorResponse(BaseModel):
     detail: list[dict] | str | None = None
 
 
+class ProbeResponse(BaseModel):
+    status: Literal["alive", "ready"]
+
+
 class ReloadResponse(BaseModel):
     index_films: int
     built_at: str | None

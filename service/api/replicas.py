@@ -48,9 +48,17 @@ class Replica:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.built: FastAPI | None = None  # not `app`: serve.ingress gives the class a property of that name
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return replica_app(self.settings)
+        self.built = replica_app(self.settings)
+        return self.built
+
+    def check_health(self) -> None:
+        """Serve's health check (every 2 s): the replica's readiness, as /readyz says it. A replica whose index
+        is missing or damaged is restarted by Serve and gets no traffic meanwhile."""
+        if self.built is not None and self.built.state.runtime is None:
+            raise RuntimeError(f"not ready: {self.built.state.unavailable or 'no index loaded'}")
 
 
 def application(replicas: int, settings: Settings | None = None, cpus_per_replica: float = 0.5):

@@ -1,4 +1,5 @@
-"""One structured log line per request: id, method, path, mode, backend, status, latency. No texts."""
+"""One structured log line per request: id, method, path, mode, backend, status, latency. No texts. The same
+timing feeds the metrics (metrics.py), when they are on."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ log = logging.getLogger("moviegenre.requests")
 
 
 class RequestLog:
-    def __init__(self, app):
+    def __init__(self, app, metrics=None):
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -31,8 +33,12 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            log.info(json.dumps({
-                "id": request_id, "method": scope["method"], "path": scope["path"],
-                "mode": query.get("mode", [None])[0], "backend": scope.get("state", {}).get("backend"),
-                "status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}))
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.observe(scope, status, seconds)
+            if log.isEnabledFor(logging.INFO):
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                log.info(json.dumps({
+                    "id": request_id, "method": scope["method"], "path": scope["path"],
+                    "mode": query.get("mode", [None])[0], "backend": scope.get("state", {}).get("backend"),
+                    "status": status, "latency_ms": round(seconds * 1000, 2)}))

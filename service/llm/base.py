@@ -8,12 +8,17 @@ from service.genres import canonical_genre
 
 
 class LLMError(RuntimeError):
-    """The LLM could not give a usable answer (unreachable, failing, timed out, or unusable text)."""
+    """The LLM could not give a usable answer. `outcome` says how, for metrics: "unreachable", "timed_out",
+    "failed" (the server answered an HTTP error) or "unusable" (an answer that is not usable JSON)."""
+
+    def __init__(self, message: str, outcome: str = "unusable"):
+        super().__init__(message)
+        self.outcome = outcome
 
 
 def timed_out(timeout_s: float) -> LLMError:
     """The one message for an LLM that is too slow, whichever clock noticed first."""
-    return LLMError(f"the LLM did not answer within {timeout_s:g} s")
+    return LLMError(f"the LLM did not answer within {timeout_s:g} s", "timed_out")
 
 
 class LLMBackend(ABC):

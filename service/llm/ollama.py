@@ -23,11 +23,11 @@ class OllamaBackend(LLMBackend):
             response = self.client.chat(model=self.model, messages=messages, format=schema, stream=False,
                                         options={"temperature": 0, "seed": SEED})
         except ollama.ResponseError as exc:
-            raise LLMError(f"ollama answered HTTP {exc.status_code}: {str(exc.error)[:120]}") from exc
+            raise LLMError(f"ollama answered HTTP {exc.status_code}: {str(exc.error)[:120]}", "failed") from exc
         except httpx.TimeoutException as exc:
             raise timed_out(self.timeout_s) from exc
         except (ConnectionError, httpx.HTTPError) as exc:
-            raise LLMError(f"ollama is unreachable: {type(exc).__name__}") from exc
+            raise LLMError(f"ollama is unreachable: {type(exc).__name__}", "unreachable") from exc
         return response.message.content or ""
 
     def reachable(self) -> bool:

@@ -24,11 +24,12 @@ class OpenAIBackend(LLMBackend):
                 response_format={"type": "json_schema",
                                  "json_schema": {"name": "genres", "schema": schema, "strict": True}})
         except openai.APIStatusError as exc:
-            raise LLMError(f"the OpenAI-compatible server answered HTTP {exc.status_code}") from exc
+            raise LLMError(f"the OpenAI-compatible server answered HTTP {exc.status_code}", "failed") from exc
         except openai.APITimeoutError as exc:
             raise timed_out(self.timeout_s) from exc
         except openai.APIError as exc:
-            raise LLMError(f"the OpenAI-compatible server is unreachable: {type(exc).__name__}") from exc
+            raise LLMError(f"the OpenAI-compatible server is unreachable: {type(exc).__name__}",
+                           "unreachable") from exc
         if not response.choices:
             raise LLMError("the OpenAI-compatible server answered no choice")
         return response.choices[0].message.content or ""

@@ -54,6 +54,15 @@ class LookupResult:
     notes: list[str] = field(default_factory=list)                     # why a source was skipped or failed
     consulted: list[str] = field(default_factory=list)                 # sources that answered, found or not
     failed: bool = False                                               # a source failed: not worth caching
+    failed_sources: list[str] = field(default_factory=list)
+
+    def outcomes(self) -> dict[str, str]:
+        """Per source: found, not_found, failed or skipped (not configured); none for a description."""
+        if self.kind == "description":
+            return {}
+        out = {source: "found" if source in self.known_genres else "failed" if source in self.failed_sources
+               else "not_found" if source in self.consulted else "skipped" for source in ("imdb", "tmdb")}
+        return out | {"reference": "found" if "reference" in self.known_genres else "not_found"}
 
     @property
     def available(self) -> bool:
@@ -120,6 +129,7 @@ class Lookup:
         except failure as exc:
             result.notes.append(f"{source} lookup failed: {exc}")
             result.failed = True
+            result.failed_sources.append(source.lower())
             return None
         result.consulted.append(source.lower())
         return answer

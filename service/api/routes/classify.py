@@ -17,7 +17,7 @@ from service.lookup.kinds import detect_kind
 from service.lookup.lookup import LookupResult, combine
 
 log = logging.getLogger("moviegenre")
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)}
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 503)}
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], responses=ERRORS)
 
 
@@ -45,6 +45,15 @@ def _lookup_out(found: LookupResult) -> LookupOut:
                      candidates=[CandidateOut(**vars(c)) for c in found.candidates],
                      company=CompanyOut(**found.company) if found.company else None,
                      known_genres=found.known_genres, plot_source=found.plot_source, notes=found.notes)
+
+
+def _note(request: Request, results: list[Classification], found: LookupResult | None = None) -> None:
+    """What the request log and the metrics read of this request (api/metrics.py)."""
+    request.state.backend = results[0].backend if results else None
+    request.state.route = results[0].route if results else None
+    request.state.llm_outcomes = [r.llm_outcome for r in results if r.llm_outcome]
+    if found is not None:
+        request.state.lookup_outcomes = found.outcomes()
 
 
 def _check_lengths(request: Request, texts: list[str]) -> None:
@@ -75,14 +84,14 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
     kind = body.kind or (detect_kind(body.description) if mode == "auto" else None)
     if mode == "description" or kind == "description":
         result = runtime.classifier.classify(body.description, llm)
-        request.state.backend = result.backend
+        _note(request, [result])
         response = _response(result, explain, started)
         if mode != "description":  # the text was taken for a description: say so
             response.lookup = _lookup_out(LookupResult("description", body.description))
         return response
     found = runtime.lookup.lookup(body.description, kind)
     result = runtime.classifier.classify(found.plot or body.description, llm)
-    request.state.backend = result.backend
+    _note(request, [result], found)
     response = _response(result, explain, started)
     response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
     response.lookup = _lookup_out(found)
@@ -100,5 +109,5 @@ def classify_batch(request: Request, body: BatchRequest, explain: bool = False, 
     _check_lengths(request, body.descriptions)
     started = time.perf_counter()
     results = runtime.classifier.classify_many(body.descriptions, llm)
-    request.state.backend = results[0].backend if results else None
+    _note(request, results)
     return BatchResponse(results=[_response(r, explain, started) for r in results])

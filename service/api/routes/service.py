@@ -4,11 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import current_runtime, require_admin
 from service.api.models import (AnswerCacheOut, ErrorResponse, FusionOut, GenresResponse, HealthResponse, LLMHealth,
-                                MultilingualHealth, ReloadResponse)
+                                MultilingualHealth, ProbeResponse, ReloadResponse)
 from service.api.state import Runtime, reload_runtime
 from service.genres import VOCABULARY
 from service.store import IndexLoadError
@@ -34,6 +35,34 @@ def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> Hea
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                           model=classifier.embedder.model_name, multilingual=multilingual,
                           built_at=classifier.index.manifest.get("built_at"), llm=llm)
+
+
+@router.get("/livez", response_model=ProbeResponse)
+def livez() -> ProbeResponse:
+    """Liveness: the process is up and answering (whether an index is loaded or not)."""
+    return ProbeResponse(status="alive")
+
+
+@router.get("/readyz", response_model=ProbeResponse, responses={503: {"model": ErrorResponse}})
+def readyz(request: Request) -> ProbeResponse:
+    """Readiness: an index is loaded and serving (and, with MOVIEGENRE_READY_NEEDS_MULTILINGUAL, its multilingual
+    part too). 503 while there is none, or while it is being built or reloaded."""
+    state = request.app.state
+    runtime = state.runtime
+    if runtime is None:
+        raise HTTPException(503, f"not ready: {state.unavailable or 'no index loaded yet'}")
+    status = runtime.classifier.multilingual_status
+    if state.settings.ready_needs_multilingual and status != "ready":
+        raise HTTPException(503, f"not ready: the multilingual part is {status}")
+    return ProbeResponse(status="ready")
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text format (MOVIEGENRE_METRICS=false turns it off)."""
+    if request.app.state.metrics is None:
+        raise HTTPException(404, "metrics are off (MOVIEGENRE_METRICS=false)")
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/genres", response_model=GenresResponse)

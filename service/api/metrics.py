@@ -1,0 +1,79 @@
+"""Prometheus metrics of one app (its own registry, so every app and every Ray Serve replica counts its own):
+requests by path, method, status, backend and route, their latency, the LLM's outcomes, lookups by source and
+outcome, requests refused by load shedding or rate limits; read at scrape time from the runtime serving: the
+index build and film count, the LLM answer cache's hits and misses.
+
+The handlers put what they learned on `request.state` (backend, route, llm_outcomes, lookup_outcomes); the
+RequestLog middleware, which times every request anyway, hands it here once the response has started."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from service.store import build_id_of, index_identity
+
+LABELS = ("path", "method", "status", "backend", "route")
+# seconds: a lone English request takes ~10 ms here, a foreign one ~25, one with the LLM seconds
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, state):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("moviegenre_requests", "HTTP requests", LABELS, registry=self.registry)
+        self.latency = Histogram("moviegenre_request_seconds", "HTTP request latency", LABELS, buckets=BUCKETS,
+                                 registry=self.registry)
+        self.llm = Counter("moviegenre_llm_requests", "Descriptions the LLM was asked about, by outcome "
+                           "(answered, timed_out, unusable, unreachable, failed)", ["backend", "outcome"],
+                           registry=self.registry)
+        self.lookups = Counter("moviegenre_lookups", "Lookups by source (imdb, tmdb, reference) and outcome "
+                               "(found, not_found, failed, skipped)", ["source", "outcome"], registry=self.registry)
+        self.refused = Counter("moviegenre_refused_requests", "Requests refused before classification, by reason "
+                               "(overloaded, rate_limited)", ["reason"], registry=self.registry)
+        self.registry.register(RuntimeCollector(state))
+
+    def observe(self, scope: dict, status: int, seconds: float) -> None:
+        state = scope.get("state") or {}
+        route = scope.get("route")
+        labels = (getattr(route, "path", None) or "other", scope["method"], str(status),
+                  state.get("backend") or "", state.get("route") or "")
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+        backend = state.get("backend") or ""
+        for outcome in state.get("llm_outcomes") or ():
+            self.llm.labels(backend, outcome).inc()
+        for source, outcome in (state.get("lookup_outcomes") or {}).items():
+            self.lookups.labels(source, outcome).inc()
+
+
+class RuntimeCollector(Collector):
+    """What the runtime serving now says about itself, read when Prometheus scrapes (a reload changes it)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def collect(self):
+        runtime = self.state.runtime
+        ready = GaugeMetricFamily("moviegenre_ready", "1 when an index is loaded and serving")
+        ready.add_metric([], 0 if runtime is None else 1)
+        yield ready
+        if runtime is None:
+            return
+        classifier = runtime.classifier
+        manifest = classifier.index.manifest
+        info = InfoMetricFamily("moviegenre_index", "The index build serving")
+        info.add_metric([], {"build": build_id_of(manifest), "identity": index_identity(manifest),
+                             "built_at": str(manifest.get("built_at", "")),
+                             "multilingual": classifier.multilingual_status})
+        yield info
+        films = GaugeMetricFamily("moviegenre_index_films", "Films in the index serving")
+        films.add_metric([], len(classifier.index))
+        yield films
+        if classifier.llm is not None:
+            stats = classifier.llm.stats()
+            for name, key in (("hits", "hits"), ("misses", "misses")):
+                family = CounterMetricFamily(f"moviegenre_llm_cache_{name}", f"LLM answer cache {name} (since the "
+                                             "runtime serving was loaded)", labels=["backend"])
+                family.add_metric([classifier.llm.name], stats[key])
+                yield family
