@@ -33,21 +33,22 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
             try:
                 classifier = load_classifier(settings)
                 classifier.warm_up()
-                app.state.runtime = runtime_for(classifier)
+                app.state.runtime = app.state.loaded = runtime_for(classifier)
             except IndexLoadError as exc:
                 app.state.unavailable = str(exc)
         watcher = asyncio.create_task(pick_up_multilingual(app))
         yield
         watcher.cancel()
-        # the app closes what it loaded (at start-up or by a reload); a classifier handed in stays its caller's
-        if app.state.runtime is not None and app.state.runtime is not given:
+        # the app closes what it loaded (at start-up or by a reload); a runtime handed in stays its caller's
+        if app.state.runtime is not None and app.state.runtime is app.state.loaded:
             app.state.runtime.retire()
-            app.state.runtime = None
+            app.state.runtime = app.state.loaded = None
 
     app = FastAPI(title="Movie genre classifier", version="0.1.0", lifespan=lifespan,
                   description="Genres of a film from what you know about it, grounded in similar labelled plots.")
     app.state.settings = settings
-    app.state.runtime = given = runtime_for(classifier) if classifier else None
+    app.state.runtime = runtime_for(classifier) if classifier else None
+    app.state.loaded = None  # the runtime the app loaded itself, and so closes at shutdown
     app.state.unavailable = None
     app.state.multilingual_error = None
     app.state.metrics = Metrics(app.state) if settings.metrics else None

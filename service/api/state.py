@@ -97,6 +97,7 @@ def reload_runtime(state) -> Runtime:
                                      reuse.detector if reuse else None)
         classifier.warm_up()
         state.runtime, state.unavailable = runtime_for(classifier), None
+        state.loaded = state.runtime
     if old is not None:
         old.retire()
     return state.runtime
