@@ -5,6 +5,7 @@ first (the service can answer from it), then the multilingual part, whose model 
 to embed with (~35 plots/s here against ~140), so a fresh machine answers long before the build is done."""
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,10 @@ from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
 from service.embedding import EmbeddingCache, load_embedder
 from service.embedding.export import ensure_exported
+from service.genres import DEFAULT, Vocabulary, from_file
+from service.evaluation.metrics import binarize
 from service.heads import BlendedScorer, scorer_file
+from service.labels import CALIBRATION_PLOTS, ZeroShotScale
 from service.settings import Settings
 from service.evaluation.split import validation_split
 from service.store import FORMAT_VERSION, Part, closest_similarity, write_index
@@ -30,11 +34,13 @@ class BuildReport:
 
 
 def build_index(data_path: Path, index_dir: Path, settings: Settings | None = None, progress: bool = True,
-                parts: list[str] | None = None, on_part: Callable[[str, dict], None] | None = None) -> BuildReport:
-    """Build the index parts (default: all the settings use), making the index current after each."""
+                parts: list[str] | None = None, on_part: Callable[[str, dict], None] | None = None,
+                vocabulary: str | Path | None = None) -> BuildReport:
+    """Build the index parts (default: all the settings use), making the index current after each. The
+    vocabulary: None for the default genres, "corpus" for the labels the corpus carries, or a vocabulary file."""
     settings = settings or Settings()
     started = time.perf_counter()
-    corpus = load_corpus(data_path)
+    corpus = load_corpus(data_path, resolve_vocabulary(vocabulary))
     if not corpus.films:
         raise ValueError(f"no usable film in {data_path}: every row lacked a plot or a genre")
     fingerprint = corpus.fingerprint()
@@ -49,7 +55,8 @@ def build_index(data_path: Path, index_dir: Path, settings: Settings | None = No
         if scorer is not None:
             scorers[part] = scorer
         report.manifest = write_index(index_dir, corpus.films, done, fingerprint, corpus.summary(),
-                                      artifacts={scorer_file(p): s.save for p, s in scorers.items()})
+                                      artifacts={scorer_file(p): s.save for p, s in scorers.items()},
+                                      vocabulary=corpus.vocabulary)
         report.seconds[part] = round(time.perf_counter() - started, 1)
         if on_part:
             on_part(part, report.manifest)
@@ -66,12 +73,23 @@ def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_d
     scale = _confidence_scale(embedder, cache, vectors)
     cache.save(keep=[(text, "passage") for text in plots + non_film_texts()])
     scorer = _scorer(Path(index_dir) / "cache", corpus, vectors, fingerprint, embedder.cache_name, settings, part)
-    extra = {"blend": asdict(scorer.blend) if scorer else None, "confidence": asdict(scale) if scale else None}
+    zero_shot = _zero_shot_scale(embedder, corpus, vectors)
+    extra = {"blend": asdict(scorer.blend) if scorer else None, "confidence": asdict(scale) if scale else None,
+             "zero_shot": asdict(zero_shot) if zero_shot else None}
     return Part(model, vectors, extra), scorer, embedded
 
 
 CONFIDENCE_PLOTS = 400  # validation plots that teach what a real plot reads like
 MIN_VALIDATION_PLOTS = 10
+
+
+def resolve_vocabulary(spec: str | Path | None) -> Vocabulary | str:
+    """None or "default": the default genres; "corpus": the corpus's own labels; else a vocabulary file."""
+    if spec is None or str(spec) == "default":
+        return DEFAULT
+    if str(spec) == "corpus":
+        return "corpus"
+    return from_file(Path(spec))
 
 
 def _confidence_scale(embedder, cache: EmbeddingCache, vectors) -> ConfidenceScale | None:
@@ -85,18 +103,34 @@ def _confidence_scale(embedder, cache: EmbeddingCache, vectors) -> ConfidenceSca
     return ConfidenceScale.learn(plots, closest_similarity(vectors[train], plots), others)
 
 
+def _zero_shot_scale(embedder, corpus: Corpus, vectors) -> ZeroShotScale | None:
+    """How the embedding scores a label it has no example of, learned on the index's own labels treated as
+    unknown (labels.py); None for a corpus too small to split."""
+    _, validation = validation_split(len(vectors))
+    picked = validation[:CALIBRATION_PLOTS]
+    labels = corpus.vocabulary.labels
+    if len(picked) < MIN_VALIDATION_PLOTS or len(labels) < 2:
+        return None
+    gold = binarize([corpus.films[i].genres for i in picked], labels)
+    return ZeroShotScale.learn(embedder, vectors[picked], gold, labels)
+
+
 def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded_by: str, settings: Settings,
             part: str) -> BlendedScorer | None:
     """Trained heads and tuned blend, cached by corpus, embedding, index format (the vote is tuned on its
     search) and the knobs tuning depends on."""
-    key = f"{part}-{fingerprint[:16]}-{embedded_by}-f{FORMAT_VERSION}-k{settings.top_k}-g{settings.max_genres}"
+    labels = corpus.vocabulary.labels
+    vocabulary = hashlib.sha256("\n".join(labels).encode()).hexdigest()[:8]
+    key = (f"{part}-{fingerprint[:16]}-{embedded_by}-f{FORMAT_VERSION}-k{settings.top_k}-g{settings.max_genres}"
+           f"-v{vocabulary}")
     path = cache_dir / f"scorer-{key}.npz"
     if path.exists():
         try:
             return BlendedScorer.load(path)
         except Exception:  # noqa: BLE001 - a damaged cache entry only costs a retraining
             path.unlink(missing_ok=True)
-    scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres, text_head=part == "english")
+    scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres, labels,
+                          text_head=part == "english")
     if scorer is not None:
         for old in cache_dir.glob(f"scorer-{part}-*"):
             old.unlink()

@@ -27,7 +27,9 @@ from service.llm import CachedBackend, LLMError
 from service.llm.base import timed_out
 from service.llm.probe import ReachabilityProbe
 from service.memory import release_freed_heap
-from service.prompt import RESPONSE_SCHEMA, build_messages
+from service.genres import Vocabulary, label_key
+from service.labels import LabelScore, LabelScorer, ZeroShotScale
+from service.prompt import build_messages, response_schema
 from service.recognition import Recognition, lean_on, recognise
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex, index_identity
@@ -52,6 +54,7 @@ class Classification:
     confidence_reason: str | None = None
     recognised: Recognition | None = None  # the reference film the description was taken to describe
     llm_outcome: str | None = None    # when the LLM was asked: "answered", or LLMError's outcome
+    label_scores: list[LabelScore] | None = None  # the request's own labels, each scored (labels.py)
 
 
 @dataclass(eq=False)  # routes are told apart by identity
@@ -96,6 +99,11 @@ class Classifier:
                  detector: LanguageDetector | None = None):
         self.english = Route.of("english", index, embedder, scorer, settings)
         self.multilingual = multilingual
+        self.vocabulary: Vocabulary = index.vocabulary
+        # zero-shot labels are read by the multilingual model where there is one: labels in any language
+        zero_shot = multilingual or self.english
+        scale = index.manifest.get("parts", {}).get(zero_shot.name, {}).get("zero_shot")
+        self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, ZeroShotScale(**scale) if scale else None)
         self.detector = detector
         self.llm = llm
         self.settings = settings
@@ -133,12 +141,14 @@ class Classifier:
     def embedders(self) -> dict[str, Embedder]:
         return {route.name: route.embedder for route in self.routes()}
 
-    def classify(self, text: str, use_llm: bool = True) -> Classification:
-        return self.classify_many([text], use_llm)[0]
+    def classify(self, text: str, use_llm: bool = True, labels: list[str] | None = None) -> Classification:
+        return self.classify_many([text], use_llm, labels)[0]
 
-    def classify_many(self, texts: list[str], use_llm: bool = True) -> list[Classification]:
+    def classify_many(self, texts: list[str], use_llm: bool = True,
+                      labels: list[str] | None = None) -> list[Classification]:
         """Embedded and scored together per route; the LLM (unless `use_llm` is False) is asked about all of
-        them at once, under one deadline."""
+        them at once, under one deadline. With `labels`, the answer scores exactly those labels (labels.py)
+        and `genres` lists those that pass."""
         detections = self.detector.detect_many(texts) if self.detector else [Detection(None, 0.0)] * len(texts)
         results: list[Classification | None] = [None] * len(texts)
         for route, positions in self._routes(detections).items():
@@ -148,9 +158,26 @@ class Classifier:
                     result.notes.append(MULTILINGUAL_MISSING[self.multilingual_status].format(
                         language=detections[i].language))
                 results[i] = result
-        if self.llm is not None and use_llm:
+        if labels:
+            self._score_labels(texts, results, labels, use_llm)
+        elif self.llm is not None and use_llm:
             self._consult_llm(texts, results)
         return results
+
+    def _score_labels(self, texts: list[str], results: list[Classification], labels: list[str], use_llm: bool) -> None:
+        """The request's labels: the index's as scored, the others by the LLM (asked with the request's labels
+        as its schema) or, without one or when it failed, by the embedding."""
+        unknown = [label for label in labels if self.vocabulary.canonical(label) not in self.vocabulary.labels]
+        if self.llm is not None and use_llm:
+            once: dict[str, str] = {}  # the question lists each label once, whatever its case or spacing
+            for label in labels:
+                once.setdefault(label_key(label), label)
+            self._consult_llm(texts, results, Vocabulary(tuple(once.values())) if unknown else None)
+        for text, result in zip(texts, results):
+            result.label_scores = self.label_scorer.score(text, result.scores, self._route(result).threshold, labels,
+                                                          result.llm_genres)
+            passing = sorted((s for s in result.label_scores if s.passes), key=lambda s: -s.score)
+            result.genres = [s.label for s in passing][:self.settings.max_genres]
 
     def _routes(self, detections: list[Detection]) -> dict[Route, list[int]]:
         routes: dict[Route, list[int]] = {}
@@ -185,22 +212,28 @@ class Classifier:
             results.append(result)
         return results
 
-    def _consult_llm(self, texts: list[str], results: list[Classification]) -> None:
+    def _consult_llm(self, texts: list[str], results: list[Classification], question: Vocabulary | None = None) -> None:
+        """Ask the LLM to choose among the index's labels, or among a request's own (`question`: its schema is
+        those labels). Its picks that are labels of the index are fused with the vote."""
         started = time.perf_counter()
         deadline = time.monotonic() + self.settings.llm_timeout_s
         examples = self.settings.prompt_examples
+        zero_shot = question is not None
+        question = question or self.vocabulary
+        schema = response_schema(question.names)
         # a recognised film is answered with its own labels, and a route where this model was calibrated to
-        # weight 0 answers with the vote whatever it says: no need to ask
+        # weight 0 answers with the vote whatever it says: no need to ask, unless for labels the index lacks
         asked = []
         for text, result in zip(texts, results):
-            if result.recognised is not None:
+            if not zero_shot and result.recognised is not None:
                 continue
-            if self._route(result).fusion.weight == 0:
+            if not zero_shot and self._route(result).fusion.weight == 0:
                 result.fallback_reason = NO_SAY.format(model=self.llm.describe(), route=result.route)
             else:
                 asked.append((text, result))
-        futures = [self._llm_pool.submit(self.llm.genres, build_messages(text, r.neighbours[:examples]),
-                                         RESPONSE_SCHEMA) for text, r in asked]
+        futures = [self._llm_pool.submit(self.llm.genres, build_messages(text, r.neighbours[:examples],
+                                                                         question.names), schema, question)
+                   for text, r in asked]
         for future, (_, result) in zip(futures, asked):
             try:
                 llm_genres = self._answer(future, deadline)
@@ -211,10 +244,13 @@ class Classifier:
             finally:
                 result.timings_ms["llm"] = round((time.perf_counter() - started) * 1000, 2)
             self.llm_last_error = None
-            route = self._route(result)
-            result.scores = fuse(result.vote_scores, llm_genres, route.fusion.weight, route.fusion.floor)
-            result.genres = decide(result.scores, route.threshold, self.settings.max_genres)
             result.llm_genres, result.backend, result.llm_outcome = llm_genres, self.llm.name, "answered"
+            route = self._route(result)
+            if result.recognised is None and route.fusion.weight > 0:
+                picks = [self.vocabulary.canonical(g) for g in llm_genres] if zero_shot else llm_genres
+                result.scores = fuse(result.vote_scores, [g for g in picks if g], route.fusion.weight,
+                                     route.fusion.floor)
+                result.genres = decide(result.scores, route.threshold, self.settings.max_genres)
 
     def _search(self, index: ReferenceIndex, vectors) -> list[list[Neighbour]]:
         """A batch's queries split across the cores (FAISS releases the GIL while it searches): 32 queries take

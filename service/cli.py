@@ -36,6 +36,8 @@ def _print_build_summary(report) -> None:
     console.print(genres)
     unmapped = ", ".join(f"{label!r} ×{n}" for label, n in summary["unmapped_labels"].items())
     console.print(f"Labels outside the vocabulary, dropped: {unmapped or 'none'}")
+    left = ", ".join(f"{label!r} ({n} films)" for label, n in summary["left_to_llm"].items())
+    console.print(f"Labels with too few films to learn, left to the LLM: {left or 'none'}")
     for name, part in report.manifest["parts"].items():
         if blend := part.get("blend"):
             console.print(f"{name} part, blend tuned on a validation split: vote {blend['vote']}, TF-IDF "
@@ -52,7 +54,8 @@ def cmd_build_index(args, settings: Settings) -> int:
     def announce(part: str, manifest: dict) -> None:
         console.print(f"[green]the {part} part of the index is current ({manifest['build']})[/green]")
 
-    report = build_index(Path(args.data or settings.data_path), settings.index_dir, settings, on_part=announce)
+    report = build_index(Path(args.data or settings.data_path), settings.index_dir, settings, on_part=announce,
+                         vocabulary=args.vocabulary)
     _print_build_summary(report)
     return 0
 
@@ -111,6 +114,13 @@ def _build_missing_parts(settings: Settings, data: str | None):
         return set(manifest.get("parts", {})) if manifest.get("format_version") == FORMAT_VERSION else set()
 
     if set(settings.part_models()) <= built_parts():
+        return None
+    from service.genres import Vocabulary
+
+    existing = read_manifest(settings.index_dir) if built_parts() else None
+    if existing and not Vocabulary.from_manifest(existing.get("vocabulary")).is_default() and data is None:
+        console.print("the index has its own vocabulary: its missing parts are not rebuilt from the default corpus "
+                      "(run `make build-index DATA=… VOCABULARY=… INDEX=…`)")
         return None
     console.print("building the missing parts of the index in the background (`moviegenre build-index`)…")
     build = subprocess.Popen([sys.executable, "-m", "service.cli", "build-index"] +
@@ -197,6 +207,20 @@ def cmd_eval(args, settings: Settings) -> int:
     report.write(results, Path(args.out))
     console.print(report.markdown(results), highlight=False)
     console.print(f"written: {args.out}/report.md, results.json, per_genre_f1.png")
+    return 0
+
+
+def cmd_eval_keywords(args, settings: Settings) -> int:
+    from service.atomic import write_bytes
+    from service.evaluation import keywords
+
+    settings = settings.model_copy(update={"llm_backend": args.llm or "none"})
+    results = keywords.run(settings, settings.index_dir / "keyword-eval", args.limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes(out / "keywords.md", keywords.markdown(results).encode("utf-8"))
+    write_bytes(out / "keywords.json", json.dumps(results, indent=2).encode("utf-8"))
+    console.print(keywords.markdown(results), highlight=False)
     return 0
 
 
@@ -311,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build-index", help="build the reference index from a corpus")
     build.add_argument("--data", help="a corpus file or folder (default: $MOVIEGENRE_DATA)")
+    build.add_argument("--vocabulary", help="the labels of the index: 'default' (the genres), 'corpus' (the labels "
+                                            "the corpus carries) or a vocabulary file (one label a line, "
+                                            "'Label: source label, …' maps other labels onto it)")
     build.set_defaults(func=cmd_build_index)
     classify = commands.add_parser("classify", help="classify one description without a server")
     classify.add_argument("text")
@@ -348,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--no-fp32", action="store_true",
                           help="skip the served figure with the unquantised English model")
     evaluate.set_defaults(func=cmd_eval)
+    keyword_eval = commands.add_parser("eval-keywords", help="a second taxonomy: TMDB 5000's keywords, learned "
+                                                              "from the corpus and answered zero-shot")
+    keyword_eval.add_argument("--llm", choices=["ollama", "openai"], help="also the zero-shot LLM path")
+    keyword_eval.add_argument("--limit", type=positive_int, default=100, help="films for the LLM path (default 100)")
+    keyword_eval.add_argument("--out", default="eval", help="folder for keywords.md and keywords.json")
+    keyword_eval.set_defaults(func=cmd_eval_keywords)
     calibrate = commands.add_parser("calibrate-llm", help="measure and store the LLM's say in the answer, per model")
     calibrate.add_argument("--films", type=int, default=300, help="English validation films (default 300)")
     calibrate.add_argument("--foreign-films", type=int, default=50,

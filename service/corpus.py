@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from service.genres import map_labels, split_labels
+from service.genres import DEFAULT, Vocabulary, clean_label, from_corpus, split_labels
 
 csv.field_size_limit(10 * 1024 * 1024)
 
@@ -226,6 +226,7 @@ class Corpus:
     films: list[Film]
     sources: dict[str, SourceStats]
     unmapped_labels: Counter
+    vocabulary: Vocabulary = DEFAULT
 
     def genre_counts(self) -> Counter:
         return Counter(g for film in self.films for g in film.genres)
@@ -242,6 +243,8 @@ class Corpus:
                         for name, s in self.sources.items()},
             "genres": dict(self.genre_counts().most_common()),
             "unmapped_labels": dict(self.unmapped_labels.most_common()),
+            # labels of the vocabulary with too few films to learn: only an LLM names them
+            "left_to_llm": {label: self.genre_counts()[label] for label in self.vocabulary.llm_only},
         }
 
 
@@ -271,7 +274,13 @@ class _Deduplicator:
         return None
 
 
-def build_corpus(files: Iterable[tuple[str, Path]]) -> Corpus:
+def build_corpus(files: Iterable[tuple[str, Path]], vocabulary: Vocabulary | str = DEFAULT) -> Corpus:
+    """The films of the files, their labels mapped onto the vocabulary ("corpus": the labels the files carry),
+    deduplicated. Labels of a vocabulary other than the default with too few films are left to the LLM."""
+    files = list(files)
+    if vocabulary == "corpus":
+        vocabulary = from_corpus(Counter(clean_label(label) for fmt, path in files for raw in read_file(fmt, path)
+                                         for label in raw.labels if clean_label(label)))
     dedup = _Deduplicator()
     sources: dict[str, SourceStats] = {}
     unmapped: Counter = Counter()
@@ -279,7 +288,7 @@ def build_corpus(files: Iterable[tuple[str, Path]]) -> Corpus:
         stats = sources.setdefault(path.stem, SourceStats(fmt))
         for raw in read_file(fmt, path):
             stats.read += 1
-            genres, unknown = map_labels(raw.labels)
+            genres, unknown = vocabulary.map_labels(raw.labels)
             unmapped.update(unknown)
             plot, title = _clean(raw.plot), _clean(raw.title)
             reason = ("no plot" if not plot else "no title" if not title else "no genre" if not genres
@@ -289,8 +298,11 @@ def build_corpus(files: Iterable[tuple[str, Path]]) -> Corpus:
                 stats.dropped[reason] += 1
             else:
                 stats.kept += 1
-    return Corpus(dedup.films, sources, unmapped)
+    corpus = Corpus(dedup.films, sources, unmapped, vocabulary)
+    if not vocabulary.is_default():
+        corpus.vocabulary = vocabulary.with_enough_examples(corpus.genre_counts())
+    return corpus
 
 
-def load_corpus(path: Path) -> Corpus:
-    return build_corpus(corpus_files(path))
+def load_corpus(path: Path, vocabulary: Vocabulary | str = DEFAULT) -> Corpus:
+    return build_corpus(corpus_files(path), vocabulary)

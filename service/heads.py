@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from service.atomic import write_bytes
-from service.genres import SHARED_GENRES
 from service.store import IndexLoadError, ReferenceIndex
 
 
@@ -100,7 +99,7 @@ class Heads:
     text: LinearHead | None = None
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(TF-IDF head, embedding head) probabilities, films × genres; zeros for a part without a text head."""
+        """(TF-IDF head, embedding head) probabilities, films × labels; zeros for a part without a text head."""
         embedding = self.embedding.probabilities(vectors)
         if self.text is None:
             return np.zeros_like(embedding), embedding
@@ -111,6 +110,7 @@ class Heads:
 class BlendedScorer:
     heads: Heads
     blend: Blend
+    labels: tuple[str, ...]  # the heads' columns: the index vocabulary's learned labels
 
     def blend_scores(self, texts: Sequence[str], vectors: np.ndarray,
                      vote_scores: Sequence[dict[str, float]]) -> list[dict[str, float]]:
@@ -119,14 +119,14 @@ class BlendedScorer:
         rows = []
         for votes, t_row, e_row in zip(vote_scores, tfidf, embedding):
             mixed = {g: b.vote * votes.get(g, 0.0) + b.tfidf * t + b.embedding * e
-                     for g, t, e in zip(SHARED_GENRES, t_row.tolist(), e_row.tolist())}
+                     for g, t, e in zip(self.labels, t_row.tolist(), e_row.tolist())}
             rows.append(dict(sorted(mixed.items(), key=lambda item: -item[1])))
         return rows
 
     def save(self, path: Path) -> None:
         """Arrays and a JSON header in one .npz, written atomically."""
         heads, features = self.heads, self.heads.text_features
-        meta = {"blend": asdict(self.blend), "genres": list(SHARED_GENRES)}
+        meta = {"blend": asdict(self.blend), "genres": list(self.labels)}
         arrays = {"embedding_weights": heads.embedding.weights, "embedding_biases": heads.embedding.biases}
         if features is not None:
             terms = sorted(features.vocabulary, key=features.vocabulary.__getitem__)
@@ -142,8 +142,6 @@ class BlendedScorer:
     def load(path: Path) -> BlendedScorer:
         with np.load(path, allow_pickle=False) as stored:
             meta = json.loads(stored["meta"].tobytes().decode("utf-8"))
-            if meta["genres"] != list(SHARED_GENRES):
-                raise ValueError("trained for other genres")
             heads = Heads(LinearHead(stored["embedding_weights"], stored["embedding_biases"]))
             if "text" in meta:
                 text = meta["text"]
@@ -152,7 +150,7 @@ class BlendedScorer:
                                                    frozenset(text["stop_words"]), tuple(text["ngram_range"]),
                                                    text["token_pattern"], text["sublinear_tf"])
                 heads.text = LinearHead(stored["text_weights"], stored["text_biases"])
-        return BlendedScorer(heads, Blend(**meta["blend"]))
+        return BlendedScorer(heads, Blend(**meta["blend"]), tuple(meta["genres"]))
 
 
 def _utf8(text: str) -> np.ndarray:
@@ -168,7 +166,11 @@ def load_scorer(index: ReferenceIndex, part: str = "english") -> BlendedScorer |
     if path is None or (not path.exists() and not recorded):
         return None
     try:
-        return BlendedScorer.load(path)
+        scorer = BlendedScorer.load(path)
     except Exception as exc:  # noqa: BLE001 - a damaged archive raises almost anything
         problem = "missing" if not path.exists() else f"damaged ({type(exc).__name__})"
         raise IndexLoadError(f"the trained heads in {path} are {problem}: run `make build-index`") from exc
+    if scorer.labels != index.vocabulary.labels:
+        raise IndexLoadError(f"the trained heads in {path} were trained for other labels than the index's: "
+                             "run `make build-index`")
+    return scorer

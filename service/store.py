@@ -25,7 +25,7 @@ import numpy as np
 
 from service.atomic import fsync_tree, rename_into_place, write_json
 from service.corpus import Film
-from service.genres import VOCABULARY
+from service.genres import DEFAULT, Vocabulary
 
 faiss.omp_set_num_threads(1)  # measured: a flat search of one query is slower with 2 threads
 
@@ -58,6 +58,11 @@ class ReferenceIndex:
         self.faiss = faiss_index
         self.manifest = manifest or {}
         self.build_dir = build_dir  # the build folder it was loaded from, with its other artifacts; None in memory
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The labels this index answers with (its manifest records them; an index in memory has the default)."""
+        return Vocabulary.from_manifest(self.manifest.get("vocabulary")) if self.manifest else DEFAULT
 
     @property
     def dim(self) -> int:
@@ -106,7 +111,7 @@ class Part:
 
 
 def write_index(index_dir: Path, films: Sequence[Film], parts: dict[str, Part], fingerprint: str, summary: dict,
-                artifacts: dict[str, Callable[[Path], None]] | None = None) -> dict:
+                artifacts: dict[str, Callable[[Path], None]] | None = None, vocabulary: Vocabulary = DEFAULT) -> dict:
     """Write a complete build beside the current one, then make it current with one rename.
     `artifacts` maps further file names of the build to functions that write them."""
     index_dir = Path(index_dir)
@@ -122,7 +127,7 @@ def write_index(index_dir: Path, films: Sequence[Film], parts: dict[str, Part], 
                   for name, part in parts.items()},
         "corpus_fingerprint": fingerprint,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "vocabulary": list(VOCABULARY),
+        "vocabulary": vocabulary.to_dict(),
         "build": f"builds/{build_id}",
         "summary": summary,
     }

@@ -18,7 +18,6 @@ from sklearn.pipeline import make_pipeline
 from service.corpus import Film
 from service.evaluation.metrics import binarize, micro_f1
 from service.evaluation.split import validation_split
-from service.genres import SHARED_GENRES
 from service.heads import Blend, BlendedScorer, Heads, LinearHead, TextFeatures
 from service.store import ReferenceIndex
 from service.vote import DEFAULT_THRESHOLD, as_matrix, decide, vote
@@ -40,21 +39,22 @@ def tfidf_logreg():
                          OneVsRestClassifier(LogisticRegression(C=4.0, max_iter=1000), n_jobs=TRAINING_JOBS))
 
 
-def fit_heads(films: Sequence[Film], vectors: np.ndarray, text_head: bool = True) -> Heads:
-    labels = binarize([f.genres for f in films])
+def fit_heads(films: Sequence[Film], vectors: np.ndarray, labels: Sequence[str], text_head: bool = True) -> Heads:
+    columns = labels
+    labels = binarize([f.genres for f in films], columns)
     embedding = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000), n_jobs=TRAINING_JOBS).fit(vectors, labels)
-    heads = Heads(linear_head(embedding))
+    heads = Heads(linear_head(embedding, len(columns)))
     if text_head:
         pipeline = tfidf_logreg().fit([f.plot for f in films], labels)
         heads.text_features = text_features(pipeline.steps[0][1])
-        heads.text = linear_head(pipeline.steps[-1][1])
+        heads.text = linear_head(pipeline.steps[-1][1], len(columns))
     return heads
 
 
-def linear_head(one_vs_rest: OneVsRestClassifier) -> LinearHead:
-    """The per-genre estimators' coefficients stacked; a genre no training film had is a constant 0."""
+def linear_head(one_vs_rest: OneVsRestClassifier, labels: int) -> LinearHead:
+    """The per-label estimators' coefficients stacked; a label no training film had is a constant 0."""
     columns = next(e.coef_.shape[1] for e in one_vs_rest.estimators_ if hasattr(e, "coef_"))
-    weights, biases = np.zeros((columns, len(SHARED_GENRES))), np.full(len(SHARED_GENRES), -np.inf)
+    weights, biases = np.zeros((columns, labels)), np.full(labels, -np.inf)
     for genre, estimator in enumerate(one_vs_rest.estimators_):
         if isinstance(estimator, LogisticRegression):
             weights[:, genre], biases[genre] = estimator.coef_[0], estimator.intercept_[0]
@@ -70,15 +70,16 @@ def text_features(vectorizer: TfidfVectorizer) -> TextFeatures:
                         vectorizer.sublinear_tf)
 
 
-def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, text_head: bool = True) -> Blend:
+def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, labels: Sequence[str],
+               text_head: bool = True) -> Blend:
     """Weights and threshold with the best micro-F1 on a validation split, the heads and the vote
     trained and indexed on the rest."""
     train, val = validation_split(len(films))
     train_films = [films[i] for i in train]
-    heads = fit_heads(train_films, vectors[train], text_head)
+    heads = fit_heads(train_films, vectors[train], labels, text_head)
     val_films = [films[i] for i in val]
     votes = [vote(n) for n in ReferenceIndex(train_films, vectors[train]).search(vectors[val], k)]
-    components = [as_matrix(votes), *heads.scores([f.plot for f in val_films], vectors[val])]
+    components = [as_matrix(votes, labels), *heads.scores([f.plot for f in val_films], vectors[val])]
     gold = [f.genres for f in val_films]
     best = Blend(1.0, 0.0, 0.0, DEFAULT_THRESHOLD)
     for w_vote, w_tfidf in itertools.product(WEIGHT_STEPS, WEIGHT_STEPS if text_head else (0.0,)):
@@ -87,16 +88,17 @@ def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: i
             continue
         mixed = w_vote * components[0] + w_tfidf * components[1] + w_emb * components[2]
         for threshold in THRESHOLDS:
-            predicted = [decide(dict(zip(SHARED_GENRES, row.tolist())), threshold, max_genres) for row in mixed]
-            micro = micro_f1(gold, predicted)
+            predicted = [decide(dict(zip(labels, row.tolist())), threshold, max_genres) for row in mixed]
+            micro = micro_f1(gold, predicted, labels)
             if micro > best.validation_micro_f1:
                 best = Blend(w_vote, w_tfidf, w_emb, threshold, round(micro, 4))
     return best
 
 
-def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int,
+def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, labels: Sequence[str],
                  text_head: bool = True) -> BlendedScorer | None:
+    """The heads over the vocabulary's learned `labels`, and their blend with the vote tuned on a validation split."""
     if len(films) < MIN_FILMS:
         return None
-    blend = tune_blend(films, vectors, k, max_genres, text_head)
-    return BlendedScorer(fit_heads(films, vectors, text_head), blend)
+    blend = tune_blend(films, vectors, k, max_genres, labels, text_head)
+    return BlendedScorer(fit_heads(films, vectors, labels, text_head), blend, tuple(labels))

@@ -5,7 +5,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from service.genres import SHARED_GENRES
 from service.store import Neighbour
 
 
@@ -30,6 +29,6 @@ def decide(scores: dict[str, float], threshold: float, max_genres: int) -> list[
     return chosen or ranked[:1]
 
 
-def as_matrix(score_rows: Sequence[dict[str, float]]) -> np.ndarray:
-    """Per-genre scores as a (rows × 18 shared genres) matrix, the shape the trained heads produce."""
-    return np.array([[row.get(g, 0.0) for g in SHARED_GENRES] for row in score_rows]).reshape(-1, len(SHARED_GENRES))
+def as_matrix(score_rows: Sequence[dict[str, float]], labels: Sequence[str]) -> np.ndarray:
+    """Per-label scores as a (rows × labels) matrix, the shape the trained heads produce."""
+    return np.array([[row.get(g, 0.0) for g in labels] for row in score_rows]).reshape(-1, len(labels))

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from service.genres import VOCABULARY
+from service.genres import DEFAULT
 
 from .conftest import make_client
 
@@ -16,7 +16,7 @@ def test_readme_curl_answers_fantasy_or_adventure(client):
     assert response.status_code == 200
     body = response.json()
     assert {"Fantasy", "Adventure"} & set(body["genres"])
-    assert set(body["genres"]) <= set(VOCABULARY) and len(set(body["genres"])) == len(body["genres"])
+    assert set(body["genres"]) <= set(DEFAULT.names) and len(set(body["genres"])) == len(body["genres"])
     assert body["backend"] == "vote"
     scores = body["scores"]
     assert [scores[g] for g in body["genres"]] == sorted((scores[g] for g in body["genres"]), reverse=True)
@@ -41,7 +41,8 @@ def test_batch_answers_each_description_as_single_calls_do(client):
 
 
 def test_genres_health_and_docs(client, small_index):
-    assert client.get("/genres").json() == {"genres": list(VOCABULARY)}
+    assert client.get("/genres").json() == {"genres": list(DEFAULT.names), "learned": list(DEFAULT.labels),
+                                            "llm_only": list(DEFAULT.llm_only)}
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["index_films"] == len(small_index)
     assert health["llm"] == {"backend": "none", "configured": False, "reachable": None, "degraded": False,

@@ -15,7 +15,7 @@ from service import calibration
 from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.evaluation import calibrate
-from service.genres import VOCABULARY
+from service.genres import DEFAULT
 
 from .conftest import make_client, served_settings, tmdb_rows, SMALL_CORPUS_FILMS
 from .fake_llm import FakeLLMServer
@@ -47,7 +47,7 @@ def gold_answers(messages: list[dict]) -> str:
 
 def random_answers(messages: list[dict]) -> str:
     rng = random.Random(_described(messages))  # the same film always gets the same guess
-    return json.dumps({"genres": rng.sample(VOCABULARY, rng.randint(1, 3))})
+    return json.dumps({"genres": rng.sample(DEFAULT.names, rng.randint(1, 3))})
 
 
 def run_calibration(index_dir, backend: str, llm: FakeLLMServer) -> dict:

@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from service.corpus import Film, load_corpus
-from service.genres import map_labels, split_labels
+from service.genres import DEFAULT, split_labels
 from service.evaluation.metrics import score
 from service.evaluation.split import matching_positions
 
@@ -51,7 +51,7 @@ def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_
     # (0.654 on these films), and the served blend clearly so (it scored 0.80 when this was written)
     gold = [f.genres for f in load_corpus(eval_file).films]
     frequent = [g for g, _ in Counter(g for row in tmdb_rows(20, 280)
-                                      for g in map_labels(split_labels(row["genres"]))[0]).most_common(2)]
+                                      for g in DEFAULT.map_labels(split_labels(row["genres"]))[0]).most_common(2)]
     constant = score(gold, [frequent] * len(gold))["micro_f1"]
     for r in [*results["methods"].values(), results["served"]]:
         assert r["micro_f1"] > constant and r["films"] == 20

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from service import calibration
 from service.api.app import create_app
 from service.build import build_index
+from service.genres import DEFAULT
 from service.llm import LLMError, make_backend
 from service.settings import ConfigurationError, Settings
 from service.store import index_identity, read_manifest
@@ -66,11 +67,11 @@ def test_an_unusable_answer_is_asked_again_and_only_a_usable_one_is_kept(tmp_pat
         messages = [{"role": "user", "content": "a film"}]
         for _ in range(3):  # garbage, empty, off the vocabulary: each a failure, none kept
             with pytest.raises(LLMError):
-                backend.genres(messages, {})
-        assert backend.genres(messages, {}) == ["Fantasy", "Adventure"]
+                backend.genres(messages, {}, DEFAULT)
+        assert backend.genres(messages, {}, DEFAULT) == ["Fantasy", "Adventure"]
         backend.close()
         again = make_backend(settings, tmp_path / "answers.sqlite")  # a new process: the disk cache answers
-        assert again.genres(messages, {}) == ["Fantasy", "Adventure"]
+        assert again.genres(messages, {}, DEFAULT) == ["Fantasy", "Adventure"]
         again.close()
         assert len(llm.chat_requests()) == 4
 
@@ -81,7 +82,7 @@ def test_two_servers_under_one_model_name_share_neither_answers_nor_calibrations
         settings = [Settings(**backend_settings("openai", server.url)) for server in (first, second)]
         answers = [make_backend(s, tmp_path / "answers.sqlite") for s in settings]
         messages = [{"role": "user", "content": "a film"}]
-        assert [a.genres(messages, {}) for a in answers] == [["Fantasy", "Adventure"], ["Drama"]]
+        assert [a.genres(messages, {}, DEFAULT) for a in answers] == [["Fantasy", "Adventure"], ["Drama"]]
         for a in answers:
             a.close()
     index = index_identity(read_manifest(index_copy))

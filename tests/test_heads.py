@@ -35,7 +35,7 @@ def test_text_features_are_tfidf_vectorizers_numbers(fitted):
 
 
 def test_the_text_head_gives_predict_proba(fitted):
-    head = linear_head(fitted.steps[-1][1])
+    head = linear_head(fitted.steps[-1][1], 18)
     features = text_features(fitted.steps[0][1])
     texts = [r["plot"] for r in tmdb_rows(400, 60)] + ODD_TEXTS
     assert np.allclose(head.sparse_probabilities(features.transform(texts)), fitted.predict_proba(texts), atol=1e-9)
@@ -50,7 +50,7 @@ def test_the_embedding_head_gives_predict_proba(embedder):
     labels = binarize([r["genres"].split(", ") for r in rows])
     fitted = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000)).fit(vectors, labels)
     probe = embedder.embed([r["plot"] for r in tmdb_rows(300, 40)] + ODD_TEXTS)
-    assert np.allclose(linear_head(fitted).probabilities(probe), fitted.predict_proba(probe), atol=1e-9)
+    assert np.allclose(linear_head(fitted, 18).probabilities(probe), fitted.predict_proba(probe), atol=1e-9)
 
 
 def test_the_served_heads_survive_saving_and_give_the_same_scores(small_index, embedder, tmp_path):

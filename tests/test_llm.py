@@ -4,8 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.genres import VOCABULARY
-from service.prompt import RESPONSE_SCHEMA
+from service.genres import DEFAULT
+from service.prompt import response_schema
 
 from .conftest import make_client
 from .fake_llm import GOOD, FakeLLMServer
@@ -33,8 +33,8 @@ def test_ollama_request_carries_schema_examples_and_determinism(small_index_dir)
     [sent] = server.chat_requests()
     assert server.requests[0][1] == "/api/chat"
     assert sent["model"] == "qwen2:7b" and sent["stream"] is False
-    assert sent["format"] == RESPONSE_SCHEMA
-    assert sent["format"]["properties"]["genres"]["items"]["enum"] == list(VOCABULARY)
+    assert sent["format"] == response_schema(DEFAULT.names)
+    assert sent["format"]["properties"]["genres"]["items"]["enum"] == list(DEFAULT.names)
     assert sent["options"]["temperature"] == 0 and isinstance(sent["options"]["seed"], int)
     system, user = sent["messages"]
     assert system["role"] == "system" and "Sci-Fi" in system["content"] and "any language" in system["content"]
@@ -53,7 +53,7 @@ def test_openai_request_carries_json_schema_response_format(small_index_dir):
     assert server.requests[0][1] == "/v1/chat/completions"
     assert sent["model"] == "qwen2-7b-instruct" and sent["temperature"] == 0
     assert sent["response_format"]["type"] == "json_schema"
-    assert sent["response_format"]["json_schema"]["schema"] == RESPONSE_SCHEMA
+    assert sent["response_format"]["json_schema"]["schema"] == response_schema(DEFAULT.names)
     assert body["backend"] == "openai" and body["llm_genres"] == ["Fantasy", "Adventure"]
 
 
@@ -76,7 +76,7 @@ def test_unusable_answers_fall_back_to_the_vote(small_index_dir, backend, answer
     assert response.status_code == 200
     body = response.json()
     assert body["backend"] == "vote" and reason in body["fallback_reason"]
-    assert {"Fantasy", "Adventure"} & set(body["genres"]) and set(body["genres"]) <= set(VOCABULARY)
+    assert {"Fantasy", "Adventure"} & set(body["genres"]) and set(body["genres"]) <= set(DEFAULT.names)
     assert health["status"] == "degraded" and health["llm"]["degraded"] and reason in health["llm"]["last_error"]
 
 
@@ -86,7 +86,7 @@ def test_labels_outside_the_vocabulary_never_reach_the_answer(small_index_dir, b
         body = BACKENDS[backend](small_index_dir, server.url).post(
             "/classify", json={"description": WIZARD}).json()
     assert body["llm_genres"] == ["Fantasy", "Adventure"]
-    assert set(body["genres"]) | set(body["scores"]) <= set(VOCABULARY)
+    assert set(body["genres"]) | set(body["scores"]) <= set(DEFAULT.names)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -148,7 +148,7 @@ def test_prompt_injection_cannot_put_a_foreign_label_in_the_answer(small_index_d
     user = server.chat_requests()[0]["messages"][1]["content"]
     assert user.count("</film>") == 1  # the description could not close the block early
     assert response.status_code == 200 and body["backend"] == "ollama" and body["llm_genres"] == ["Horror"]
-    assert set(body["genres"]) <= set(VOCABULARY) and "admin" not in body
+    assert set(body["genres"]) <= set(DEFAULT.names) and "admin" not in body
     # the fusion moves only genres the neighbours support: an injected genre none of them carries stays out
     if body["scores"].get("Horror", 0) == 0:
         assert "Horror" not in body["genres"]
@@ -176,7 +176,7 @@ def _strict_mode_problems(schema: dict, where: str = "root") -> list[str]:
 
 
 def test_the_response_schema_is_valid_under_openai_strict_mode():
-    assert _strict_mode_problems(RESPONSE_SCHEMA) == []
+    assert _strict_mode_problems(response_schema(DEFAULT.names)) == []
     loose = {"type": "object", "properties": {"genres": {"type": "array"}}, "required": ["genres"]}
     assert _strict_mode_problems(loose) == ["root: additionalProperties must be false"]
 

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from service.genres import VOCABULARY
+from service.genres import DEFAULT
 from service.lookup.kinds import detect_kind, parse_title, titles_in_review
 
 from .conftest import make_client, serving_client
@@ -50,7 +50,7 @@ def test_imdb_finds_a_title_despite_cinemagoers_article_and_year_quirks(imdb_cli
     assert body["lookup"]["matched"]["imdb_id"].startswith("tt") and body["lookup"]["matched"]["rating"] == 8.7
     assert body["lookup"]["known_genres"]["imdb"] == ["Action", "Sci-Fi"]
     assert body["genres"][:2] == ["Action", "Sci-Fi"] and "imdb" in body["genre_sources"]["Sci-Fi"]
-    assert set(body["genres"]) <= set(VOCABULARY)
+    assert set(body["genres"]) <= set(DEFAULT.names)
 
 
 def test_the_quirks_are_cinemagoers(imdb_db):
@@ -84,7 +84,7 @@ def test_unknown_title_says_nothing_was_found(imdb_client):
     body = lookup(imdb_client, "Zzyzx Qwerty")
     assert body["lookup"]["matched"] is None and body["lookup"]["available"]
     assert any("no film found" in n for n in body["lookup"]["notes"])
-    assert body["genres"] and set(body["genres"]) <= set(VOCABULARY)
+    assert body["genres"] and set(body["genres"]) <= set(DEFAULT.names)
 
 
 def tmdb_client(small_index_dir, url, **settings):
@@ -130,7 +130,7 @@ def test_lookups_are_cached(small_index_dir):
 def test_refused_tmdb_falls_back_to_the_text(small_index_dir):
     body = lookup(tmdb_client(small_index_dir, closed_port_url()), "Toy Story")
     assert body["lookup"]["available"] is False and "unreachable" in " ".join(body["lookup"]["notes"])
-    assert body["genres"] and set(body["genres"]) <= set(VOCABULARY)
+    assert body["genres"] and set(body["genres"]) <= set(DEFAULT.names)
 
 
 def test_hanging_tmdb_is_abandoned_within_its_timeout(small_index_dir):
@@ -149,7 +149,7 @@ def test_hanging_tmdb_is_abandoned_within_its_timeout(small_index_dir):
 def test_with_neither_database_nor_key_every_kind_still_answers(client, text, kind):
     body = lookup(client, text)
     assert body["lookup"]["kind"] == kind and body["lookup"]["available"] is False
-    assert body["lookup"]["notes"] and body["genres"] and set(body["genres"]) <= set(VOCABULARY)
+    assert body["lookup"]["notes"] and body["genres"] and set(body["genres"]) <= set(DEFAULT.names)
 
 
 def test_without_databases_a_title_the_index_knows_is_classified_by_its_plot(client):

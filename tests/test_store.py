@@ -27,7 +27,7 @@ def test_manifest_describes_the_build(small_index_dir, small_index):
     assert manifest["parts"]["english"]["model"] == "all-MiniLM-L6-v2" and manifest["parts"]["english"]["dim"] == 384
     assert manifest["parts"]["multilingual"]["model"] == "multilingual-e5-small"
     assert len(manifest["corpus_fingerprint"]) == 64 and manifest["built_at"]
-    assert "Sci-Fi" in manifest["vocabulary"]
+    assert "Sci-Fi" in manifest["vocabulary"]["labels"] and "Biography" in manifest["vocabulary"]["llm_only"]
 
 
 def test_rebuild_embeds_only_new_plots(tmp_path):

@@ -5,10 +5,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
 
-from service.genres import VOCABULARY
+from service.genres import MAX_LABEL_CHARS
 from service.text import VISIBLE, is_blank
 
-Genre = Literal[VOCABULARY]  # type: ignore[valid-type]
+# A label of the index's vocabulary (or of the request's own `labels`): the index, not the code, says which.
+Genre = str
+MAX_REQUEST_LABELS = 50
 
 
 def _usable_text(value):
@@ -25,6 +27,9 @@ def _usable_text(value):
 # The pattern states in the schema what the validator enforces: some non-space character, no NUL.
 USABLE_TEXT = rf"^[^\u0000]*{VISIBLE}[^\u0000]*$"
 Description = Annotated[StrictStr, StringConstraints(pattern=USABLE_TEXT), BeforeValidator(_usable_text)]
+# A label: some visible character, no control character (no line break, tab or NUL), at most MAX_LABEL_CHARS.
+USABLE_LABEL = rf"^[^\u0000-\u001f\u007f]*{VISIBLE}[^\u0000-\u001f\u007f]*$"
+RequestLabel = Annotated[StrictStr, StringConstraints(pattern=USABLE_LABEL, max_length=MAX_LABEL_CHARS)]
 
 
 class ClassifyRequest(BaseModel):
@@ -34,6 +39,10 @@ class ClassifyRequest(BaseModel):
     description: Description = Field(description="What you know about the film: a plot, a title, a review…")
     kind: Literal["title", "review", "company", "description"] | None = Field(
         None, description="With mode=lookup: what the text is; detected when absent")
+    labels: list[RequestLabel] | None = Field(
+        None, min_length=1, max_length=MAX_REQUEST_LABELS,
+        description="Score exactly these labels (any language): labels the index knows as always, others zero-shot "
+                    "(by the LLM where one is configured, else by the multilingual embedding); see label_scores")
 
 
 
@@ -93,8 +102,17 @@ class LookupOut(BaseModel):
     notes: list[str] = Field(description="Why a database was skipped or failed, or what was not found")
 
 
+class LabelScoreOut(BaseModel):
+    label: str = Field(description="A label of the request, as it was sent")
+    score: float = Field(description="0..1")
+    source: Literal["index", "llm", "embedding"] = Field(
+        description="index: learned from the reference's labelled films; llm: the LLM picked it (or not) among the "
+                    "request's labels; embedding: zero-shot similarity of the description to the label")
+
+
 class ClassifyResponse(BaseModel):
-    genres: list[Genre] = Field(description="Most confident first, every entry from the vocabulary")
+    genres: list[Genre] = Field(description="Most confident first, every entry from the index's vocabulary (with "
+                                            "`labels`: the request's labels whose score passes)")
     scores: dict[Genre, float] = Field(description="Per-genre confidence (0..1) behind the answer")
     backend: str = Field(description="'vote', or the LLM backend that answered ('ollama', 'openai')")
     llm_genres: list[Genre] | None = Field(None, description="What the LLM picked, when it answered")
@@ -111,6 +129,8 @@ class ClassifyResponse(BaseModel):
     genre_sources: dict[Genre, list[str]] | None = Field(
         None, description="mode=lookup/auto: where each genre came from ('imdb', 'tmdb', 'reference', 'predicted')")
     lookup: LookupOut | None = Field(None, description="mode=lookup/auto: what the text was taken for, what was found")
+    label_scores: list[LabelScoreOut] | None = Field(
+        None, description="With `labels`: one entry per requested label, in the request's order")
 
 
 class BatchResponse(BaseModel):
@@ -161,7 +181,9 @@ class HealthResponse(BaseModel):
 
 
 class GenresResponse(BaseModel):
-    genres: list[str]
+    genres: list[str] = Field(description="Every label an answer may carry: the index's vocabulary")
+    learned: list[str] = Field(description="Labels learned from the reference's films (the vote and the heads)")
+    llm_only: list[str] = Field(description="Labels with too few examples to learn: only an LLM names them")
 
 
 class ErrorResponse(BaseModel):

@@ -47,7 +47,7 @@ def run(settings: Settings, films: int = 300, foreign_films: int = 50, languages
 
 
 def _english(settings: Settings, films: int, progress: bool) -> list[Observation]:
-    def validation_sample(reference: list[Film]) -> list[Film]:
+    def validation_sample(reference: list[Film], vocabulary) -> list[Film]:
         _, validation = validation_split(len(reference))
         picked = random.Random(0).sample(validation, min(films, len(validation)))
         return [reference[i] for i in sorted(picked)]

@@ -10,7 +10,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from service.evaluation.metrics import binarize
-from service.genres import SHARED_GENRES
 from service.store import ReferenceIndex
 from service.training import tfidf_features, tfidf_logreg
 from service.vote import as_matrix, decide, vote
@@ -25,8 +24,8 @@ CLASSIC = {
 }
 
 
-def fit_classic(name: str, plots: Sequence[str], genres: Sequence[Sequence[str]]):
-    return CLASSIC[name]().fit(list(plots), binarize(genres))
+def fit_classic(name: str, plots: Sequence[str], genres: Sequence[Sequence[str]], labels: Sequence[str]):
+    return CLASSIC[name]().fit(list(plots), binarize(genres, labels))
 
 
 def classic_scores(model, plots: Sequence[str]) -> np.ndarray:
@@ -39,16 +38,16 @@ def classic_scores(model, plots: Sequence[str]) -> np.ndarray:
     return 1 / (1 + np.exp(-2 * model.decision_function(list(plots))))
 
 
-def knn_scores(index: ReferenceIndex, vectors: np.ndarray, k: int) -> np.ndarray:
-    return as_matrix([vote(neighbours) for neighbours in index.search(vectors, k)])
+def knn_scores(index: ReferenceIndex, vectors: np.ndarray, k: int, labels: Sequence[str]) -> np.ndarray:
+    return as_matrix([vote(neighbours) for neighbours in index.search(vectors, k)], labels)
 
 
-def predict(scores: np.ndarray, threshold: float, max_genres: int = 5) -> list[list[str]]:
-    return [decide(dict(zip(SHARED_GENRES, row.tolist())), threshold, max_genres) for row in scores]
+def predict(scores: np.ndarray, threshold: float, labels: Sequence[str], max_genres: int = 5) -> list[list[str]]:
+    return [decide(dict(zip(labels, row.tolist())), threshold, max_genres) for row in scores]
 
 
-def tune_threshold(scores: np.ndarray, gold: Sequence[Sequence[str]]) -> float:
+def tune_threshold(scores: np.ndarray, gold: Sequence[Sequence[str]], labels: Sequence[str]) -> float:
     """The threshold with the best micro-F1 on validation data."""
     from service.evaluation.metrics import score
 
-    return max(THRESHOLDS, key=lambda t: score(gold, predict(scores, t))["micro_f1"]).item()
+    return max(THRESHOLDS, key=lambda t: score(gold, predict(scores, t, labels), labels)["micro_f1"]).item()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from service.corpus import Film, normalise_title, parse_year
 from service.evaluation.metrics import score
-from service.genres import map_labels, split_labels
+from service.genres import DEFAULT, split_labels
 
 SIMILARITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
 LEADS = (0.0, 0.05, 0.1, 0.15)
@@ -30,7 +30,8 @@ def descriptions(path: Path) -> list[Film]:
     with path.open(encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f)
                 if r["description"] and "–" not in r["year"] and "Add a Plot" not in r["description"]]
-    films = [Film(r["title"], parse_year(r["year"]), r["description"], tuple(map_labels(split_labels(r["genre"]))[0]),
+    films = [Film(r["title"], parse_year(r["year"]), r["description"],
+                  tuple(DEFAULT.map_labels(split_labels(r["genre"]))[0]),
                   "n_movies") for r in rows]
     return [f for f in films if f.genres]
 

@@ -15,6 +15,7 @@ from service.calibration import Fusion, Observation
 from service.classifier import Classifier, Route
 from service.corpus import Film, load_corpus
 from service.embedding import Embedder, EmbeddingCache, load_embedder
+from service.genres import Vocabulary
 from service.evaluation import methods
 from service.evaluation.metrics import score
 from service.evaluation.split import halves, matching_positions, validation_split
@@ -22,7 +23,7 @@ from service.heads import BlendedScorer
 from service.language import LanguageDetector
 from service.llm import make_backend
 from service.settings import Settings
-from service.store import ReferenceIndex, load_parts
+from service.store import ReferenceIndex, load_parts, read_manifest
 from service.training import train_scorer
 
 # The README's example sentence in other languages: each must find Fantasy or Adventure.
@@ -53,6 +54,11 @@ class Setup:
     def reference(self) -> ReferenceIndex:
         return self.parts["english"]
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """What is scored: the index vocabulary's learned labels (the 18 shared genres by default)."""
+        return self.reference.vocabulary.labels
+
     def split(self) -> tuple[ReferenceIndex, list[Film], np.ndarray]:
         """(training part, validation films, their vectors) of the English reference, for the classic methods."""
         _, val_pos = validation_split(len(self.reference))
@@ -65,7 +71,7 @@ class Setup:
         if part not in self._scorers:
             index = self.parts[part]
             self._scorers[part] = train_scorer(index.films, index.vectors(), self.settings.top_k,
-                                               self.settings.max_genres, text_head=part == "english")
+                                               self.settings.max_genres, self.labels, text_head=part == "english")
         return self._scorers[part]
 
     def classifier(self, llm: bool = False) -> Classifier:
@@ -85,11 +91,12 @@ def llm_answers_file(settings: Settings) -> Path:
 
 
 def prepare(settings: Settings, eval_path: Path) -> Setup:
-    return prepare_held_out(settings, lambda reference: load_corpus(eval_path).films)
+    return prepare_held_out(settings, lambda reference, vocabulary: load_corpus(eval_path, vocabulary).films)
 
 
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
-    """The index without the films `held_out_of(reference films)` returns (matched by title and year)."""
+    """The index without the films `held_out_of(reference films, its vocabulary)` returns (matched by title and
+    year)."""
     models = settings.part_models()
     embedders = {p: load_embedder(settings.exported_models(), m, settings.embed_workers)
                  for p, m in models.items()}
@@ -97,7 +104,7 @@ def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     if set(parts) != set(models):
         missing = ", ".join(sorted(set(models) - set(parts)))
         raise FileNotFoundError(f"the index lacks its {missing} part: run `make build-index`")
-    held_out = held_out_of(parts["english"].films)
+    held_out = held_out_of(parts["english"].films, parts["english"].vocabulary)
     drop = matching_positions(parts["english"].films, held_out)
     return Setup(settings, embedders, {p: index.without(drop) for p, index in parts.items()}, len(drop), held_out,
                  LanguageDetector() if "multilingual" in parts else None)
@@ -166,14 +173,15 @@ def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = T
     vote_answers = calibration.answers(observations, None, max_genres)
     vote = film_counts(gold, vote_answers)
     asked = [o for o in observations if o.llm_genres]
-    out = {"vote": score(gold, vote_answers),
-           "llm_only": score([o.gold for o in asked], [o.llm_genres for o in asked]) | {
+    out = {"vote": score(gold, vote_answers, setup.labels),
+           "llm_only": score([o.gold for o in asked], [o.llm_genres for o in asked], setup.labels) | {
                "llm_failures": len(observations) - len(asked)}}
     for name, fusion in (("fused_default", default), ("fused_calibrated", run.calibrated)):
         predicted = calibration.answers(observations, fusion, max_genres)
         gain = calibration.paired_bootstrap(film_counts(gold, predicted), vote)
         used = {route: vars(f) for route, f in fusion.items()} if isinstance(fusion, dict) else vars(default)
-        out[name] = score(gold, predicted) | {"fusion": used, "minus_vote_95": calibration.interval(gain)}
+        out[name] = score(gold, predicted, setup.labels) | {"fusion": used,
+                                                             "minus_vote_95": calibration.interval(gain)}
     out["fused_calibrated"] |= {"latency_ms": 1000 * float(np.mean(run.seconds)),
                                 "latency_p95_ms": 1000 * float(np.percentile(run.seconds, 95))}
     return out
@@ -191,21 +199,23 @@ def _embed(setup: Setup, texts: list[str]) -> np.ndarray:
 def evaluate_classic(setup: Setup, name: str) -> dict:
     """Fit on the training split, tune the threshold on validation, refit on the whole reference."""
     train, validation, _ = setup.split()
-    model = methods.fit_classic(name, [f.plot for f in train.films], _gold(train.films))
+    labels = setup.labels
+    model = methods.fit_classic(name, [f.plot for f in train.films], _gold(train.films), labels)
     val_scores = methods.classic_scores(model, [f.plot for f in validation])
-    threshold = methods.tune_threshold(val_scores, _gold(validation))
-    model = methods.fit_classic(name, [f.plot for f in setup.reference.films], _gold(setup.reference.films))
+    threshold = methods.tune_threshold(val_scores, _gold(validation), labels)
+    model = methods.fit_classic(name, [f.plot for f in setup.reference.films], _gold(setup.reference.films), labels)
     scores, seconds = _timed(lambda: methods.classic_scores(model, [f.plot for f in setup.held_out]))
-    return _scored(setup, methods.predict(scores, threshold), seconds) | {"threshold": threshold}
+    return _scored(setup, methods.predict(scores, threshold, labels), seconds) | {"threshold": threshold}
 
 
 def evaluate_knn(setup: Setup, eval_vectors: np.ndarray) -> dict:
     k = setup.settings.top_k
     train, validation, validation_vectors = setup.split()
-    val_scores = methods.knn_scores(train, validation_vectors, k)
-    threshold = methods.tune_threshold(val_scores, _gold(validation))
-    scores, seconds = _timed(lambda: methods.knn_scores(setup.reference, eval_vectors, k))
-    return _scored(setup, methods.predict(scores, threshold), seconds) | {"threshold": threshold, "k": k}
+    labels = setup.labels
+    val_scores = methods.knn_scores(train, validation_vectors, k, labels)
+    threshold = methods.tune_threshold(val_scores, _gold(validation), labels)
+    scores, seconds = _timed(lambda: methods.knn_scores(setup.reference, eval_vectors, k, labels))
+    return _scored(setup, methods.predict(scores, threshold, labels), seconds) | {"threshold": threshold, "k": k}
 
 
 def evaluate_served(setup: Setup) -> dict:
@@ -231,7 +241,7 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
     classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
     plots = [f.plot for f in films]
     results = [r for i in range(0, len(plots), 64) for r in classifier.classify_many(plots[i:i + 64])]
-    return score(_gold(films), [r.genres for r in results]) | {
+    return score(_gold(films), [r.genres for r in results], classifier.vocabulary.labels) | {
         "recognised": sum(r.recognised is not None for r in results)}
 
 
@@ -247,7 +257,8 @@ def wizard_check(setup: Setup) -> dict:
 
 
 def _scored(setup: Setup, predicted: list[list[str]], seconds: float) -> dict:
-    return score(_gold(setup.held_out), predicted) | {"latency_ms": 1000 * seconds / max(len(predicted), 1)}
+    return score(_gold(setup.held_out), predicted, setup.labels) | {
+        "latency_ms": 1000 * seconds / max(len(predicted), 1)}
 
 
 def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progress: bool = True,
@@ -257,8 +268,12 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
     configured, the LLM path on `llm_limit` films (seeded sample), and on `llm_language_limit` films of
     each language file's evaluation half (the other half is calibrate-llm's)."""
     with_llm = settings.llm_backend != "none"
+    if not Vocabulary.from_manifest((read_manifest(settings.index_dir) or {}).get("vocabulary")).is_default():
+        languages, genre_checks = {}, []  # the dev files and the wizard sentence speak the default genres
+    else:
+        genre_checks = ["wizard"]
     steps = ["prepare", *methods.CLASSIC, "knn", "served", "known"] + (["fp32"] if fp32 else []) + \
-        [f"language:{code}" for code in (languages or {})] + ["wizard"] + \
+        [f"language:{code}" for code in (languages or {})] + genre_checks + \
         ((["llm"] + [f"llm:{code}" for code in (languages or {})]) if with_llm else [])
     results: dict = {"data": str(eval_path), "methods": {}, "languages": {}}
     language_setups: dict[str, Setup] = {}

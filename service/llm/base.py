@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 
-from service.genres import canonical_genre
+from service.genres import Vocabulary
 
 
 class LLMError(RuntimeError):
@@ -45,9 +45,10 @@ class LLMBackend(ABC):
         """Release the client's connections."""
 
 
-def parse_genres(text: str) -> list[str]:
-    """The vocabulary genres in an answer like {"genres": [...]}; labels outside it are dropped.
-    Raises LLMError when the text is not such JSON or names no genre of the vocabulary."""
+def parse_genres(text: str, vocabulary: Vocabulary) -> list[str]:
+    """The labels of the vocabulary (the one the LLM was asked to choose from) in an answer like
+    {"genres": [...]}; labels outside it are dropped. Raises LLMError when the text is not such JSON or names
+    no label of the vocabulary."""
     try:
         data = json.loads(text)
     except (TypeError, ValueError) as exc:
@@ -57,7 +58,7 @@ def parse_genres(text: str) -> list[str]:
         raise LLMError("the LLM answer has no list of genres")
     genres: list[str] = []
     for label in labels:
-        genre = canonical_genre(label) if isinstance(label, str) else None
+        genre = vocabulary.canonical(label) if isinstance(label, str) else None
         if genre and genre not in genres:
             genres.append(genre)
     if not genres:

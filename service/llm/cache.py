@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
+from service.genres import Vocabulary
 from service.llm.base import LLMBackend, parse_genres
 
 
@@ -28,8 +29,9 @@ class CachedBackend:
         self._disk = _open(path) if path else None
         self.hits = self.misses = 0
 
-    def genres(self, messages: list[dict[str, str]], schema: dict) -> list[str]:
-        """The genres the model picks for the prompt. Raises LLMError (nothing cached) when it cannot answer."""
+    def genres(self, messages: list[dict[str, str]], schema: dict, vocabulary: Vocabulary) -> list[str]:
+        """The labels of `vocabulary` the model picks for the prompt (`schema` constrains its answer to them).
+        Raises LLMError (nothing cached) when it cannot answer."""
         key = hashlib.sha256(json.dumps([self.inner.identity(), messages, schema], sort_keys=True,
                                         ensure_ascii=False).encode("utf-8")).hexdigest()
         with self._lock:
@@ -42,7 +44,7 @@ class CachedBackend:
                 self._memory[key] = answer
                 return list(answer)
             self.misses += 1
-        answer = parse_genres(self.inner.complete(messages, schema))
+        answer = parse_genres(self.inner.complete(messages, schema), vocabulary)
         with self._lock:
             self._memory[key] = answer
             if self._disk is not None:

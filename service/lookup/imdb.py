@@ -19,7 +19,7 @@ from imdb import IMDbError
 
 from service.atomic import atomic_file, atomic_path
 from service.corpus import normalise_title
-from service.genres import map_labels
+from service.genres import DEFAULT
 from service.lookup.kinds import TitleQuery, spellings
 
 DATASETS_URL = "https://datasets.imdbws.com"
@@ -145,7 +145,7 @@ class ImdbSource:
 
     @staticmethod
     def _film(movie) -> ImdbFilm:
-        genres, _ = map_labels(movie.get("genres", []))
+        genres, _ = DEFAULT.map_labels(movie.get("genres", []))  # IMDb speaks the default genres
         year = movie.get("year")
         return ImdbFilm(f"tt{int(movie.movieID):07d}", movie["title"], int(year) if year else None,
                         tuple(genres), movie.get("rating"))

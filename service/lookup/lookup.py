@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 from service.corpus import Film, normalise_title
+from service.genres import DEFAULT
 from service.lookup.imdb import ImdbSource, ImdbUnavailable
 from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, spellings, titles_in_review
 from service.lookup.tmdb import TmdbClient, TmdbUnavailable
@@ -74,6 +75,8 @@ class Lookup:
     def __init__(self, imdb: ImdbSource | None, tmdb: TmdbClient | None, index: ReferenceIndex | None,
                  cache_size: int = 1024, why_no_imdb: str = "", why_no_tmdb: str = ""):
         self.imdb, self.tmdb = imdb, tmdb
+        # IMDb and TMDb speak the default genres: their labels are mapped onto the index's vocabulary
+        self.vocabulary = index.vocabulary if index is not None else DEFAULT
         self.why_no_imdb = why_no_imdb or "IMDb lookup skipped: no IMDb database (run `make imdb-db`)"
         self.why_no_tmdb = why_no_tmdb or "TMDb lookup skipped: no TMDB_API_KEY set"
         self._cache: LRUCache = LRUCache(maxsize=cache_size)
@@ -143,7 +146,7 @@ class Lookup:
             return False
         result.match = result.match or Match(film.title, film.year)
         result.match.imdb_id, result.match.rating = film.imdb_id, film.rating
-        result.known_genres["imdb"] = list(film.genres)
+        result.known_genres["imdb"] = self.vocabulary.map_labels(film.genres)[0]
         return True
 
     def _from_tmdb(self, result: LookupResult, query: TitleQuery, deadline: float) -> bool:
@@ -156,7 +159,7 @@ class Lookup:
             return False
         result.match = result.match or Match(film.title, film.year)
         result.match.tmdb_id = film.tmdb_id
-        result.known_genres["tmdb"] = list(film.genres)
+        result.known_genres["tmdb"] = self.vocabulary.map_labels(film.genres)[0]
         if film.overview:
             result.plot, result.plot_source = film.overview, "tmdb"
         return True
@@ -188,7 +191,7 @@ class Lookup:
             if company is not None:
                 result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
                                   "genre_shares": company.genre_shares, "titles": [], "source": "tmdb"}
-                result.known_genres["tmdb"] = _describing(company.genre_shares)
+                result.known_genres["tmdb"] = self.vocabulary.map_labels(_describing(company.genre_shares))[0]
         names, films = self._reference_company(name)
         if films:
             shares = genre_shares(films)

@@ -13,7 +13,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.corpus import normalise_title, parse_year
-from service.genres import canonical_genre
+from service.genres import DEFAULT
 from service.lookup.kinds import TitleQuery
 
 # TMDb's movie genre ids (GET /3/genre/movie/list); TV Movie maps to no genre of the vocabulary.
@@ -48,7 +48,7 @@ class TmdbCompany:
 
 
 def _genres(names) -> tuple[str, ...]:
-    mapped = (canonical_genre(n) for n in names)
+    mapped = (DEFAULT.canonical(n) for n in names)  # TMDb speaks the default genres
     return tuple(dict.fromkeys(g for g in mapped if g))
 
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from service.api.deps import current_runtime, only_query_params, require_api_key
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
-                                CompanyOut, ErrorResponse, LookupOut, MatchOut, NeighbourOut, RecognisedOut)
+                                CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
+                                RecognisedOut)
 from service.api.state import Runtime
 from service.classifier import Classification
 from service.recognition import Recognition
@@ -24,7 +25,10 @@ router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], r
 def _response(c: Classification, explain: bool, started: float) -> ClassifyResponse:
     neighbours = [NeighbourOut(title=n.film.title, year=n.film.year, genres=list(n.film.genres),
                                similarity=round(n.similarity, 4)) for n in c.neighbours] if explain else None
+    label_scores = [LabelScoreOut(label=s.label, score=s.score, source=s.source) for s in c.label_scores] \
+        if c.label_scores is not None else None
     return ClassifyResponse(genres=c.genres, scores={g: round(s, 4) for g, s in c.scores.items() if s > 0},
+                            label_scores=label_scores,
                             backend=c.backend, llm_genres=c.llm_genres, fallback_reason=c.fallback_reason,
                             latency_ms=round((time.perf_counter() - started) * 1000, 2), language=c.language,
                             confidence=c.confidence, confidence_reason=c.confidence_reason, notes=c.notes,
@@ -83,17 +87,18 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
     started = time.perf_counter()
     kind = body.kind or (detect_kind(body.description) if mode == "auto" else None)
     if mode == "description" or kind == "description":
-        result = runtime.classifier.classify(body.description, llm)
+        result = runtime.classifier.classify(body.description, llm, body.labels)
         _note(request, [result])
         response = _response(result, explain, started)
         if mode != "description":  # the text was taken for a description: say so
             response.lookup = _lookup_out(LookupResult("description", body.description))
         return response
     found = runtime.lookup.lookup(body.description, kind)
-    result = runtime.classifier.classify(found.plot or body.description, llm)
+    result = runtime.classifier.classify(found.plot or body.description, llm, body.labels)
     _note(request, [result], found)
     response = _response(result, explain, started)
-    response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
+    if body.labels is None:  # with the request's own labels, the answer is theirs alone
+        response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
     response.lookup = _lookup_out(found)
     return response
 

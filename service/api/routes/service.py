@@ -11,7 +11,6 @@ from service.api.deps import current_runtime, require_admin
 from service.api.models import (AnswerCacheOut, ErrorResponse, FusionOut, GenresResponse, HealthResponse, LLMHealth,
                                 MultilingualHealth, ProbeResponse, ReloadResponse)
 from service.api.state import Runtime, reload_runtime
-from service.genres import VOCABULARY
 from service.store import IndexLoadError
 
 WEB = Path(__file__).resolve().parent.parent.parent / "web"
@@ -65,10 +64,12 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/genres", response_model=GenresResponse)
-def genres() -> GenresResponse:
-    """The vocabulary every answer is drawn from."""
-    return GenresResponse(genres=list(VOCABULARY))
+@router.get("/genres", response_model=GenresResponse, responses={503: {"model": ErrorResponse}})
+def genres(runtime: Runtime = Depends(current_runtime)) -> GenresResponse:
+    """The vocabulary every answer is drawn from: the serving index's."""
+    vocabulary = runtime.classifier.vocabulary
+    return GenresResponse(genres=list(vocabulary.names), learned=list(vocabulary.labels),
+                          llm_only=list(vocabulary.llm_only))
 
 
 @router.post("/admin/reload", response_model=ReloadResponse, dependencies=[Depends(require_admin)],
