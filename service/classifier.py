@@ -167,7 +167,7 @@ class Classifier:
     def _score_labels(self, texts: list[str], results: list[Classification], labels: list[str], use_llm: bool) -> None:
         """The request's labels: the index's as scored, the others by the LLM (asked with the request's labels
         as its schema) or, without one or when it failed, by the embedding."""
-        unknown = [label for label in labels if self.vocabulary.canonical(label) not in self.vocabulary.labels]
+        unknown = self.label_scorer.unknown(labels)
         if self.llm is not None and use_llm:
             once: dict[str, str] = {}  # the question lists each label once, whatever its case or spacing
             for label in labels:

@@ -78,21 +78,23 @@ class LabelScorer:
         self._vectors: LRUCache = LRUCache(maxsize=4096)  # label → its vector (role "query")
         self._lock = threading.Lock()
 
+    def unknown(self, labels: Sequence[str]) -> list[str]:
+        """The labels the index has learned no example of (neither its own spelling nor a synonym)."""
+        return [label for label in labels if self.vocabulary.canonical(label) not in self.vocabulary.labels]
+
     def score(self, text: str, index_scores: dict[str, float], threshold: float, labels: Sequence[str],
               llm_picks: list[str] | None) -> list[LabelScore]:
         """One score per requested label, in the request's order."""
-        known = {label: self.vocabulary.canonical(label) for label in labels}
-        unknown = [label for label, name in known.items() if name not in self.vocabulary.labels]
+        unknown = self.unknown(labels)
         zero_shot = (self._llm(unknown, llm_picks) if llm_picks is not None
                      else self._embedding(text, unknown, index_scores, threshold) if unknown else {})
         out = []
         for label in labels:
-            name = known[label]
-            if name in self.vocabulary.labels:
-                score = index_scores.get(name, 0.0)
-                out.append(LabelScore(label, round(score, 4), "index", bool(score >= threshold)))
-            else:
+            if label in zero_shot:
                 out.append(zero_shot[label])
+            else:
+                score = index_scores.get(self.vocabulary.canonical(label), 0.0)
+                out.append(LabelScore(label, round(score, 4), "index", bool(score >= threshold)))
         return out
 
     @staticmethod

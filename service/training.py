@@ -40,14 +40,13 @@ def tfidf_logreg():
 
 
 def fit_heads(films: Sequence[Film], vectors: np.ndarray, labels: Sequence[str], text_head: bool = True) -> Heads:
-    columns = labels
-    labels = binarize([f.genres for f in films], columns)
-    embedding = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000), n_jobs=TRAINING_JOBS).fit(vectors, labels)
-    heads = Heads(linear_head(embedding, len(columns)))
+    gold = binarize([f.genres for f in films], labels)
+    embedding = OneVsRestClassifier(LogisticRegression(C=2.0, max_iter=2000), n_jobs=TRAINING_JOBS).fit(vectors, gold)
+    heads = Heads(linear_head(embedding, len(labels)))
     if text_head:
-        pipeline = tfidf_logreg().fit([f.plot for f in films], labels)
+        pipeline = tfidf_logreg().fit([f.plot for f in films], gold)
         heads.text_features = text_features(pipeline.steps[0][1])
-        heads.text = linear_head(pipeline.steps[-1][1], len(columns))
+        heads.text = linear_head(pipeline.steps[-1][1], len(labels))
     return heads
 
 

@@ -133,3 +133,12 @@ def test_a_label_cannot_break_the_prompt_or_the_schema(small_index_dir):
 def test_oversized_and_hostile_labels_are_refused(client, labels, says):
     response = client.post("/classify", json={"description": HEIST, "labels": labels})
     assert response.status_code == 422 and says in response.json()["error"]
+
+
+def test_labels_and_descriptions_in_any_script_pass_through(client):
+    labels = ["功夫", "مغامرة", "🎬 Heist", "Крими"]
+    description = "一个年轻的巫师踏上冒险之旅，去击败黑暗魔王。"
+    response = client.post("/classify", json={"description": description, "labels": labels})
+    assert response.status_code == 200
+    body = response.json()
+    assert [s["label"] for s in body["label_scores"]] == labels and set(body["genres"]) <= set(labels)

@@ -35,12 +35,11 @@ class Metrics:
 
     def observe(self, scope: dict, status: int, seconds: float) -> None:
         state = scope.get("state") or {}
-        route = scope.get("route")
-        labels = (getattr(route, "path", None) or "other", scope["method"], str(status),
-                  state.get("backend") or "", state.get("route") or "")
+        backend = state.get("backend") or ""
+        labels = (getattr(scope.get("route"), "path", None) or "other", scope["method"], str(status), backend,
+                  state.get("route") or "")
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(seconds)
-        backend = state.get("backend") or ""
         for outcome in state.get("llm_outcomes") or ():
             self.llm.labels(backend, outcome).inc()
         for source, outcome in (state.get("lookup_outcomes") or {}).items():
@@ -72,8 +71,8 @@ class RuntimeCollector(Collector):
         yield films
         if classifier.llm is not None:
             stats = classifier.llm.stats()
-            for name, key in (("hits", "hits"), ("misses", "misses")):
+            for name in ("hits", "misses"):
                 family = CounterMetricFamily(f"moviegenre_llm_cache_{name}", f"LLM answer cache {name} (since the "
                                              "runtime serving was loaded)", labels=["backend"])
-                family.add_metric([classifier.llm.name], stats[key])
+                family.add_metric([classifier.llm.name], stats[name])
                 yield family

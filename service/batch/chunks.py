@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.atomic import atomic_file, atomic_path, write_json
-from service.batch.labelling import ADDED, INPUT_PREFIX, as_text, json_default
+from service.batch.labelling import ADDED, ANSWER_SCHEMA, INPUT_PREFIX, as_text, text_array
 
 
 @dataclass
@@ -139,7 +139,7 @@ def _conform(column: pa.ChunkedArray | None, kind: pa.DataType, rows: int) -> pa
     if column.type == kind:
         return column.combine_chunks()
     if pa.types.is_string(kind):
-        return pa.array([None if v is None else as_text(v) for v in column.to_pylist()], pa.string())
+        return text_array(column.to_pylist())
     return column.cast(kind).combine_chunks()
 
 
@@ -178,14 +178,13 @@ def _write_jsonl(path: Path, schema: pa.Schema, chunks: Iterator[pa.Table]) -> N
         for table in chunks:
             for row in table.to_pylist():
                 row["scores"] = json.loads(row["scores"])
-                f.write(json.dumps(row, ensure_ascii=False, default=json_default) + "\n")
+                f.write(json.dumps(row, ensure_ascii=False, default=as_text) + "\n")
 
 
 def _write_parquet(path: Path, schema: pa.Schema, chunks: Iterator[pa.Table]) -> None:
     """The input columns with their types; scores as a JSON string (their keys vary from row to row)."""
-    answers = pa.schema([("genres", pa.list_(pa.string())), ("scores", pa.string()), ("backend", pa.string()),
-                         ("language", pa.string())])
-    full = pa.schema([pa.field(output_name(f.name), f.type) for f in schema] + list(answers))
+    full = pa.schema([pa.field(output_name(f.name), f.type) for f in schema] +
+                     [ANSWER_SCHEMA.field(name) for name in ADDED])
     with pq.ParquetWriter(path, full) as writer:
         for table in chunks:
             writer.write_table(table.cast(full))

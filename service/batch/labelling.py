@@ -69,7 +69,12 @@ def typed_column(values: list, kind: pa.DataType | None = None) -> pa.Array:
     try:
         return pa.array(values, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return pa.array([None if v is None else as_text(v) for v in values], pa.string())
+        return text_array(values)
+
+
+def text_array(values: list) -> pa.Array:
+    """The values as text (as_text), nulls kept."""
+    return pa.array([None if v is None else as_text(v) for v in values], pa.string())
 
 
 def as_text(value) -> str:
@@ -80,13 +85,8 @@ def as_text(value) -> str:
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, (dict, list, bool)) or value is None:
-        return json.dumps(value, ensure_ascii=False, default=json_default)
+        return json.dumps(value, ensure_ascii=False, default=as_text)
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def json_default(value):
-    """JSON for what JSON has no type for (Parquet's dates, decimals, binary)."""
-    return as_text(value)
 
 
 def _unusable(record: dict, text_column: str, max_chars: int) -> str | None:
@@ -103,4 +103,4 @@ def _unusable(record: dict, text_column: str, max_chars: int) -> str | None:
 
 
 def _as_json(record: dict | None) -> str | None:
-    return None if record is None else json.dumps(record, ensure_ascii=False, default=json_default)
+    return None if record is None else json.dumps(record, ensure_ascii=False, default=as_text)

@@ -14,6 +14,7 @@ started on, so a build made current mid-run can never mix two indexes in one out
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,6 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 
 from service.batch.chunks import Summary
-from service.batch.labelling import classify_items
 from service.batch.records import Item
 from service.batch.run import Job, Progress, run_job
 from service.store import index_identity, read_manifest
@@ -37,17 +37,15 @@ class IndexChanged(RuntimeError):
 class ClassifyActor:
     """One classifier, loaded once, for every chunk this actor is given (made a Ray actor by ray.remote)."""
 
-    def __init__(self, settings, text_column: str, llm_batch: int | None, types: dict):
+    def __init__(self, job: Job):
         from service.loading import load_classifier
 
-        self.classifier = load_classifier(settings)
+        self.job = job
+        self.classifier = load_classifier(job.settings)
         self.index = index_identity(self.classifier.index.manifest)
-        self.text_column, self.llm_batch, self.types = text_column, llm_batch, types
-        self.max_chars = settings.max_description_chars
 
     def classify(self, items: list[Item]) -> tuple[str, pa.Table]:
-        return self.index, classify_items(self.classifier, items, self.text_column, self.max_chars, self.llm_batch,
-                                          self.types)
+        return self.index, self.job.label(self.classifier, items)
 
 
 def pool_size(cpus: int, memory_bytes: float, requested: int | None,
@@ -74,11 +72,11 @@ def classify_file_on_ray(job: Job, actors: int | None = None, object_store_mb: i
         llm_total = job.settings.llm_concurrency if job.llm_batch else None
         size, notes = pool_size(int(resources.get("CPU", 1)), resources.get("memory", 0), actors, llm_total)
         per_actor = max(1, (llm_total or size) // size)
-        settings = job.settings.model_copy(update={"llm_concurrency": per_actor})
+        share = dataclasses.replace(job, settings=job.settings.model_copy(update={"llm_concurrency": per_actor}),
+                                    llm_batch=per_actor * 2 if job.llm_batch else None)
         remote = ray.remote(ClassifyActor).options(num_cpus=1, memory=ACTOR_MEMORY_MB << 20, max_restarts=RESTARTS,
                                                    max_task_retries=RESTARTS)
-        pool = [remote.remote(settings, job.text_column, per_actor * 2 if job.llm_batch else None, job.types)
-                for _ in range(size)]
+        pool = [remote.remote(share) for _ in range(size)]
         summary = run_job(job, manifest, lambda chunks: _on_actors(pool, chunks, index_identity(manifest)), progress)
         summary.actors, summary.notes = size, notes + summary.notes
         return summary

@@ -45,6 +45,11 @@ class Job:
         return cls(source, output, text_column(source, column), chunk_rows, settings,
                    settings.llm_concurrency * 2 if llm else None, column_types(source))
 
+    def label(self, classifier, items: list[Item]) -> pa.Table:
+        """One chunk classified as this job asks, by whichever engine holds the classifier."""
+        return classify_items(classifier, items, self.text_column, self.settings.max_description_chars,
+                              self.llm_batch, self.types)
+
     def fingerprint(self, manifest: dict) -> dict:
         """What must be the same for a rerun to take over the chunks of a previous one: the input and how it is
         read, the index's answers (index_identity), every setting that changes an answer, and the calibration
@@ -82,8 +87,7 @@ def classify_file(job: Job, classifier, progress: Progress | None = None) -> Sum
     """On this machine, with a classifier loaded from the job's settings."""
     def labeller(chunks: Iterable[tuple[int, list[Item]]]) -> Iterator[tuple[int, pa.Table]]:
         for index, chunk in chunks:
-            yield index, classify_items(classifier, chunk, job.text_column, job.settings.max_description_chars,
-                                        job.llm_batch, job.types)
+            yield index, job.label(classifier, chunk)
 
     return run_job(job, classifier.index.manifest, labeller, progress)
 
