@@ -13,6 +13,8 @@ from pathlib import Path
 
 from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
+from service.corrections.fold import fold
+from service.corrections.store import CorrectionStore, store_path
 from service.embedding import EmbeddingCache, load_embedder
 from service.embedding.export import ensure_exported
 from service.genres import DEFAULT, Vocabulary, from_file
@@ -41,6 +43,7 @@ def build_index(data_path: Path, index_dir: Path, settings: Settings | None = No
     settings = settings or Settings()
     started = time.perf_counter()
     corpus = load_corpus(data_path, resolve_vocabulary(vocabulary))
+    fold_corrections(corpus, index_dir)
     if not corpus.films:
         raise ValueError(f"no usable film in {data_path}: every row lacked a plot or a genre")
     fingerprint = corpus.fingerprint()
@@ -61,6 +64,17 @@ def build_index(data_path: Path, index_dir: Path, settings: Settings | None = No
         if on_part:
             on_part(part, report.manifest)
     return report
+
+
+def fold_corrections(corpus: Corpus, index_dir: Path) -> None:
+    """The editors' corrections kept beside the index (corrections/store.py) become part of the reference."""
+    path = store_path(index_dir)
+    if path.is_file():
+        store = CorrectionStore(path)
+        try:
+            fold(corpus, store.active())
+        finally:
+            store.close()
 
 
 def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_dir: Path, settings: Settings,

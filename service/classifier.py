@@ -19,6 +19,7 @@ import numpy as np
 
 from service.calibration import Fusion, fusion_for
 from service.confidence import ConfidenceScale
+from service.corrections import Corrections
 from service.embedding import Embedder
 from service.fusion import fuse
 from service.heads import BlendedScorer
@@ -30,7 +31,7 @@ from service.memory import release_freed_heap
 from service.genres import Vocabulary, label_key
 from service.labels import LabelScore, LabelScorer, ZeroShotScale
 from service.prompt import build_messages, response_schema
-from service.recognition import Recognition, lean_on, recognise
+from service.recognition import Recognition, lean_on, recognise, recognise_correction
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex, index_identity
 from service.vote import DEFAULT_THRESHOLD, decide, vote
@@ -96,7 +97,7 @@ NO_SAY = ("the LLM was not asked: {model} was calibrated to no say on the {route
 class Classifier:
     def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: CachedBackend | None, settings: Settings,
                  scorer: BlendedScorer | None = None, multilingual: Route | None = None,
-                 detector: LanguageDetector | None = None):
+                 detector: LanguageDetector | None = None, corrections: Corrections | None = None):
         self.english = Route.of("english", index, embedder, scorer, settings)
         self.multilingual = multilingual
         self.vocabulary: Vocabulary = index.vocabulary
@@ -105,6 +106,7 @@ class Classifier:
         scale = index.manifest.get("parts", {}).get(zero_shot.name, {}).get("zero_shot")
         self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, ZeroShotScale(**scale) if scale else None)
         self.detector = detector
+        self.corrections = corrections  # editors' corrections since the build, searched beside the index
         self.llm = llm
         self.settings = settings
         # why non-English text cannot take the multilingual route, when it cannot
@@ -150,6 +152,8 @@ class Classifier:
         them at once, under one deadline. With `labels`, the answer scores exactly those labels (labels.py)
         and `genres` lists those that pass."""
         detections = self.detector.detect_many(texts) if self.detector else [Detection(None, 0.0)] * len(texts)
+        if self.corrections is not None:
+            self.corrections.refresh()
         results: list[Classification | None] = [None] * len(texts)
         for route, positions in self._routes(detections).items():
             for i, result in zip(positions, self._score(route, [texts[i] for i in positions])):
@@ -193,6 +197,8 @@ class Classifier:
         # 0.401 micro-F1 with "passage: " rather than "query: ")
         vectors = route.embedder.embed(texts, role="passage")
         all_neighbours = self._search(route.index, vectors)
+        if self.corrections is not None:
+            all_neighbours = self.corrections.beside(route.name, vectors, all_neighbours, self.settings.top_k)
         all_scores = [vote(neighbours) for neighbours in all_neighbours]
         if route.scorer is not None:
             all_scores = route.scorer.blend_scores(texts, vectors, all_scores)
@@ -200,6 +206,7 @@ class Classifier:
         results = []
         for vector, neighbours, scores in zip(vectors, all_neighbours, all_scores):
             recognised = recognise(neighbours) if route is self.english and self.settings.recognise_films else None
+            recognised = recognised or recognise_correction(neighbours)
             if recognised is None:
                 genres = decide(scores, route.threshold, self.settings.max_genres)
             else:
@@ -207,7 +214,9 @@ class Classifier:
                 genres = list(recognised.film.genres)[:self.settings.max_genres]
             result = Classification(genres, scores, "vote", neighbours, scores, genres, route=route.name,
                                     timings_ms={"retrieval": retrieval_ms}, recognised=recognised)
-            if route.confidence is not None and neighbours:
+            if recognised is not None and recognised.source == "correction":
+                result.confidence, result.confidence_reason = "high", "an editor's correction of this film answers"
+            elif route.confidence is not None and neighbours:
                 result.confidence, result.confidence_reason = route.confidence.assess(vector, neighbours[0].similarity)
             results.append(result)
         return results
@@ -292,5 +301,7 @@ class Classifier:
     def close(self) -> None:
         """Stop the LLM calls' threads and close the LLM client's connections."""
         self._llm_pool.shutdown(wait=False, cancel_futures=True)
+        if self.corrections is not None:
+            self.corrections.store.close()
         if self.llm is not None:
             self.llm.close()

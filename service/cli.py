@@ -38,6 +38,11 @@ def _print_build_summary(report) -> None:
     console.print(f"Labels outside the vocabulary, dropped: {unmapped or 'none'}")
     left = ", ".join(f"{label!r} ({n} films)" for label, n in summary["left_to_llm"].items())
     console.print(f"Labels with too few films to learn, left to the LLM: {left or 'none'}")
+    corrections = summary["corrections"]
+    if corrections["read"]:
+        console.print(f"Editors' corrections folded in: {corrections['read']} ({corrections['replaced']} replaced a "
+                      f"reference film's labels, {corrections['added']} added as films); the served side index "
+                      f"starts after correction {corrections['through']}")
     for name, part in report.manifest["parts"].items():
         if blend := part.get("blend"):
             console.print(f"{name} part, blend tuned on a validation split: vote {blend['vote']}, TF-IDF "

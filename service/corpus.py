@@ -227,6 +227,7 @@ class Corpus:
     sources: dict[str, SourceStats]
     unmapped_labels: Counter
     vocabulary: Vocabulary = DEFAULT
+    corrections: dict = field(default_factory=dict)  # editors' corrections folded in (corrections/fold.py)
 
     def genre_counts(self) -> Counter:
         return Counter(g for film in self.films for g in film.genres)
@@ -245,6 +246,7 @@ class Corpus:
             "unmapped_labels": dict(self.unmapped_labels.most_common()),
             # labels of the vocabulary with too few films to learn: only an LLM names them
             "left_to_llm": {label: self.genre_counts()[label] for label in self.vocabulary.llm_only},
+            "corrections": self.corrections or {"through": 0, "read": 0, "added": 0, "replaced": 0},
         }
 
 

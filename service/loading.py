@@ -3,7 +3,12 @@ settings use, their embedders and trained heads, the language detector and the L
 the CLI, the batch engines and the evaluation all load it from here."""
 from __future__ import annotations
 
+import logging
+import sqlite3
+
 from service.classifier import Classifier, Route
+from service.corrections import CorrectionStore, Corrections, store_path
+from service.corrections.fold import folded_through
 from service.embedding import Embedder
 from service.heads import load_scorer
 from service.language import LanguageDetector
@@ -12,6 +17,7 @@ from service.settings import Settings
 from service.store import IndexLoadError, build_id_of, load_parts, read_manifest
 
 LOAD_ATTEMPTS = 3
+log = logging.getLogger("moviegenre")
 
 
 def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = None,
@@ -46,8 +52,20 @@ def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: L
                                 settings)
     english = parts["english"]
     detector = detector or (LanguageDetector() if settings.multilingual_model else None)
+    corrections = _corrections(settings, {p: embedders[p] for p in parts}, english.manifest)
     return Classifier(english, embedders["english"], make_backend(settings), settings, load_scorer(english),
-                      multilingual, detector)
+                      multilingual, detector, corrections)
+
+
+def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: dict) -> Corrections | None:
+    """The corrections made since this build; None (logged) where the store cannot be opened, a read-only
+    index folder say: the service then answers from the index alone."""
+    try:
+        store = CorrectionStore(store_path(settings.index_dir))
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("corrections are off: %s cannot be opened (%s)", store_path(settings.index_dir), exc)
+        return None
+    return Corrections(store, embedders, folded_through(manifest), settings.corrections_poll_s)
 
 
 def _embedder(settings: Settings, model: str) -> Embedder:

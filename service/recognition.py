@@ -20,12 +20,20 @@ from service.store import Neighbour
 
 MIN_SIMILARITY = 0.60
 MIN_LEAD = 0.10
+# an editor's correction is recognised on any route when the text is the corrected one, or as good as (a
+# retyped space, a fixed typo): such a text is what the editor answered for
+NEAR_COPY = 0.95
 
 
 @dataclass(frozen=True)
 class Recognition:
     film: Film
     similarity: float
+
+    @property
+    def source(self) -> str:
+        """"correction" when an editor's correction decided the answer, else "reference"."""
+        return "correction" if self.film.source == "correction" else "reference"
 
 
 def recognise(neighbours: Sequence[Neighbour]) -> Recognition | None:
@@ -34,6 +42,12 @@ def recognise(neighbours: Sequence[Neighbour]) -> Recognition | None:
     first, second = neighbours[0], neighbours[1]
     if first.similarity >= MIN_SIMILARITY and first.similarity - second.similarity >= MIN_LEAD:
         return Recognition(first.film, first.similarity)
+    return None
+
+
+def recognise_correction(neighbours: Sequence[Neighbour]) -> Recognition | None:
+    if neighbours and neighbours[0].film.source == "correction" and neighbours[0].similarity >= NEAR_COPY:
+        return Recognition(neighbours[0].film, neighbours[0].similarity)
     return None
 
 

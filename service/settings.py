@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
     log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")
 
+    # Corrections (POST /feedback): "name:token" pairs, comma-separated ("alice:s3cret,bob:0ther"), or one bare
+    # token (named "editor"); unset or empty: feedback is off. The page may send corrections without a token
+    # only when MOVIEGENRE_FEEDBACK_PAGE is true (anonymous, rate-limited like /classify).
+    feedback_token: SecretStr | None = Field(None, alias="MOVIEGENRE_FEEDBACK_TOKEN")
+    feedback_page: bool = Field(False, alias="MOVIEGENRE_FEEDBACK_PAGE")
+    # how often a process reads the corrections other processes stored (0: never; a file run keeps its snapshot)
+    corrections_poll_s: float = Field(1.0, ge=0, le=3600, alias="MOVIEGENRE_CORRECTIONS_POLL")
+
     # Operations: TLS on the same port, load shedding, rate limits, metrics, readiness
     ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
@@ -103,7 +111,7 @@ class Settings(BaseSettings):
                     from exc
         return value
 
-    @field_validator("admin_token", "tmdb_api_key", mode="before")
+    @field_validator("admin_token", "tmdb_api_key", "feedback_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value):
         """An empty secret is no secret (a compose file's unset variable): the route or source it guards stays
@@ -116,11 +124,25 @@ class Settings(BaseSettings):
         if self.api_key is not None and not self.api_key.get_secret_value().strip():
             raise ConfigurationError("MOVIEGENRE_API_KEY is set but empty: give it a value, or unset it to serve "
                                      "without a key")
+        if self.feedback_token is not None and not self.editors():
+            raise ConfigurationError("MOVIEGENRE_FEEDBACK_TOKEN names no token: give 'name:token' pairs or one token")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigurationError("HTTPS needs both MOVIEGENRE_SSL_CERTFILE and MOVIEGENRE_SSL_KEYFILE")
         for path in (self.ssl_certfile, self.ssl_keyfile):
             if path is not None and not path.is_file():
                 raise ConfigurationError(f"no such file: {path} (MOVIEGENRE_SSL_CERTFILE / MOVIEGENRE_SSL_KEYFILE)")
+
+    def editors(self) -> dict[str, str]:
+        """Token → the name a correction is stored under (MOVIEGENRE_FEEDBACK_TOKEN)."""
+        if self.feedback_token is None:
+            return {}
+        tokens = {}
+        for entry in self.feedback_token.get_secret_value().split(","):
+            name, colon, token = entry.strip().partition(":")
+            name, token = (name.strip(), token.strip()) if colon else ("editor", name.strip())
+            if token:
+                tokens[token] = name or "editor"
+        return tokens
 
     # the settings an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and
     # a stored result are only reused when these are the same

@@ -153,3 +153,16 @@ def serve_in_thread(app):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def copy_index(source: Path, target: Path) -> Path:
+    """A private copy of a built index (without the corrections of the source), for tests that change it."""
+    import shutil
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("corrections.sqlite*"))
+    return target
+
+
+@pytest.fixture
+def own_index_dir(small_index_dir, tmp_path) -> Path:
+    return copy_index(small_index_dir, tmp_path / "index")

@@ -124,3 +124,37 @@ def test_the_votes_genres_show_at_once_and_a_slow_llms_refinement_after(small_in
                 gate.set()
                 page.close()
                 classifier.close()
+
+
+def test_not_right_sends_a_correction_and_the_answer_is_then_learned_from_it(own_index_dir, page):
+    story = ("A retired lighthouse keeper teaches orphaned geese to fly south by leading them in his homemade "
+             "glider.")
+    classifier = make_classifier(own_index_dir, feedback_page=True, multilingual_model="")
+    with serve_in_thread(create_app(classifier.settings, classifier)) as url:
+        page = page.context.browser.new_page()
+        try:
+            page.goto(url)
+            page.locator("#text").fill(story)
+            page.get_by_role("button", name="Find genres").click()
+            page.locator("#chips .chip").first.wait_for()
+            assert page.locator("#recognised").is_hidden()
+            page.get_by_text("Not right?").click()
+            for box in page.locator("#correct-genres input").all():
+                box.uncheck()
+            page.get_by_label("Western", exact=True).check()
+            page.get_by_label("Music", exact=True).check()
+            page.get_by_role("button", name="Send correction").click()
+            page.locator("#recognised").get_by_text("Learned from a correction").wait_for()
+            assert sorted(page.locator("#chips .chip .name").all_inner_texts()) == ["Music", "Western"]
+            page.locator("#correct-status").get_by_text("correction 1 stored").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "page-correction.png"), full_page=True)
+        finally:
+            page.close()
+            classifier.close()
+
+
+def test_the_correction_box_is_absent_unless_the_page_may_send_corrections(page):
+    page.locator("#text").fill("A young wizard embarks on an adventure to defeat a dark sorcerer.")
+    page.get_by_role("button", name="Find genres").click()
+    page.locator("#chips .chip").first.wait_for()
+    assert page.locator("#correct").is_hidden()

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 
 from service.settings import Settings
 
-GUARDED = ("/classify",)  # path prefixes whose requests classify text
+GUARDED = ("/classify", "/feedback")  # path prefixes whose requests classify or store text
 
 
 def presented_key(headers) -> str:

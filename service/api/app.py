@@ -13,7 +13,7 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.metrics import Metrics
 from service.api.requestlog import RequestLog
-from service.api.routes import classify, service
+from service.api.routes import classify, feedback, service
 from service.api.state import pick_up_multilingual, runtime_for
 from service.loading import load_classifier
 from service.classifier import Classifier
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(classify.router)
+    app.include_router(feedback.router)
     app.include_router(service.router)
     app.include_router(service.page_route(settings.max_description_chars))
     app.mount("/static", StaticFiles(directory=service.WEB), name="static")

@@ -21,6 +21,13 @@ async def current_runtime(request: Request) -> AsyncIterator[Runtime]:
         yield runtime
 
 
+def check_lengths(request: Request, texts: list[str]) -> None:
+    limit = request.app.state.settings.max_description_chars
+    for text in texts:
+        if len(text) > limit:
+            raise HTTPException(422, f"a description is limited to {limit} characters (got {len(text)})")
+
+
 def only_query_params(*names: str):
     """A dependency refusing query parameters the route does not know (a typo like ?explian=true)."""
     allowed = set(names)
@@ -34,10 +41,14 @@ def only_query_params(*names: str):
     return check
 
 
+def _unauthorised(what: str) -> HTTPException:
+    return HTTPException(401, f"missing or wrong {what}: send it as X-API-Key or Authorization: Bearer",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
 def _check(request: Request, secret, what: str) -> None:
     if not hmac.compare_digest(presented_key(request.headers).encode(), secret.get_secret_value().encode()):
-        raise HTTPException(401, f"missing or wrong {what}: send it as X-API-Key or Authorization: Bearer",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise _unauthorised(what)
 
 
 async def require_api_key(request: Request) -> None:
@@ -53,3 +64,32 @@ async def require_admin(request: Request) -> None:
     if secret is None:
         raise HTTPException(403, "reload is disabled: set MOVIEGENRE_ADMIN_TOKEN to enable it")
     _check(request, secret, "admin token")
+
+
+def _editor_named(request: Request) -> str | None:
+    """The name of the editor token presented (every token compared, in constant time); None for none."""
+    presented = presented_key(request.headers).encode()
+    found = None
+    for token, name in request.app.state.settings.editors().items():
+        if hmac.compare_digest(presented, token.encode()):
+            found = name
+    return found
+
+
+async def require_editor(request: Request) -> str:
+    """GET and DELETE /feedback: an editor token (MOVIEGENRE_FEEDBACK_TOKEN); closed when none is set."""
+    if not request.app.state.settings.editors():
+        raise HTTPException(403, "editor feedback is off: set MOVIEGENRE_FEEDBACK_TOKEN to enable it")
+    name = _editor_named(request)
+    if name is None:
+        raise _unauthorised("feedback token")
+    return name
+
+
+async def editor_or_page(request: Request) -> str:
+    """POST /feedback: an editor token, or nothing at all when the page may send corrections
+    (MOVIEGENRE_FEEDBACK_PAGE): then the correction is the page's. A wrong token is refused either way."""
+    settings = request.app.state.settings
+    if settings.feedback_page and not presented_key(request.headers):
+        return "page"
+    return await require_editor(request)

@@ -46,6 +46,43 @@ class ClassifyRequest(BaseModel):
 
 
 
+MAX_TITLE_CHARS = 300
+Title = Annotated[StrictStr, StringConstraints(pattern=USABLE_LABEL, max_length=MAX_TITLE_CHARS)]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"text": "A young wizard embarks on an adventure to defeat a dark sorcerer.",
+         "genres": ["Fantasy", "Adventure", "Family"], "title": "The Sorcerer's Road", "year": 2019}]})
+
+    text: Description = Field(description="The text that was classified, or a title the reference knows")
+    genres: list[RequestLabel] = Field(min_length=1, max_length=10,
+                                       description="The genres it should have: labels of the index's vocabulary")
+    title: Title | None = Field(None, description="The film's title, when known (a correction of a reference film "
+                                                  "names it by title and year)")
+    year: int | None = Field(None, ge=1870, le=2100)
+
+
+class CorrectionOut(BaseModel):
+    id: int
+    text: str
+    title: str | None
+    year: int | None
+    genres: list[Genre]
+    author: str = Field(description="The name of the token that sent it (never the token); 'page' from the web page")
+    created_at: str
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+
+
+class CorrectionPage(BaseModel):
+    corrections: list[CorrectionOut] = Field(description="The newest first")
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="The offset of the next page; null on the last")
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +94,7 @@ class NeighbourOut(BaseModel):
     year: int | None
     genres: list[str]
     similarity: float
+    source: str = Field(description="Where the film comes from: a reference source, or 'correction' (an editor's)")
 
 
 class RecognisedOut(BaseModel):
@@ -64,6 +102,9 @@ class RecognisedOut(BaseModel):
     year: int | None
     similarity: float
     genres: list[Genre] = Field(description="The film's labels in the reference, which the answer leads with")
+    source: Literal["reference", "correction"] = Field(
+        "reference", description="correction: an editor's correction decided the answer (POST /feedback)")
+    correction_id: int | None = None
 
 
 class MatchOut(BaseModel):
@@ -96,7 +137,8 @@ class LookupOut(BaseModel):
     candidates: list[CandidateOut] = Field([], description="Other films of the same title, to pick from")
     company: CompanyOut | None = None
     known_genres: dict[str, list[Genre]] = Field(
-        description="Genres each source gives the match: 'imdb', 'tmdb', 'reference' (the labelled films)")
+        description="Genres each source gives the match: 'correction' (an editor's, which then is the answer), "
+                    "'imdb', 'tmdb', 'reference' (the labelled films)")
     plot_source: Literal["tmdb", "reference"] | None = Field(
         description="Whose plot was classified; null when the text itself was")
     notes: list[str] = Field(description="Why a database was skipped or failed, or what was not found")
@@ -178,12 +220,19 @@ class HealthResponse(BaseModel):
     multilingual: MultilingualHealth
     built_at: str | None
     llm: LLMHealth
+    feedback: FeedbackHealth
 
 
 class GenresResponse(BaseModel):
     genres: list[str] = Field(description="Every label an answer may carry: the index's vocabulary")
     learned: list[str] = Field(description="Labels learned from the reference's films (the vote and the heads)")
     llm_only: list[str] = Field(description="Labels with too few examples to learn: only an LLM names them")
+
+
+class FeedbackHealth(BaseModel):
+    enabled: bool = Field(description="POST /feedback accepts corrections (an editor token is set, or the page may)")
+    page: bool = Field(description="the web page may send corrections (MOVIEGENRE_FEEDBACK_PAGE)")
+    corrections: int = Field(description="corrections served beside the index (made since its build)")
 
 
 class ErrorResponse(BaseModel):

@@ -80,7 +80,7 @@ def serving_runtime(state) -> Iterator[Runtime | None]:
 
 
 def runtime_for(classifier: Classifier) -> Runtime:
-    return Runtime(classifier, make_lookup(classifier.settings, classifier.index))
+    return Runtime(classifier, make_lookup(classifier.settings, classifier.index, classifier.corrections))
 
 
 _reload_lock = threading.Lock()

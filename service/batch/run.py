@@ -8,7 +8,7 @@ job finished. What differs is who classifies a chunk: this process (`classify_fi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pyarrow as pa
 from service import calibration
 from service.batch.chunks import ChunkStore, Summary
 from service.batch.labelling import classify_items
+from service.corrections.store import stored_version
 from service.batch.records import Item, column_types, file_format, read_items, text_column
 from service.settings import Settings
 from service.store import index_identity
@@ -41,7 +42,8 @@ class Job:
     def of(cls, source: Path, output: Path, settings: Settings, column: str | None = None,
            chunk_rows: int = 2000, llm: bool = False) -> Job:
         file_format(output)  # an output format we cannot write is refused before any work
-        settings = settings if llm else settings.model_copy(update={"llm_backend": "none"})
+        # a file run answers from the corrections as they were when it started (no polling midway)
+        settings = settings.model_copy(update={"corrections_poll_s": 0} | ({} if llm else {"llm_backend": "none"}))
         return cls(source, output, text_column(source, column), chunk_rows, settings,
                    settings.llm_concurrency * 2 if llm else None, column_types(source))
 
@@ -53,14 +55,15 @@ class Job:
     def fingerprint(self, manifest: dict) -> dict:
         """What must be the same for a rerun to take over the chunks of a previous one: the input and how it is
         read, the index's answers (index_identity), every setting that changes an answer, and the calibration
-        of the LLM in use. No secrets."""
+        of the LLM in use, and the editors' corrections served beside the index. No secrets."""
         stat = self.source.stat()
         s = self.settings
         llm = s.llm_identity()
         calibrated = calibration.read_all(s.index_dir).get(calibration.key(llm)) if llm else None
         return {"input": str(self.source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "text_column": self.text_column, "chunk_rows": self.chunk_rows, "index": index_identity(manifest),
-                "settings": s.answer_settings(), "calibration": calibrated}
+                "settings": s.answer_settings(), "calibration": calibrated,
+                "corrections": list(astuple(stored_version(s.index_dir)))}
 
 
 def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | None = None) -> Summary:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 from service.corpus import Film, normalise_title
+from service.corrections import Corrections
 from service.genres import DEFAULT
 from service.lookup.imdb import ImdbSource, ImdbUnavailable
 from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, spellings, titles_in_review
@@ -73,8 +74,10 @@ class LookupResult:
 
 class Lookup:
     def __init__(self, imdb: ImdbSource | None, tmdb: TmdbClient | None, index: ReferenceIndex | None,
-                 cache_size: int = 1024, why_no_imdb: str = "", why_no_tmdb: str = ""):
+                 cache_size: int = 1024, why_no_imdb: str = "", why_no_tmdb: str = "",
+                 corrections: Corrections | None = None):
         self.imdb, self.tmdb = imdb, tmdb
+        self.corrections = corrections  # an editor's correction of a film is its answer
         # IMDb and TMDb speak the default genres: their labels are mapped onto the index's vocabulary
         self.vocabulary = index.vocabulary if index is not None else DEFAULT
         self.why_no_imdb = why_no_imdb or "IMDb lookup skipped: no IMDb database (run `make imdb-db`)"
@@ -94,7 +97,8 @@ class Lookup:
 
     def lookup(self, text: str, kind: Kind | None = None) -> LookupResult:
         kind = kind or detect_kind(text)
-        key = (kind, " ".join(text.split()).lower())
+        # a correction changes what a title answers: cached answers are of one state of the corrections
+        key = (kind, " ".join(text.split()).lower(), self.corrections.version if self.corrections else None)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
@@ -168,17 +172,31 @@ class Lookup:
         """The reference's own film of that title: its labels, and its plot where no database gave one
         (IMDb has no plots; with no database at all, the index still knows 15k films by title)."""
         for title, year in wanted:
-            films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
-            fitting = [f for f in films if f.year is None or year is None or f.year == year]
-            if not fitting:
+            chosen, films = self._reference_films(title, year)
+            if chosen is None:
                 continue
-            chosen = max(fitting, key=lambda f: (f.year == year, f.year or 0))  # the year asked, else the newest
             result.known_genres["reference"] = list(chosen.genres)
+            corrected = self.corrections.corrected(chosen) if self.corrections is not None else None
+            if corrected is not None:
+                result.known_genres = {"correction": list(corrected.genres)} | result.known_genres
             result.candidates = [Candidate(f.title, f.year, list(f.genres)) for f in films if f is not chosen]
             result.match = result.match or Match(chosen.title, chosen.year)
             if result.plot is None:
                 result.plot, result.plot_source = chosen.plot, "reference"
             return
+
+    def reference_film(self, title: str) -> Film | None:
+        """The reference's film of this title ('Heat (1995)'): of the year given, else the newest."""
+        query = parse_title(title)
+        return self._reference_films(query.title, query.year)[0]
+
+    def _reference_films(self, title: str, year: int | None) -> tuple[Film | None, list[Film]]:
+        """(the film chosen, every film of the title): the year asked, else the newest."""
+        films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
+        fitting = [f for f in films if f.year is None or year is None or f.year == year]
+        if not fitting:
+            return None, films
+        return max(fitting, key=lambda f: (f.year == year, f.year or 0)), films
 
     def _find_company(self, result: LookupResult, name: str) -> None:
         """TMDb's catalogue of the company when a key is set, and the reference's films of it: its genres are
@@ -225,7 +243,7 @@ def _describing(shares: dict[str, float]) -> list[str]:
     return [g for g, share in shares.items() if share >= COMPANY_GENRE_SHARE]
 
 
-def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
+def make_lookup(settings, index: ReferenceIndex | None, corrections: Corrections | None = None) -> Lookup:
     """The sources the settings allow: IMDb when its database exists, TMDb when a key is set."""
     imdb, why_no_imdb = None, ""
     if settings.imdb_db.is_file():
@@ -236,13 +254,15 @@ def make_lookup(settings, index: ReferenceIndex | None) -> Lookup:
     tmdb = None
     if settings.tmdb_api_key is not None:
         tmdb = TmdbClient(settings.tmdb_api_key.get_secret_value(), settings.tmdb_base_url, settings.lookup_timeout_s)
-    return Lookup(imdb, tmdb, index, settings.lookup_cache_size, why_no_imdb=why_no_imdb)
+    return Lookup(imdb, tmdb, index, settings.lookup_cache_size, why_no_imdb=why_no_imdb, corrections=corrections)
 
 
 def combine(result: LookupResult, predicted: list[str], max_genres: int) -> tuple[list[str], dict[str, list[str]]]:
     """The known genres first (IMDb, then TMDb, then the reference's labels), then the predicted ones; and
     where each came from. A company found is described by its films alone: its name is no plot."""
-    known = list(dict.fromkeys(g for genres in result.known_genres.values() for g in genres))
+    corrected = result.known_genres.get("correction")
+    known = list(corrected) if corrected is not None else \
+        list(dict.fromkeys(g for genres in result.known_genres.values() for g in genres))
     if result.kind == "company" and known:
         predicted = []
     genres = (known + [g for g in predicted if g not in known])[:max(max_genres, len(known))]

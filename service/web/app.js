@@ -50,6 +50,9 @@ function drawChips(body) {
   document.getElementById("chips").replaceChildren(...chips);
 }
 
+// what the service offers, read once: /health says whether an LLM is configured and whether the page may correct
+const health = fetch("/health").then((r) => r.json()).catch(() => null);
+
 const languageNames = new Intl.DisplayNames(["en"], { type: "language" });
 
 function languageName(code) {
@@ -77,10 +80,51 @@ function drawMeta(body, elapsedMs) {
   recognised.hidden = !body.recognised;
   if (body.recognised) {
     const r = body.recognised;
-    recognised.textContent = `Recognised: ${r.title}${r.year ? ` (${r.year})` : ""}, labelled ${r.genres.join(", ")} ` +
-      `in the reference (similarity ${r.similarity.toFixed(2)}).`;
+    recognised.textContent = r.source === "correction"
+      ? `Learned from a correction: ${r.genres.join(", ")} (similarity ${r.similarity.toFixed(2)}).`
+      : `Recognised: ${r.title}${r.year ? ` (${r.year})` : ""}, labelled ${r.genres.join(", ")} ` +
+        `in the reference (similarity ${r.similarity.toFixed(2)}).`;
   }
 }
+
+// "Not right?": with page feedback allowed (MOVIEGENRE_FEEDBACK_PAGE), a person ticks the genres the film has
+// and sends them to /feedback; the answer is then asked again, and now comes from the correction.
+const feedbackPage = health.then((h) => Boolean(h && h.feedback.page));
+const vocabulary = fetch("/genres").then((r) => r.json()).then((g) => g.genres).catch(() => []);
+let corrected = "";  // the text the correction box is about
+
+async function drawCorrection(body, classified) {
+  const box = document.getElementById("correct");
+  if (!await feedbackPage) return;
+  if (classified !== corrected) {  // another text: a fresh, closed box
+    document.getElementById("correct-status").textContent = "";
+    box.open = false;
+  }
+  corrected = classified;
+  const chosen = new Set(body.genres);
+  const boxes = (await vocabulary).map((genre) => el("label", {},
+    el("input", { type: "checkbox", name: "genre", value: genre, checked: chosen.has(genre) }), ` ${genre}`));
+  document.getElementById("correct-genres").replaceChildren(el("legend", { className: "visually-hidden",
+    textContent: "Genres" }), ...boxes);
+  box.hidden = false;
+}
+
+async function sendCorrection() {
+  const status = document.getElementById("correct-status");
+  const genres = [...document.querySelectorAll("#correct-genres input:checked")].map((input) => input.value);
+  if (!genres.length) { status.textContent = "Tick at least one genre."; return; }
+  const response = await fetch("/feedback", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text: corrected, genres }),
+  }).catch(() => null);
+  if (!response) { status.textContent = "The service cannot be reached."; return; }
+  if (!response.ok) { status.textContent = `The correction was not stored: ${await errorMessage(response)}`; return; }
+  const stored = await response.json();
+  status.textContent = `Thank you: correction ${stored.id} stored. The answer below now comes from it.`;
+  await submit();
+}
+
+document.getElementById("correct-send").addEventListener("click", sendCorrection);
 
 function candidateLink(c) {
   const name = `${c.title}${c.year ? ` (${c.year})` : ""}`;
@@ -133,7 +177,7 @@ async function errorMessage(response) {
 }
 
 // whether an LLM is configured, read once from /health: without one there is nothing to refine
-const llmConfigured = fetch("/health").then((r) => r.json()).then((h) => h.llm.configured).catch(() => false);
+const llmConfigured = health.then((h) => Boolean(h && h.llm.configured));
 let asked = 0;  // the latest submission: answers to earlier ones are dropped
 
 function classify(chosen, payload, withLlm) {
@@ -142,8 +186,9 @@ function classify(chosen, payload, withLlm) {
   });
 }
 
-function draw(body, elapsedMs) {
+function draw(body, elapsedMs, classified) {
   drawChips(body);
+  drawCorrection(body, classified);
   drawMeta(body, elapsedMs);
   drawLookup(body.lookup);
   drawNeighbours(body.neighbours);
@@ -165,7 +210,7 @@ async function refine(id, chosen, payload, started) {
     if (!response.ok) return showRefine(`The LLM's refinement failed: ${await errorMessage(response)}`, false);
     const body = await response.json();
     if (id !== asked) return;
-    draw(body, performance.now() - started);
+    draw(body, performance.now() - started, payload.description);
     showRefine(body.llm_genres ? `Refined by the LLM (it picked ${body.llm_genres.join(", ")}).`
       : "The LLM did not refine this answer: the vote's genres stand.", false);
   } catch (_) {
@@ -189,7 +234,7 @@ async function submit(extra = {}) {
     const response = await classify(chosen, payload, false);
     if (!response.ok) return showError(await errorMessage(response));
     body = await response.json();
-    if (id === asked) draw(body, performance.now() - started);
+    if (id === asked) draw(body, performance.now() - started, value);
   } catch (_) {
     return showError("The service cannot be reached. Is it running?");
   } finally {

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from service.api.deps import current_runtime, only_query_params, require_api_key
+from service.api.deps import check_lengths, current_runtime, only_query_params, require_api_key
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
                                 CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
                                 RecognisedOut)
@@ -24,7 +24,8 @@ router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], r
 
 def _response(c: Classification, explain: bool, started: float) -> ClassifyResponse:
     neighbours = [NeighbourOut(title=n.film.title, year=n.film.year, genres=list(n.film.genres),
-                               similarity=round(n.similarity, 4)) for n in c.neighbours] if explain else None
+                               similarity=round(n.similarity, 4), source=n.film.source)
+                  for n in c.neighbours] if explain else None
     label_scores = [LabelScoreOut(label=s.label, score=s.score, source=s.source) for s in c.label_scores] \
         if c.label_scores is not None else None
     return ClassifyResponse(genres=c.genres, scores={g: round(s, 4) for g, s in c.scores.items() if s > 0},
@@ -40,7 +41,8 @@ def _recognised_out(recognised: Recognition | None) -> RecognisedOut | None:
         return None
     film = recognised.film
     return RecognisedOut(title=film.title, year=film.year, similarity=round(recognised.similarity, 4),
-                         genres=list(film.genres))
+                         genres=list(film.genres), source=recognised.source,
+                         correction_id=getattr(film, "correction_id", None))
 
 
 def _lookup_out(found: LookupResult) -> LookupOut:
@@ -60,13 +62,6 @@ def _note(request: Request, results: list[Classification], found: LookupResult |
         request.state.lookup_outcomes = found.outcomes()
 
 
-def _check_lengths(request: Request, texts: list[str]) -> None:
-    limit = request.app.state.settings.max_description_chars
-    for text in texts:
-        if len(text) > limit:
-            raise HTTPException(422, f"a description is limited to {limit} characters (got {len(text)})")
-
-
 Mode = Literal["description", "lookup", "auto"]
 
 
@@ -82,7 +77,7 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
              runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
     """Genres of a film from its description; with mode=lookup, from a title, a review or a company name
     looked up in the reference, IMDb and TMDb; with mode=auto, from whatever the text is."""
-    _check_lengths(request, [body.description])
+    check_lengths(request, [body.description])
     log.debug("classify mode=%s text=%r", mode, body.description)
     started = time.perf_counter()
     kind = body.kind or (detect_kind(body.description) if mode == "auto" else None)
@@ -111,7 +106,7 @@ def classify_batch(request: Request, body: BatchRequest, explain: bool = False, 
     limit = request.app.state.settings.max_batch_items
     if len(body.descriptions) > limit:
         raise HTTPException(422, f"a batch is limited to {limit} descriptions")
-    _check_lengths(request, body.descriptions)
+    check_lengths(request, body.descriptions)
     started = time.perf_counter()
     results = runtime.classifier.classify_many(body.descriptions, llm)
     _note(request, results)

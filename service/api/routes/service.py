@@ -8,8 +8,8 @@ from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import current_runtime, require_admin
-from service.api.models import (AnswerCacheOut, ErrorResponse, FusionOut, GenresResponse, HealthResponse, LLMHealth,
-                                MultilingualHealth, ProbeResponse, ReloadResponse)
+from service.api.models import (AnswerCacheOut, ErrorResponse, FeedbackHealth, FusionOut, GenresResponse,
+                                HealthResponse, LLMHealth, MultilingualHealth, ProbeResponse, ReloadResponse)
 from service.api.state import Runtime, reload_runtime
 from service.store import IndexLoadError
 
@@ -31,9 +31,12 @@ def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> Hea
     multilingual = MultilingualHealth(status=classifier.multilingual_status,
                                       model=classifier.settings.multilingual_model or None,
                                       last_error=request.app.state.multilingual_error)
+    settings = classifier.settings
+    feedback = FeedbackHealth(enabled=bool(settings.editors()) or settings.feedback_page, page=settings.feedback_page,
+                              corrections=len(classifier.corrections) if classifier.corrections else 0)
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                           model=classifier.embedder.model_name, multilingual=multilingual,
-                          built_at=classifier.index.manifest.get("built_at"), llm=llm)
+                          built_at=classifier.index.manifest.get("built_at"), llm=llm, feedback=feedback)
 
 
 @router.get("/livez", response_model=ProbeResponse)
