@@ -7,7 +7,7 @@ REFERENCE := ../shared/data/reference
 EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
 # DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
-.PHONY: install install-dev install-ray install-bench eval-keywords classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser clean
+.PHONY: install install-dev install-ray install-bench eval-keywords eval-corrections classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser clean
 
 # What the service needs to build its index and serve; install-dev adds the test tools.
 install: $(VENV)/.installed
@@ -73,6 +73,10 @@ eval: install $(INDEX)/manifest.json
 # the zero-shot path on the other 20%; make eval-keywords [LLM=openai LIMIT=100]
 eval-keywords: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre eval-keywords $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))
+
+# half the evaluation films corrected through POST /feedback, then every film asked again (eval/corrections.json)
+eval-corrections: install $(INDEX)/manifest.json
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre eval-corrections $(if $(DATA),--data $(DATA))
 
 # the configured LLM's say in the answer, measured on validation films and stored for that model:
 # make calibrate-llm LLM=openai [N=300]

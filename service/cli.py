@@ -17,6 +17,7 @@ from service.settings import ConfigurationError, Settings
 
 console = Console()
 MULTILINGUAL_DEV = Settings().data_path.parent / "dev-eval" / "multilingual"
+EVAL_DATA = Settings().data_path.parent / "dev-eval" / "imdb_top_1000.csv"
 
 
 def _print_build_summary(report) -> None:
@@ -229,6 +230,29 @@ def cmd_eval_keywords(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval_corrections(args, settings: Settings) -> int:
+    from service.atomic import write_json
+    from service.evaluation import corrections
+
+    results = corrections.run(settings, Path(args.data), args.seed, args.limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "corrections.json", results)
+    table = Table(title=f"Corrections on {results['data']}: {results['corrected_films']} films corrected through "
+                        f"POST /feedback, {results['other_films']} not (titles excluded; vote, no LLM)")
+    for column in ("films asked", "micro-F1", "recognised as a correction"):
+        table.add_column(column)
+    rows = {"corrected_before": "corrected half, before", "corrected_same_text": "corrected half, same text",
+            "corrected_paraphrase": "corrected half, paraphrase", "others_before": "other half, before",
+            "others_after": "other half, after"}
+    for key, name in rows.items():
+        table.add_row(name, f"{results[key]['micro_f1']:.4f}", str(results[key]["recognised_as_correction"]))
+    console.print(table)
+    low, high = results["others_change_interval"]
+    console.print(f"other half: {results['others_change']:+.4f} (95% interval {low:+.4f} .. {high:+.4f})")
+    return 0
+
+
 def cmd_calibrate_llm(args, settings: Settings) -> int:
     from service.calibration import CalibrationRefused
     from service.evaluation import calibrate
@@ -261,7 +285,7 @@ def cmd_calibrate_llm(args, settings: Settings) -> int:
 def cmd_bench(args, settings: Settings) -> int:
     from service import bench
 
-    bench.run(settings, Path(args.out))
+    bench.run(settings, Path(args.out), args.only)
     return 0
 
 
@@ -368,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "format (node_exporter's textfile collector)")
     catalogue.set_defaults(func=cmd_classify_file)
     evaluate = commands.add_parser("eval", help="compare the served pipeline with classic methods")
-    evaluate.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "imdb_top_1000.csv"),
+    evaluate.add_argument("--data", default=str(EVAL_DATA),
                           help="evaluation CSV: imdb_top_1000 or the generic title,year,plot,genres format")
     evaluate.add_argument("--llm", choices=["ollama", "openai"], help="also evaluate the served pipeline with an LLM")
     evaluate.add_argument("--limit", type=int, default=60, help="films for the (slow) LLM run (default 60)")
@@ -386,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     keyword_eval.add_argument("--limit", type=positive_int, default=100, help="films for the LLM path (default 100)")
     keyword_eval.add_argument("--out", default="eval", help="folder for keywords.md and keywords.json")
     keyword_eval.set_defaults(func=cmd_eval_keywords)
+    correction_eval = commands.add_parser("eval-corrections", help="correct half the evaluation films through "
+                                                                    "POST /feedback and ask every film again")
+    correction_eval.add_argument("--data", default=str(EVAL_DATA), help="evaluation file (default: imdb_top_1000)")
+    correction_eval.add_argument("--seed", type=int, default=0, help="which half is corrected (default 0)")
+    correction_eval.add_argument("--limit", type=positive_int, help="films in all (default: every film)")
+    correction_eval.add_argument("--out", default="eval", help="folder for corrections.json")
+    correction_eval.set_defaults(func=cmd_eval_corrections)
     calibrate = commands.add_parser("calibrate-llm", help="measure and store the LLM's say in the answer, per model")
     calibrate.add_argument("--films", type=int, default=300, help="English validation films (default 300)")
     calibrate.add_argument("--foreign-films", type=int, default=50,
@@ -395,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.set_defaults(func=cmd_calibrate_llm)
     benchmark = commands.add_parser("bench", help="measure speed; writes bench/results.json")
     benchmark.add_argument("--out", default="bench")
+    benchmark.add_argument("--only", choices=["corrections"],
+                           help="only the English p50 with and without 1,000 corrections")
     benchmark.set_defaults(func=cmd_bench)
     bench_file = commands.add_parser("bench-file", help="classify-file on a large catalogue; bench/catalogue.json")
     bench_file.add_argument("--rows", type=int, default=200_000)

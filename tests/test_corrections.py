@@ -91,7 +91,8 @@ def test_corrections_are_listed_page_by_page_with_who_never_the_token(own_index_
     editors_client = make_client(own_index_dir, feedback_token=EDITORS)  # both parts: the texts' scripts vary
     texts = ["一个年轻的巫师踏上冒险之旅，去击败黑暗魔王。", "رجل عجوز يعلّم الإوز الطيران 🪿", STORY]
     for text in texts:
-        assert editors_client.post("/feedback", headers=BOB, json={"text": text, "genres": ["Fantasy"]}).status_code == 201
+        stored = editors_client.post("/feedback", headers=BOB, json={"text": text, "genres": ["Fantasy"]})
+        assert stored.status_code == 201
     first = editors_client.get("/feedback", params={"limit": 2}, headers=ALICE).json()
     second = editors_client.get("/feedback", params={"offset": first["next_offset"], "limit": 2}, headers=ALICE).json()
     listed = first["corrections"] + second["corrections"]
@@ -112,7 +113,8 @@ def test_feedback_without_the_right_token_is_401(guarded_client, headers):
 
 @pytest.mark.parametrize("token", [None, "", "  "])
 def test_feedback_is_off_without_a_token_an_empty_one_included(own_index_dir, token):
-    client = make_client(own_index_dir, multilingual_model="", **({"feedback_token": token} if token is not None else {}))
+    configured = {"feedback_token": token} if token is not None else {}
+    client = make_client(own_index_dir, multilingual_model="", **configured)
     response = client.post("/feedback", headers={"X-API-Key": ""}, json={"text": STORY, "genres": ["Drama"]})
     assert response.status_code == 403 and "MOVIEGENRE_FEEDBACK_TOKEN" in response.json()["error"]
     assert client.get("/health").json()["feedback"] == {"enabled": False, "page": False, "corrections": 0}

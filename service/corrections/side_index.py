@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 
+import faiss
 import numpy as np
 
 from service.corpus import Film, normalise_title
@@ -37,6 +38,7 @@ class _Snapshot:
     corrections: tuple[Correction, ...] = ()
     films: tuple[CorrectedFilm, ...] = ()
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # route → one row per correction
+    indexes: dict[str, faiss.Index] = field(default_factory=dict)  # route → those rows, searchable
     shadows: dict[str, tuple[Correction, ...]] = field(default_factory=dict)  # title key → its corrections
 
 
@@ -92,16 +94,10 @@ class Corrections:
         snapshot = self._snapshot
         if not snapshot.corrections:
             return found
-        similarities = vectors @ snapshot.vectors[route].T
-        merged = []
-        for row, neighbours in zip(similarities, found):
-            shadowed = [_shadowed(n, snapshot.shadows) for n in neighbours]
-            taken = {n.film.correction_id for n in shadowed if isinstance(n.film, CorrectedFilm)}
-            closest = np.argsort(-row)[:k]
-            side = [Neighbour(snapshot.films[i], float(row[i])) for i in closest
-                    if snapshot.films[i].correction_id not in taken]
-            merged.append(sorted(shadowed + side, key=lambda n: -n.similarity)[:k])
-        return merged
+        similarities, positions = snapshot.indexes[route].search(np.ascontiguousarray(vectors, np.float32),
+                                                                 min(k, len(snapshot.films)))
+        return [_merged(snapshot, neighbours, row_s, row_i, k)
+                for neighbours, row_s, row_i in zip(found, similarities, positions)]
 
     def corrected(self, film: Film) -> Correction | None:
         """The latest correction naming this film, if any (a lookup's answer for a title)."""
@@ -136,7 +132,11 @@ class Corrections:
                 shadows[key] = (correction,) + shadows.get(key, ())  # the latest first
         films = tuple(CorrectedFilm(c.title or f"Correction {c.id}", c.year, c.plot, c.genres, "correction",
                                     correction_id=c.id) for c in corrections)
-        return _Snapshot(corrections, films, vectors, shadows)
+        indexes = {}
+        for route, rows in vectors.items():
+            indexes[route] = faiss.IndexFlatIP(rows.shape[1])
+            indexes[route].add(rows)
+        return _Snapshot(corrections, films, vectors, indexes, shadows)
 
 
 @lru_cache(maxsize=65536)
@@ -153,9 +153,22 @@ def _naming(film: Film, shadows: dict[str, tuple[Correction, ...]]) -> Correctio
     return None
 
 
+def _merged(snapshot: _Snapshot, neighbours: list[Neighbour], similarities: np.ndarray, positions: np.ndarray,
+            k: int) -> list[Neighbour]:
+    """The index's neighbours (those a correction names carrying its labels) and the corrections closer than the
+    last of them, the closest `k`. Most queries find no correction that close: their neighbours stay as found."""
+    taken = set()
+    if snapshot.shadows:
+        neighbours = [_shadowed(n, snapshot.shadows) if _title_key(n.film.title) in snapshot.shadows else n
+                      for n in neighbours]
+        taken = {n.film.correction_id for n in neighbours if isinstance(n.film, CorrectedFilm)}
+    floor = neighbours[-1].similarity if len(neighbours) >= k else -np.inf
+    side = [Neighbour(snapshot.films[i], float(s)) for s, i in zip(similarities, positions)
+            if i >= 0 and s > floor and snapshot.films[i].correction_id not in taken]
+    return sorted(neighbours + side, key=lambda n: -n.similarity)[:k] if side else neighbours
+
+
 def _shadowed(neighbour: Neighbour, shadows: dict[str, tuple[Correction, ...]]) -> Neighbour:
-    if isinstance(neighbour.film, CorrectedFilm):
-        return neighbour
     correction = _naming(neighbour.film, shadows)
     if correction is None:
         return neighbour
