@@ -27,6 +27,7 @@ class RawFilm:
     plot: str
     labels: tuple[str, ...]
     companies: tuple[str, ...] = ()   # production companies, where the source lists them
+    aliases: tuple[str, ...] = ()     # the film's other titles: its original title, other languages' titles
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,17 @@ class Film:
     genres: tuple[str, ...]
     source: str
     companies: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # other titles the film goes by (its original title, ...), matched by lookups
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"genres": list(self.genres), "companies": list(self.companies)}
+        own = asdict(self) | {"genres": list(self.genres), "companies": list(self.companies)}
+        own.pop("aliases")
+        return own | ({"aliases": list(self.aliases)} if self.aliases else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> Film:
         return cls(d["title"], d.get("year"), d["plot"], tuple(d["genres"]), d.get("source", ""),
-                   tuple(d.get("companies", ())))
+                   tuple(d.get("companies", ())), tuple(d.get("aliases", ())))
 
 
 class CorpusFormatError(ValueError):
@@ -95,7 +99,19 @@ def _read_tmdb_5000(path: Path) -> Iterator[RawFilm]:
     for row in _rows(path):
         labels = tuple(g["name"] for g in json.loads(row["genres"] or "[]"))
         companies = tuple(c["name"] for c in json.loads(row.get("production_companies") or "[]"))
-        yield RawFilm(row["title"], parse_year(row["release_date"]), row["overview"], labels, companies)
+        yield RawFilm(row["title"], parse_year(row["release_date"]), row["overview"], labels, companies,
+                      _aliases([row.get("original_title")], row["title"]))
+
+
+def _aliases(titles, title: str) -> tuple[str, ...]:
+    """The other titles given, cleaned, without the title itself or repeats."""
+    own = normalise_title(title)
+    kept: dict[str, str] = {}
+    for alias in titles:
+        alias = _clean(alias)
+        if alias and normalise_title(alias) != own:
+            kept.setdefault(normalise_title(alias) or alias, alias)
+    return tuple(kept.values())
 
 
 _DATED_LINE = re.compile(r"^(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2});")
@@ -160,11 +176,11 @@ def _read_imdb_top_1000(path: Path) -> Iterator[RawFilm]:
 
 def _read_generic(path: Path) -> Iterator[RawFilm]:
     """The format users bring: title,year,plot,genres (genres comma-separated, year may be empty), and
-    optionally companies (`|`-separated: company names hold commas)."""
+    optionally companies and aliases (the film's other titles), each `|`-separated (names hold commas)."""
     for row in _rows(path):
         companies = tuple(c.strip() for c in (row.get("companies") or "").split("|") if c.strip())
         yield RawFilm(row["title"], parse_year(row.get("year")), row["plot"], tuple(split_labels(row["genres"])),
-                      companies)
+                      companies, _aliases((row.get("aliases") or "").split("|"), row["title"] or ""))
 
 
 Reader = Callable[[Path], Iterator[RawFilm]]
@@ -268,7 +284,9 @@ class _Deduplicator:
         for i in self._by_title.get(title_key, []):
             kept = self.films[i]
             if kept.year is None or film.year is None or kept.year == film.year:
-                self.films[i] = replace(kept, year=kept.year or film.year, companies=kept.companies or film.companies)
+                aliases = kept.aliases + tuple(a for a in film.aliases if a not in kept.aliases)
+                self.films[i] = replace(kept, year=kept.year or film.year, companies=kept.companies or film.companies,
+                                        aliases=aliases)
                 return "duplicate title"
         self._by_title.setdefault(title_key, []).append(len(self.films))
         self._plots.add(plot_key)
@@ -295,7 +313,7 @@ def build_corpus(files: Iterable[tuple[str, Path]], vocabulary: Vocabulary | str
             plot, title = _clean(raw.plot), _clean(raw.title)
             reason = ("no plot" if not plot else "no title" if not title else "no genre" if not genres
                       else dedup.add(Film(title, raw.year, plot, tuple(genres), path.stem,
-                                          tuple(_clean(c) for c in raw.companies))))
+                                          tuple(_clean(c) for c in raw.companies), raw.aliases)))
             if reason:
                 stats.dropped[reason] += 1
             else:

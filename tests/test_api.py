@@ -26,7 +26,7 @@ def test_readme_curl_answers_fantasy_or_adventure(client):
 def test_explain_lists_the_grounding_films(client):
     body = client.post("/classify?explain=true", json={"description": WIZARD}).json()
     first = body["neighbours"][0]
-    assert set(first) == {"title", "year", "genres", "similarity"}
+    assert set(first) == {"title", "year", "genres", "similarity", "source"}
     assert 0 < first["similarity"] <= 1
     similarities = [n["similarity"] for n in body["neighbours"]]
     assert similarities == sorted(similarities, reverse=True)

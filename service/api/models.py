@@ -113,6 +113,8 @@ class MatchOut(BaseModel):
     imdb_id: str | None
     tmdb_id: int | None
     rating: float | None
+    alias: str | None = Field(None, description="The film's other title that matched (its original title, a "
+                                                "title in another language), when the text was not its own title")
 
 
 class CandidateOut(BaseModel):

@@ -9,16 +9,18 @@ from service.corpus import Film, normalise_title
 
 
 def matching_positions(reference: Sequence[Film], held_out: Sequence[Film]) -> set[int]:
-    """Positions of reference films that are one of the held-out films: same normalised title and,
-    where both have one, the same year."""
+    """Positions of reference films that are one of the held-out films: same normalised title (the reference
+    film's own or one of its other titles: a French film held out under its French title) and, where both have
+    one, the same year."""
     years_by_title: dict[str, set[int | None]] = {}
     for film in held_out:
         years_by_title.setdefault(normalise_title(film.title), set()).add(film.year)
     matches = set()
     for i, film in enumerate(reference):
-        years = years_by_title.get(normalise_title(film.title))
-        if years is not None and (film.year is None or None in years or film.year in years):
-            matches.add(i)
+        for title in (film.title, *film.aliases):
+            years = years_by_title.get(normalise_title(title))
+            if years is not None and (film.year is None or None in years or film.year in years):
+                matches.add(i)
     return matches
 
 

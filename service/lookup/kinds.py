@@ -6,6 +6,11 @@
    ("loved", "boring", "masterpiece", "recommend", "overrated", "must-see"), or a score ("8/10", "4 stars").
 3. `title` — short (≤ 10 words, ≤ 80 characters), not a sentence: no verb-like sentence end, at most one
    sentence mark, optionally followed by a year ("The Matrix", "the matrix (1999)", "Matrix 1999").
+   Chinese and Japanese write without spaces, so a text in their scripts is read by its characters: a
+   sentence mark inside or at the end (。，；), more than 16 Han or kana characters (the reference's
+   longest title in those scripts has 12), or over 10 of them with two grammar words (在, 了, が, を, ...)
+   make it a description ("千と千尋の神隠し" is a title,
+   "一个年轻的巫师踏上冒险之旅，去击败黑暗魔王。" a description).
 4. `description` — everything else: a plot to classify as it is.
 """
 from __future__ import annotations
@@ -34,6 +39,14 @@ _REVIEW = re.compile(
 # Anchored at the end and fixed in length, so a search costs O(1) per position: a pattern that opens with an
 # unbounded run ("[\s,]*…$") rescans the rest of the text from every position and is quadratic.
 _YEAR_AT_END = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)$")
+# Han ideographs (with the compatibility block) and Japanese kana, half-width katakana included
+_HAN_OR_KANA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+_CJK_SENTENCE_MARK = re.compile(r"[。，；]")
+MAX_CJK_TITLE_CHARS = 16
+# words that hold a sentence together (Chinese aspect and case words, pronouns; Japanese case particles and
+# verb endings): two of them in a text of over 10 characters make it a sentence, not a title
+_CJK_GRAMMAR = ("在", "了", "着", "把", "被", "他", "她", "们", "一个", "一名", "这", "が", "を", "は", "に", "で",
+                "ます", "です", "した")
 
 
 @dataclass(frozen=True)
@@ -74,10 +87,21 @@ def detect_kind(text: str) -> Kind:
         return "company"
     if _REVIEW.search(text):
         return "review"
+    if _reads_as_cjk_sentence(text):
+        return "description"
     sentence_marks = len(re.findall(r"[.!?](\s|$)", text))
     if len(words) <= 10 and len(text) <= 80 and sentence_marks <= 1 and not text.rstrip().endswith("."):
         return "title"
     return "description"
+
+
+def _reads_as_cjk_sentence(text: str) -> bool:
+    han_or_kana = len(_HAN_OR_KANA.findall(text))
+    if han_or_kana == 0:
+        return False
+    if han_or_kana > MAX_CJK_TITLE_CHARS or _CJK_SENTENCE_MARK.search(text):
+        return True
+    return han_or_kana > 10 and sum(word in text for word in _CJK_GRAMMAR) >= 2
 
 
 _QUOTED = re.compile(r"[\"“”‘’«»]([^\"“”‘’«»]{2,80})[\"“”‘’«»]|'([^']{2,80})'")

@@ -33,6 +33,7 @@ class Match:
     imdb_id: str | None = None
     tmdb_id: int | None = None
     rating: float | None = None
+    alias: str | None = None  # the film's other title that matched (its original title, say)
 
 
 @dataclass
@@ -87,7 +88,10 @@ class Lookup:
         self._titles: dict[str, list[Film]] = {}
         self._companies: dict[str, tuple[str, list[Film]]] = {}  # normalised name → (name, its films)
         for film in index.films if index is not None else []:
-            self._titles.setdefault(normalise_title(film.title), []).append(film)
+            for title in (film.title, *film.aliases):
+                films = self._titles.setdefault(normalise_title(title), [])
+                if film not in films:
+                    films.append(film)
             for company in film.companies:
                 self._companies.setdefault(normalise_title(company), (company, []))[1].append(film)
 
@@ -180,7 +184,7 @@ class Lookup:
             if corrected is not None:
                 result.known_genres = {"correction": list(corrected.genres)} | result.known_genres
             result.candidates = [Candidate(f.title, f.year, list(f.genres)) for f in films if f is not chosen]
-            result.match = result.match or Match(chosen.title, chosen.year)
+            result.match = result.match or Match(chosen.title, chosen.year, alias=_alias_matched(chosen, title))
             if result.plot is None:
                 result.plot, result.plot_source = chosen.plot, "reference"
             return
@@ -232,6 +236,14 @@ class Lookup:
         matches.sort(key=lambda match: (normalise_title(match[0]) != wanted, -len(match[1])))
         films = list({id(f): f for _, fs in matches for f in fs}.values())
         return [company for company, _ in matches], films
+
+
+def _alias_matched(film: Film, asked: str) -> str | None:
+    """The film's other title the text asked for, when it was not the film's own title."""
+    keys = {normalise_title(spelling) for spelling in spellings(asked)}
+    if normalise_title(film.title) in keys:
+        return None
+    return next((alias for alias in film.aliases if normalise_title(alias) in keys), None)
 
 
 def genre_shares(films: list[Film]) -> dict[str, float]:

@@ -146,7 +146,8 @@ function drawLookup(lookup) {
     const m = lookup.matched;
     const ids = [m.imdb_id && `IMDb ${m.imdb_id}`, m.tmdb_id && `TMDb ${m.tmdb_id}`, m.rating && `rated ${m.rating}`];
     const known = ids.filter(Boolean).join(", ");
-    lines.push(el("p", { textContent: `Matched: ${m.title}${m.year ? ` (${m.year})` : ""}${known ? ` — ${known}` : ""}` }));
+    const alias = m.alias ? `, by its title “${m.alias}”` : "";
+    lines.push(el("p", { textContent: `Matched: ${m.title}${m.year ? ` (${m.year})` : ""}${alias}${known ? ` — ${known}` : ""}` }));
   }
   if (lookup.candidates && lookup.candidates.length) {
     lines.push(el("p", { textContent: "Other films of that title (pick one):" }));

@@ -5,7 +5,7 @@ revokes one. A text that is a title the reference knows corrects that film: its 
 embedded, so any description of it finds the correction."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from service.api.deps import check_lengths, current_runtime, editor_or_page, only_query_params, require_editor
 from service.api.models import CorrectionOut, CorrectionPage, ErrorResponse, FeedbackRequest
@@ -14,7 +14,7 @@ from service.corrections import Correction, Corrections
 from service.lookup.kinds import detect_kind
 
 router = APIRouter(tags=["feedback"],
-                   responses={code: {"model": ErrorResponse} for code in (401, 403, 404, 413, 422, 429, 503)})
+                   responses={code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503)})
 
 
 @router.post("/feedback", status_code=201, response_model=CorrectionOut,
@@ -33,8 +33,8 @@ def add(request: Request, body: FeedbackRequest, author: str = Depends(editor_or
 
 
 @router.get("/feedback", response_model=CorrectionPage, dependencies=[Depends(only_query_params("offset", "limit"))])
-def listing(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500), _: str = Depends(require_editor),
-            runtime: Runtime = Depends(current_runtime)) -> CorrectionPage:
+def listing(offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+            _: str = Depends(require_editor), runtime: Runtime = Depends(current_runtime)) -> CorrectionPage:
     """The corrections, the newest first, with who sent them and when (revoked ones too, marked)."""
     page, total = _corrections(runtime).store.page(offset, limit)
     return CorrectionPage(corrections=[_out(c) for c in page], total=total, offset=offset, limit=limit,
@@ -42,7 +42,7 @@ def listing(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500), 
 
 
 @router.delete("/feedback/{correction_id}", response_model=CorrectionOut)
-def revoke(correction_id: int, author: str = Depends(require_editor),
+def revoke(correction_id: int = Path(ge=1, le=2**63 - 1), author: str = Depends(require_editor),
            runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
     """Revoke a correction: it stops counting at once (one folded into the index by a build counts until the
     next build)."""
