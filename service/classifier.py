@@ -31,7 +31,7 @@ from service.memory import release_freed_heap
 from service.genres import Vocabulary, label_key
 from service.labels import LabelScore, LabelScorer, ZeroShotScale
 from service.prompt import build_messages, response_schema
-from service.recognition import Recognition, lean_on, recognise, recognise_correction
+from service.recognition import RULES, Recognition, lean_on, recognise, recognise_correction
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex, index_identity
 from service.vote import DEFAULT_THRESHOLD, decide, vote
@@ -205,7 +205,7 @@ class Classifier:
         retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)
         results = []
         for vector, neighbours, scores in zip(vectors, all_neighbours, all_scores):
-            recognised = recognise(neighbours) if route is self.english and self.settings.recognise_films else None
+            recognised = recognise(neighbours, RULES[route.name]) if self.settings.recognise_films else None
             recognised = recognised or recognise_correction(neighbours)
             if recognised is None:
                 genres = decide(scores, route.threshold, self.settings.max_genres)

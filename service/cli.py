@@ -305,6 +305,8 @@ def cmd_tune_recognition(args, settings: Settings) -> int:
     from service.loading import load_classifier
     from service.evaluation import recognition
 
+    if args.multilingual:
+        return _tune_multilingual_recognition(settings, Path(args.data))
     classifier = load_classifier(settings.model_copy(update={"llm_backend": "none", "multilingual_model": "",
                                                              "recognise_films": False}))
     rows = recognition.table(classifier, Path(args.data))
@@ -317,6 +319,24 @@ def cmd_tune_recognition(args, settings: Settings) -> int:
         table.add_row(str(r["similarity"]), str(r["lead"]), f"{r['known_fires']} ({r['known_right']})",
                       f"{r['known_f1_without']:.4f} → {r['known_f1_with']:.4f}", str(r["unseen_fires"]),
                       f"{r['unseen_f1_without']:.4f} → {r['unseen_f1_with']:.4f}")
+    console.print(table)
+    return 0
+
+
+def _tune_multilingual_recognition(settings: Settings, english: Path) -> int:
+    from service.evaluation import recognition
+    from service.loading import load_classifier
+
+    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
+    files = {path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
+    rows = recognition.multilingual_table(classifier, files, english)
+    table = Table(title="Multilingual recognition rules on the calibration halves of dev-eval/multilingual: fires on "
+                        "known films right/wrong (of known); share fired on descriptions searched without their film")
+    for column in ("similarity ≥", "lead ≥", *[f"{code}" for code in files], "English descriptions of other films"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        cells = [f"{r[c]['right']}/{r[c]['wrong']} of {r[c]['known']}; {r[c]['unseen_share']:.1%}" for c in files]
+        table.add_row(str(r["similarity"]), str(r["lead"]), *cells, f"{r['english_unseen_share']:.1%}")
     console.print(table)
     return 0
 
@@ -436,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_file.set_defaults(func=cmd_bench_file)
     tune = commands.add_parser("tune-recognition", help="the table the film-recognition rule was chosen from")
     tune.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "n_movies.csv"))
+    tune.add_argument("--multilingual", action="store_true",
+                      help="the multilingual route's rules on the dev files' calibration halves")
     tune.set_defaults(func=cmd_tune_recognition)
     fresh = commands.add_parser("bench-fresh", help="time a fresh clone's `make run` to its first answer")
     fresh.set_defaults(func=cmd_bench_fresh)

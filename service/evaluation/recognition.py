@@ -64,3 +64,53 @@ def table(classifier, path: Path) -> list[dict]:
                                      and ns[0].similarity - ns[1].similarity >= lead and _same(film, ns[0].film))
             rows.append(row)
     return rows
+
+
+ML_SIMILARITIES = (0.84, 0.86, 0.88, 0.90)
+ML_LEADS = (0.02, 0.03, 0.04, 0.05)
+
+
+def multilingual_table(classifier, files: dict[str, Path], english: Path) -> list[dict]:
+    """The multilingual route's rules on the calibration half of each dev file: fires on known films (right),
+    and on the same descriptions searched without their film; and on IMDb's English descriptions of films the
+    reference does not hold, searched on the multilingual route (the English rule fires on 4.3% of those)."""
+    from service.corpus import load_corpus
+    from service.evaluation.split import halves
+
+    route = classifier.multilingual
+    by_title: dict[str, list[Film]] = {}
+    for film in route.index.films:
+        for title in (film.title, *film.aliases):
+            by_title.setdefault(normalise_title(title), []).append(film)
+
+    def own(film: Film) -> set[int]:
+        """The reference's films that are this one: the same title (or another of its titles) and year."""
+        return {id(f) for f in by_title.get(normalise_title(film.title), [])
+                if f.year is None or film.year is None or f.year == film.year}
+
+    cases: dict[str, tuple[list, list]] = {}
+    for code, path in files.items():
+        films = halves(load_corpus(path).films)[0]
+        found = route.index.search(route.embedder.embed([f.plot for f in films], role="passage"), 12)
+        known, unseen = [], []
+        for film, neighbours in zip(films, found):
+            if ids := own(film):
+                known.append((neighbours, id(neighbours[0].film) in ids))
+                unseen.append(([n for n in neighbours if id(n.film) not in ids], False))
+        cases[code] = (known, unseen)
+    others = [f for f in descriptions(english) if not own(f)]
+    english_found = route.index.search(route.embedder.embed([f.plot for f in others], role="passage"), 2)
+    rows = []
+    for similarity in ML_SIMILARITIES:
+        for lead in ML_LEADS:
+            def fires(ns) -> bool:
+                return len(ns) > 1 and ns[0].similarity >= similarity and ns[0].similarity - ns[1].similarity >= lead
+
+            row = {"similarity": similarity, "lead": lead,
+                   "english_unseen_share": round(sum(map(fires, english_found)) / max(len(english_found), 1), 4)}
+            for code, (known, unseen) in cases.items():
+                row[code] = {"known": len(known), "right": sum(fires(ns) and right for ns, right in known),
+                             "wrong": sum(fires(ns) and not right for ns, right in known),
+                             "unseen_share": round(sum(fires(ns) for ns, _ in unseen) / max(len(unseen), 1), 4)}
+            rows.append(row)
+    return rows

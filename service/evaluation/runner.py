@@ -295,8 +295,11 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
             code = step.split(":", 1)[1]
             other = language_setups[code] = prepare(settings.model_copy(update={"llm_backend": "none"}),
                                                     languages[code])
-            results["languages"][code] = evaluate_served(other) | {"data": str(languages[code]),
-                                                                   "excluded": other.excluded}
+            evaluation_half = halves(other.held_out)[1]  # the calibration half tunes (recognition, the LLM's say)
+            results["languages"][code] = evaluate_served(other) | {
+                "data": str(languages[code]), "excluded": other.excluded,
+                "evaluation_half": evaluate_served(replace(other, held_out=evaluation_half)),
+                "known_evaluation_half": evaluate_known(settings, evaluation_half)}
         elif step == "wizard":
             results["wizard"] = wizard_check(setup)
         elif step == "llm":
