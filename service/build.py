@@ -25,6 +25,7 @@ from service.settings import Settings
 from service.evaluation.split import validation_split
 from service.store import FORMAT_VERSION, Part, closest_similarity, write_index
 from service.training import train_scorer
+from service.vote import TEMPERATURES
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded
     labels = corpus.vocabulary.labels
     vocabulary = hashlib.sha256("\n".join(labels).encode()).hexdigest()[:8]
     key = (f"{part}-{fingerprint[:16]}-{embedded_by}-f{FORMAT_VERSION}-k{settings.top_k}-g{settings.max_genres}"
-           f"-v{vocabulary}")
+           f"-v{vocabulary}-t{TEMPERATURES.get(part)}")
     path = cache_dir / f"scorer-{key}.npz"
     if path.exists():
         try:
@@ -144,7 +145,7 @@ def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded
         except Exception:  # noqa: BLE001 - a damaged cache entry only costs a retraining
             path.unlink(missing_ok=True)
     scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres, labels,
-                          text_head=part == "english")
+                          text_head=part == "english", temperature=TEMPERATURES.get(part))
     if scorer is not None:
         for old in cache_dir.glob(f"scorer-{part}-*"):
             old.unlink()

@@ -34,7 +34,7 @@ from service.prompt import build_messages, response_schema
 from service.recognition import RULES, Recognition, lean_on, recognise, recognise_correction
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex, index_identity
-from service.vote import DEFAULT_THRESHOLD, decide, vote
+from service.vote import DEFAULT_THRESHOLD, TEMPERATURES, decide, vote
 
 
 @dataclass
@@ -199,7 +199,7 @@ class Classifier:
         all_neighbours = self._search(route.index, vectors)
         if self.corrections is not None:
             all_neighbours = self.corrections.beside(route.name, vectors, all_neighbours, self.settings.top_k)
-        all_scores = [vote(neighbours) for neighbours in all_neighbours]
+        all_scores = [vote(neighbours, TEMPERATURES.get(route.name)) for neighbours in all_neighbours]
         if route.scorer is not None:
             all_scores = route.scorer.blend_scores(texts, vectors, all_scores)
         retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)

@@ -70,14 +70,14 @@ def text_features(vectorizer: TfidfVectorizer) -> TextFeatures:
 
 
 def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, labels: Sequence[str],
-               text_head: bool = True) -> Blend:
+               text_head: bool = True, temperature: float | None = None) -> Blend:
     """Weights and threshold with the best micro-F1 on a validation split, the heads and the vote
     trained and indexed on the rest."""
     train, val = validation_split(len(films))
     train_films = [films[i] for i in train]
     heads = fit_heads(train_films, vectors[train], labels, text_head)
     val_films = [films[i] for i in val]
-    votes = [vote(n) for n in ReferenceIndex(train_films, vectors[train]).search(vectors[val], k)]
+    votes = [vote(n, temperature) for n in ReferenceIndex(train_films, vectors[train]).search(vectors[val], k)]
     components = [as_matrix(votes, labels), *heads.scores([f.plot for f in val_films], vectors[val])]
     gold = [f.genres for f in val_films]
     best = Blend(1.0, 0.0, 0.0, DEFAULT_THRESHOLD)
@@ -95,9 +95,10 @@ def tune_blend(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: i
 
 
 def train_scorer(films: Sequence[Film], vectors: np.ndarray, k: int, max_genres: int, labels: Sequence[str],
-                 text_head: bool = True) -> BlendedScorer | None:
-    """The heads over the vocabulary's learned `labels`, and their blend with the vote tuned on a validation split."""
+                 text_head: bool = True, temperature: float | None = None) -> BlendedScorer | None:
+    """The heads over the vocabulary's learned `labels`, and their blend with the vote (at the part's
+    `temperature`) tuned on a validation split."""
     if len(films) < MIN_FILMS:
         return None
-    blend = tune_blend(films, vectors, k, max_genres, labels, text_head)
+    blend = tune_blend(films, vectors, k, max_genres, labels, text_head, temperature)
     return BlendedScorer(fit_heads(films, vectors, labels, text_head), blend, tuple(labels))

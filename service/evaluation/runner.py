@@ -25,6 +25,7 @@ from service.llm import make_backend
 from service.settings import Settings
 from service.store import ReferenceIndex, load_parts, read_manifest
 from service.training import train_scorer
+from service.vote import TEMPERATURES
 
 # The README's example sentence in other languages: each must find Fantasy or Adventure.
 WIZARD = {
@@ -71,7 +72,8 @@ class Setup:
         if part not in self._scorers:
             index = self.parts[part]
             self._scorers[part] = train_scorer(index.films, index.vectors(), self.settings.top_k,
-                                               self.settings.max_genres, self.labels, text_head=part == "english")
+                                               self.settings.max_genres, self.labels, text_head=part == "english",
+                                               temperature=TEMPERATURES.get(part))
         return self._scorers[part]
 
     def classifier(self, llm: bool = False) -> Classifier:
