@@ -76,12 +76,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_service(settings: Settings, **env_overrides: str):
+def running_service(settings: Settings, checkout: Path | None = None, **env_overrides: str):
+    """`moviegenre serve` on a free port: this code, or the code of another `checkout` of the project."""
     port = _free_port()
     env = os.environ | {"LLM_BACKEND": "none", "MOVIEGENRE_HOST": "127.0.0.1", "MOVIEGENRE_PORT": str(port),
-                        "MOVIEGENRE_INDEX_DIR": str(settings.index_dir), "MOVIEGENRE_LOG_LEVEL": "warning",
-                        **env_overrides}
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
+                        "MOVIEGENRE_INDEX_DIR": str(Path(settings.index_dir).resolve()),
+                        "MOVIEGENRE_LOG_LEVEL": "warning", **env_overrides}
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, cwd=checkout,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -307,34 +310,49 @@ def index_with_corrections(settings: Settings, count: int):
         yield settings.model_copy(update={"index_dir": linked}), len(films)
 
 
-def corrections_figures(settings: Settings, requests: int = 500) -> dict:
-    """English /classify p50 with no correction and with 1,000 stored, two services side by side asked in turn
-    (the same requests, so the machine's noise falls on both)."""
-    texts = _descriptions(settings)
+def _p50s_in_turn(urls: list[str], texts: list[str], requests: int = 500, warm_up: int = 30) -> list[float]:
+    """English /classify p50 of services side by side, asked in turn (the same requests, the first of each pair
+    alternating), so the machine's noise falls on all of them alike."""
+    clients = [httpx.Client(base_url=url, timeout=30) for url in urls]
+    latencies: list[list[float]] = [[] for _ in urls]
+    for i, text in enumerate(texts[:warm_up + requests]):
+        order = list(zip(clients, latencies))
+        for client, kept in order if i % 2 else order[::-1]:
+            started = time.perf_counter()
+            client.post("/classify", json={"description": text}).raise_for_status()
+            if i >= warm_up:
+                kept.append((time.perf_counter() - started) * 1000)
+    for client in clients:
+        client.close()
+    return [round(float(np.percentile(values, 50)), 2) for values in latencies]
+
+
+def corrections_figures(settings: Settings) -> dict:
+    """English /classify p50 with no correction and with 1,000 stored."""
     with index_with_corrections(settings, 0) as (plain, _), index_with_corrections(settings, CORRECTIONS) as (
             corrected, stored), running_service(plain) as (without, _), running_service(corrected) as (with_, _):
-        clients = [httpx.Client(base_url=url, timeout=30) for url in (without, with_)]
-        latencies: list[list[float]] = [[], []]
-        for i, text in enumerate(texts[:30 + requests]):
-            for client, kept in zip(clients if i % 2 else clients[::-1], latencies if i % 2 else latencies[::-1]):
-                started = time.perf_counter()
-                client.post("/classify", json={"description": text}).raise_for_status()
-                if i >= 30:  # after a warm-up
-                    kept.append((time.perf_counter() - started) * 1000)
-        health = clients[1].get("/health").json()["feedback"]
-        for client in clients:
-            client.close()
-    p50 = [round(float(np.percentile(values, 50)), 2) for values in latencies]
+        p50 = _p50s_in_turn([without, with_], _descriptions(settings))
+        health = httpx.get(f"{with_}/health").json()["feedback"]
     return {"corrections_stored": stored, "corrections_served": health["corrections"],
             "classify_p50_ms_no_corrections": p50[0], "classify_p50_ms_with_corrections": p50[1],
             "corrections_p50_change": round(p50[1] / p50[0] - 1, 3)}
 
 
-def run(settings: Settings, out: Path, only: str | None = None) -> dict:
-    if only == "corrections":
-        results = corrections_figures(settings)
+def against_figures(settings: Settings, checkout: Path) -> dict:
+    """English /classify p50 of another checkout of the project (an earlier commit, say) and of this code, on
+    the same index."""
+    with running_service(settings, checkout) as (other, _), running_service(settings) as (this, _):
+        p50 = _p50s_in_turn([other, this], _descriptions(settings))
+    return {"against": str(checkout), "classify_p50_ms_other": p50[0], "classify_p50_ms_this": p50[1],
+            "p50_change": round(p50[1] / p50[0] - 1, 3)}
+
+
+def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:
+    if only or against:
+        name, results = ("against", against_figures(settings, against)) if against else \
+            ("corrections", corrections_figures(settings))
         out.mkdir(parents=True, exist_ok=True)
-        write_bytes(out / "corrections.json", json.dumps(results, indent=2).encode("utf-8"))
+        write_bytes(out / f"{name}.json", json.dumps(results, indent=2).encode("utf-8"))
         Console().print(json.dumps(results, indent=2))
         return results
     results = service_figures(settings) | embed_throughput(settings) | {"faiss_ms": faiss_ms(settings)}

@@ -285,7 +285,7 @@ def cmd_calibrate_llm(args, settings: Settings) -> int:
 def cmd_bench(args, settings: Settings) -> int:
     from service import bench
 
-    bench.run(settings, Path(args.out), args.only)
+    bench.run(settings, Path(args.out), args.only, Path(args.against) if args.against else None)
     return 0
 
 
@@ -448,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     benchmark.add_argument("--out", default="bench")
     benchmark.add_argument("--only", choices=["corrections"],
                            help="only the English p50 with and without 1,000 corrections")
+    benchmark.add_argument("--against", metavar="CHECKOUT",
+                           help="only the English p50 of another checkout of the project (git worktree add DIR REV) "
+                                "beside this code's, on the same index")
     benchmark.set_defaults(func=cmd_bench)
     bench_file = commands.add_parser("bench-file", help="classify-file on a large catalogue; bench/catalogue.json")
     bench_file.add_argument("--rows", type=int, default=200_000)
