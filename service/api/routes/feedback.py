@@ -54,7 +54,8 @@ def revoke(correction_id: int = Path(ge=1, le=2**63 - 1), author: str = Depends(
 
 def _corrections(runtime: Runtime) -> Corrections:
     if runtime.classifier.corrections is None:
-        raise HTTPException(503, "this classifier keeps no corrections")
+        raise HTTPException(503, "corrections are off: the corrections store beside the index could not be opened "
+                                 "(a read-only index folder?); see the log")
     return runtime.classifier.corrections
 
 
