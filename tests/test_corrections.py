@@ -240,3 +240,19 @@ def test_a_rebuild_folds_the_corrections_in_and_the_side_index_starts_empty(tmp_
     classifier.corrections.poll_s = 1e-9
     classifier.classify("anything")  # reads what was stored since
     assert len(classifier.corrections) == 1
+
+
+def test_a_store_that_cannot_be_opened_leaves_the_service_answering_without_corrections(own_index_dir, monkeypatch):
+    import sqlite3
+
+    from service import loading
+
+    def unopenable(path):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(loading, "CorrectionStore", unopenable)
+    client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="")
+    assert client.post("/classify", json={"description": STORY}).status_code == 200
+    refused = client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": CORRECTED})
+    assert refused.status_code == 503 and "could not be opened" in refused.json()["error"]
+    assert client.get("/health").json()["feedback"]["corrections"] == 0
