@@ -302,6 +302,6 @@ class Classifier:
         """Stop the LLM calls' threads and close the LLM client's connections."""
         self._llm_pool.shutdown(wait=False, cancel_futures=True)
         if self.corrections is not None:
-            self.corrections.store.close()
+            self.corrections.close()
         if self.llm is not None:
             self.llm.close()

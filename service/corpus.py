@@ -83,6 +83,20 @@ def normalise_title(title: str) -> str:
 _FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
 
 
+def years_agree(a: int | None, b: int | None) -> bool:
+    """Two years of one film: equal, or one of them unknown."""
+    return a is None or b is None or a == b
+
+
+def films_by_title(films: Iterable[Film]) -> dict[str, list[Film]]:
+    """Normalised title → the films that go by it, under their own title or one of their other titles."""
+    found: dict[str, list[Film]] = {}
+    for film in films:
+        for key in dict.fromkeys(normalise_title(title) for title in (film.title, *film.aliases)):
+            found.setdefault(key, []).append(film)
+    return found
+
+
 def _clean(text: str | None) -> str:
     return " ".join((text or "").replace("\xa0", " ").split())
 
@@ -283,7 +297,7 @@ class _Deduplicator:
         title_key = normalise_title(film.title) or film.title
         for i in self._by_title.get(title_key, []):
             kept = self.films[i]
-            if kept.year is None or film.year is None or kept.year == film.year:
+            if years_agree(kept.year, film.year):
                 aliases = kept.aliases + tuple(a for a in film.aliases if a not in kept.aliases)
                 self.films[i] = replace(kept, year=kept.year or film.year, companies=kept.companies or film.companies,
                                         aliases=aliases)

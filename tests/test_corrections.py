@@ -77,8 +77,12 @@ def test_other_descriptions_see_a_corrected_film_as_a_neighbour(editors_client):
     assert "correction" in [n["source"] for n in answer["neighbours"]]
 
 
-def test_a_title_the_reference_knows_corrects_that_film_for_its_plot_and_its_title(editors_client):
+def test_a_title_the_reference_knows_corrects_that_film_for_its_plot_and_its_title(own_index_dir):
+    # no polling: the correction must reach this process's cached lookups without reading the store again
+    editors_client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="",
+                                 corrections_poll_s=0)
     film = tmdb_rows(0, 1)[0]  # Avatar, in the small reference
+    assert "Western" not in _classify(editors_client, film["title"], mode="lookup")["genres"]  # now cached
     stored = editors_client.post("/feedback", headers=ALICE, json={"text": film["title"], "genres": ["Western"]})
     assert stored.status_code == 201, stored.text
     assert (stored.json()["title"], stored.json()["year"]) == (film["title"], int(film["year"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from service.corpus import Corpus, Film, SourceStats, normalise_title
+from service.corpus import Corpus, Film, SourceStats, normalise_title, years_agree
 from service.corrections.store import Correction
 
 SOURCE = "corrections"
@@ -14,6 +14,8 @@ SOURCE = "corrections"
 def fold(corpus: Corpus, corrections: list[Correction]) -> None:
     """Into `corpus`, in place, oldest first (a later correction of the same film wins); its summary then says
     how many replaced a film's labels and how many were added (`corrections` in Corpus.summary)."""
+    if not corrections:  # the store exists but holds none: no need to key every plot
+        return
     by_title: dict[str, list[int]] = {}
     by_plot: dict[str, int] = {}
     for i, film in enumerate(corpus.films):
@@ -45,7 +47,7 @@ def _target(films: list[Film], correction: Correction, by_title: dict[str, list[
             by_plot: dict[str, int]) -> int | None:
     if correction.title:
         for i in by_title.get(normalise_title(correction.title), []):
-            if films[i].year is None or correction.year is None or films[i].year == correction.year:
+            if years_agree(films[i].year, correction.year):
                 return i
     return by_plot.get(normalise_title(correction.plot))
 

@@ -20,8 +20,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
-from service.corpus import Film, normalise_title
-from service.corrections.store import Correction, CorrectionStore, Version
+from service.corpus import Film, normalise_title, years_agree
+from service.corrections.store import Correction, CorrectionStore
 from service.embedding import Embedder
 from service.store import Neighbour
 
@@ -53,10 +53,7 @@ class Corrections:
         self._seen = store.version()
         self._snapshot = self._made(store.active(after=through))
         self._polled = time.monotonic()
-
-    @property
-    def version(self) -> Version:
-        return self._seen
+        self.generation = 0  # moves with every change served, this process's own or another's (lookup caches)
 
     def __len__(self) -> int:
         return len(self._snapshot.corrections)
@@ -99,6 +96,9 @@ class Corrections:
         return [_merged(snapshot, neighbours, row_s, row_i, k)
                 for neighbours, row_s, row_i in zip(found, similarities, positions)]
 
+    def close(self) -> None:
+        self.store.close()
+
     def corrected(self, film: Film) -> Correction | None:
         """The latest correction naming this film, if any (a lookup's answer for a title)."""
         return _naming(film, self._snapshot.shadows)
@@ -114,6 +114,7 @@ class Corrections:
         for correction_id in revoked:
             current.pop(correction_id, None)
         self._snapshot = self._made(list(current.values()), reuse=self._snapshot)
+        self.generation += 1
 
     def _made(self, corrections: Sequence[Correction], reuse: _Snapshot | None = None) -> _Snapshot:
         """The snapshot of these corrections: the vectors of those already embedded are reused."""
@@ -148,7 +149,7 @@ def _naming(film: Film, shadows: dict[str, tuple[Correction, ...]]) -> Correctio
     if not shadows:
         return None
     for correction in shadows.get(_title_key(film.title), ()):
-        if correction.year is None or film.year is None or correction.year == film.year:
+        if years_agree(correction.year, film.year):
             return correction
     return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from service.corpus import Film, normalise_title, parse_year
+from service.corpus import Film, films_by_title, normalise_title, parse_year, years_agree
 from service.evaluation.metrics import score
 from service.genres import DEFAULT, split_labels
 
@@ -22,8 +22,7 @@ LEADS = (0.0, 0.05, 0.1, 0.15)
 
 def _same(a: Film, b: Film) -> bool:
     """The same film: the same normalised title and, where both have one, the same year."""
-    years_agree = a.year is None or b.year is None or a.year == b.year
-    return years_agree and normalise_title(a.title) == normalise_title(b.title)
+    return years_agree(a.year, b.year) and normalise_title(a.title) == normalise_title(b.title)
 
 
 def descriptions(path: Path) -> list[Film]:
@@ -78,15 +77,11 @@ def multilingual_table(classifier, files: dict[str, Path], english: Path) -> lis
     from service.evaluation.split import halves
 
     route = classifier.multilingual
-    by_title: dict[str, list[Film]] = {}
-    for film in route.index.films:
-        for title in (film.title, *film.aliases):
-            by_title.setdefault(normalise_title(title), []).append(film)
+    by_title = films_by_title(route.index.films)
 
     def own(film: Film) -> set[int]:
         """The reference's films that are this one: the same title (or another of its titles) and year."""
-        return {id(f) for f in by_title.get(normalise_title(film.title), [])
-                if f.year is None or film.year is None or f.year == film.year}
+        return {id(f) for f in by_title.get(normalise_title(film.title), []) if years_agree(f.year, film.year)}
 
     cases: dict[str, tuple[list, list]] = {}
     for code, path in files.items():

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from service.corpus import Film, normalise_title
+from service.corpus import Film, films_by_title, normalise_title, years_agree
 from service.corrections import Corrections
 from service.genres import DEFAULT
 from service.lookup.imdb import ImdbSource, ImdbUnavailable
@@ -85,13 +85,10 @@ class Lookup:
         self.why_no_tmdb = why_no_tmdb or "TMDb lookup skipped: no TMDB_API_KEY set"
         self._cache: LRUCache = LRUCache(maxsize=cache_size)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe; requests run in threads
-        self._titles: dict[str, list[Film]] = {}
+        films = index.films if index is not None else []
+        self._titles = films_by_title(films)
         self._companies: dict[str, tuple[str, list[Film]]] = {}  # normalised name → (name, its films)
-        for film in index.films if index is not None else []:
-            for title in (film.title, *film.aliases):
-                films = self._titles.setdefault(normalise_title(title), [])
-                if film not in films:
-                    films.append(film)
+        for film in films:
             for company in film.companies:
                 self._companies.setdefault(normalise_title(company), (company, []))[1].append(film)
 
@@ -102,7 +99,7 @@ class Lookup:
     def lookup(self, text: str, kind: Kind | None = None) -> LookupResult:
         kind = kind or detect_kind(text)
         # a correction changes what a title answers: cached answers are of one state of the corrections
-        key = (kind, " ".join(text.split()).lower(), self.corrections.version if self.corrections else None)
+        key = (kind, " ".join(text.split()).lower(), self.corrections.generation if self.corrections else None)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:
@@ -197,7 +194,7 @@ class Lookup:
     def _reference_films(self, title: str, year: int | None) -> tuple[Film | None, list[Film]]:
         """(the film chosen, every film of the title): the year asked, else the newest."""
         films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
-        fitting = [f for f in films if f.year is None or year is None or f.year == year]
+        fitting = [f for f in films if years_agree(f.year, year)]
         if not fitting:
             return None, films
         return max(fitting, key=lambda f: (f.year == year, f.year or 0)), films
