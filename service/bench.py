@@ -116,7 +116,8 @@ def _foreign_descriptions(settings: Settings, words: int = 40) -> list[str]:
 
 
 def _percentiles(latencies: list[float], prefix: str) -> dict:
-    return {f"{prefix}_p{q}_ms": round(float(np.percentile(latencies, q)), 1) for q in (50, 95, 99)}
+    return {f"{prefix}_p{q}_ms": round(float(np.percentile(latencies, q)), 1) if latencies else None
+            for q in (50, 95, 99)}
 
 
 def _timed_posts(url: str, texts: list[str]) -> tuple[list[float], list[int]]:
@@ -133,6 +134,8 @@ def _timed_posts(url: str, texts: list[str]) -> tuple[list[float], list[int]]:
 
 
 def _concurrent(url: str, texts: list[str], requests: int, concurrency: int) -> dict:
+    """`concurrency` clients sending `requests` in all, each back to back: answered per second, refusals and
+    errors, and the latency of the answered ones."""
     work = [texts[i % len(texts)] for i in range(requests)]
     shares = [work[i::concurrency] for i in range(concurrency)]
     started = time.perf_counter()
@@ -140,9 +143,10 @@ def _concurrent(url: str, texts: list[str], requests: int, concurrency: int) -> 
         results = list(pool.map(lambda share: _timed_posts(url, share), shares))
     seconds = time.perf_counter() - started
     statuses = [s for _, share in results for s in share]
-    return {"per_s": round(requests / seconds, 1), "errors": sum(s not in (200, 503) for s in statuses),
+    answered = [ms for latencies, share in results for ms, s in zip(latencies, share) if s == 200]
+    return {"per_s": round(statuses.count(200) / seconds, 1), "errors": sum(s not in (200, 503) for s in statuses),
             "shed": statuses.count(503), "server_errors": sum(s >= 500 and s != 503 for s in statuses),
-            "failed_connections": statuses.count(0)}
+            "failed_connections": statuses.count(0)} | _percentiles(answered, "answered")
 
 
 def _batch_per_s(url: str, texts: list[str], batches: int = 20, size: int = 32) -> float:
@@ -199,7 +203,7 @@ def overload(url: str, texts: list[str], clients: int = 200, seconds: float = 10
             try:
                 async with session.post(f"{url}/classify", json={"description": texts[(i + sent) % len(texts)]}) as r:
                     await r.read()
-                    status = r.status
+                    status = -503 if r.status == 503 and "Retry-After" not in r.headers else r.status
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 status = 0
             out.append((status, (time.perf_counter() - started) * 1000))
@@ -225,7 +229,8 @@ def overload(url: str, texts: list[str], clients: int = 200, seconds: float = 10
             "overload_accepted_p99_ms": round(float(np.percentile(accepted, 99)), 1) if accepted else None,
             "overload_503_p99_ms": round(float(np.percentile(refused, 99)), 1) if refused else None,
             "overload_other_5xx": sum(1 for status, _ in results if status >= 500 and status != 503),
-            "overload_other_errors": sum(1 for status, _ in results if status not in (200, 503, 0)),
+            "overload_503_without_retry_after": sum(1 for status, _ in results if status == -503),
+            "overload_other_errors": sum(1 for status, _ in results if status not in (200, 503, 0, -503)),
             "overload_connection_errors": sum(1 for status, _ in results if status == 0)}
 
 
@@ -277,11 +282,13 @@ def service_figures(settings: Settings) -> dict:
         load = _concurrent(url, texts, LOAD_REQUESTS, 16)
         figures |= {"classify_per_s_c16": load["per_s"], "load_requests": LOAD_REQUESTS,
                     "load_errors": load["errors"], "load_503": load["shed"],
-                    "load_5xx_other_than_503": load["server_errors"]}
+                    "load_5xx_other_than_503": load["server_errors"],
+                    "load_answered_p50_ms": load["answered_p50_ms"], "load_answered_p99_ms": load["answered_p99_ms"]}
         figures["batch_per_s"] = _batch_per_s(url, texts)
         figures["rss_mb"] = _rss_mb(pid)
         figures |= _classify_beside_adversarial_lookups(url, texts)
         figures |= overload(url, texts)
+        figures["overload_answered_share_of_c16"] = round(figures["overload_accepted_per_s"] / load["per_s"], 3)
         figures["overload_rss_mb"] = _rss_mb(pid)
     return figures
 
@@ -338,13 +345,42 @@ def corrections_figures(settings: Settings) -> dict:
             "corrections_p50_change": round(p50[1] / p50[0] - 1, 3)}
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds a process has used (user + system, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cost_in_turn(services: dict[str, tuple[str, int]], texts: list[str], rounds: int = 6,
+                  requests: int = 320) -> dict:
+    """Per service, the CPU it spends on one English /classify and on one description of /classify/batch (ms,
+    median of `rounds`), and /classify/batch descriptions per second; the services take turns, the first of each
+    round alternating. CPU time barely moves with what else the machine does, where latency moves by a third."""
+    runs: dict[str, dict[str, list[float]]] = {name: {"single": [], "batch": [], "batch_per_s": []}
+                                               for name in services}
+    order = list(services.items())
+    for round_ in range(rounds):
+        for name, (url, pid) in order if round_ % 2 else order[::-1]:
+            started = _cpu_s(pid)
+            _timed_posts(url, texts[:requests])
+            runs[name]["single"].append((_cpu_s(pid) - started) * 1000 / requests)
+            started = _cpu_s(pid)
+            runs[name]["batch_per_s"].append(_batch_per_s(url, texts, batches=requests // 32))
+            runs[name]["batch"].append((_cpu_s(pid) - started) * 1000 / (requests // 32 * 32))
+    return {f"{measure}_{name}": round(statistics.median(values), 2 if measure != "batch_per_s" else 1)
+            for name, measures in runs.items() for measure, values in measures.items()}
+
+
 def against_figures(settings: Settings, checkout: Path) -> dict:
-    """English /classify p50 of another checkout of the project (an earlier commit, say) and of this code, on
-    the same index."""
-    with running_service(settings, checkout) as (other, _), running_service(settings) as (this, _):
-        p50 = _p50s_in_turn([other, this], _descriptions(settings))
+    """Another checkout of the project (an earlier commit, say) and this code, served side by side on the same
+    index: English /classify p50 asked in turn, and the CPU each spends per request, single and in batches."""
+    texts = _descriptions(settings)
+    with running_service(settings, checkout) as (other, other_pid), running_service(settings) as (this, this_pid):
+        p50 = _p50s_in_turn([other, this], texts)
+        cost = _cost_in_turn({"other": (other, other_pid), "this": (this, this_pid)}, texts)
+    renamed = {f"cpu_ms_per_{k}" if not k.startswith("batch_per_s") else k: v for k, v in cost.items()}
     return {"against": str(checkout), "classify_p50_ms_other": p50[0], "classify_p50_ms_this": p50[1],
-            "p50_change": round(p50[1] / p50[0] - 1, 3)}
+            "p50_change": round(p50[1] / p50[0] - 1, 3)} | renamed
 
 
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
 from service.corrections.fold import fold
@@ -20,7 +22,7 @@ from service.embedding.export import ensure_exported
 from service.genres import DEFAULT, Vocabulary, from_file
 from service.evaluation.metrics import binarize
 from service.heads import BlendedScorer, scorer_file
-from service.labels import CALIBRATION_PLOTS, ZeroShotScale
+from service.labels import CALIBRATION_PLOTS, ZeroShotScale, nearest_plots
 from service.settings import Settings
 from service.evaluation.split import validation_split
 from service.store import FORMAT_VERSION, Part, closest_similarity, write_index
@@ -73,7 +75,7 @@ def fold_corrections(corpus: Corpus, index_dir: Path) -> None:
     if path.is_file():
         store = CorrectionStore(path)
         try:
-            fold(corpus, store.active())
+            fold(corpus, store.served())
         finally:
             store.close()
 
@@ -127,7 +129,8 @@ def _zero_shot_scale(embedder, corpus: Corpus, vectors) -> ZeroShotScale | None:
     if len(picked) < MIN_VALIDATION_PLOTS or len(labels) < 2:
         return None
     gold = binarize([corpus.films[i].genres for i in picked], labels)
-    return ZeroShotScale.learn(embedder, vectors[picked], gold, labels)
+    train = np.ascontiguousarray(np.delete(vectors, picked, axis=0), np.float32)  # a plot is not its own example
+    return ZeroShotScale.learn(embedder, vectors[picked], gold, labels, nearest_plots(train))
 
 
 def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded_by: str, settings: Settings,

@@ -28,10 +28,10 @@ from service.llm import CachedBackend, LLMError
 from service.llm.base import timed_out
 from service.llm.probe import ReachabilityProbe
 from service.memory import release_freed_heap
-from service.genres import Vocabulary, label_key
-from service.labels import LabelScore, LabelScorer, ZeroShotScale
+from service.genres import Vocabulary
+from service.labels import LabelScore, LabelScorer, ZeroShotScale, nearest_in
 from service.prompt import build_messages, response_schema
-from service.recognition import RULES, Recognition, lean_on, recognise, recognise_correction
+from service.recognition import NAMES_RULES, RULES, Names, Recognition, lean_on, recognise, recognise_correction
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex, index_identity
 from service.vote import DEFAULT_THRESHOLD, TEMPERATURES, decide, vote
@@ -56,6 +56,7 @@ class Classification:
     recognised: Recognition | None = None  # the reference film the description was taken to describe
     llm_outcome: str | None = None    # when the LLM was asked: "answered", or LLMError's outcome
     label_scores: list[LabelScore] | None = None  # the request's own labels, each scored (labels.py)
+    degraded: list[str] = field(default_factory=list)  # what failed outside the process and was done without
 
 
 @dataclass(eq=False)  # routes are told apart by identity
@@ -104,8 +105,10 @@ class Classifier:
         # zero-shot labels are read by the multilingual model where there is one: labels in any language
         zero_shot = multilingual or self.english
         scale = index.manifest.get("parts", {}).get(zero_shot.name, {}).get("zero_shot")
-        self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, ZeroShotScale(**scale) if scale else None)
+        self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, ZeroShotScale(**scale) if scale else None,
+                                        nearest_in(zero_shot.index))
         self.detector = detector
+        self.names = Names(index.films)  # the names films are told with (recognition.py), counted on first use
         self.corrections = corrections  # editors' corrections since the build, searched beside the index
         self.llm = llm
         self.settings = settings
@@ -152,8 +155,7 @@ class Classifier:
         them at once, under one deadline. With `labels`, the answer scores exactly those labels (labels.py)
         and `genres` lists those that pass."""
         detections = self.detector.detect_many(texts) if self.detector else [Detection(None, 0.0)] * len(texts)
-        if self.corrections is not None:
-            self.corrections.refresh()
+        store_problem = self.corrections.refresh() if self.corrections is not None else None
         results: list[Classification | None] = [None] * len(texts)
         for route, positions in self._routes(detections).items():
             for i, result in zip(positions, self._score(route, [texts[i] for i in positions])):
@@ -161,9 +163,12 @@ class Classifier:
                 if route is self.english and not detections[i].english:
                     result.notes.append(MULTILINGUAL_MISSING[self.multilingual_status].format(
                         language=detections[i].language))
+                if store_problem:
+                    result.notes.append(store_problem)
+                    result.degraded.append("corrections_store")
                 results[i] = result
         if labels:
-            self._score_labels(texts, results, labels, use_llm)
+            self._score_labels(texts, results, self.label_scorer.distinct(labels), use_llm)
         elif self.llm is not None and use_llm:
             self._consult_llm(texts, results)
         return results
@@ -173,10 +178,7 @@ class Classifier:
         as its schema) or, without one or when it failed, by the embedding."""
         unknown = self.label_scorer.unknown(labels)
         if self.llm is not None and use_llm:
-            once: dict[str, str] = {}  # the question lists each label once, whatever its case or spacing
-            for label in labels:
-                once.setdefault(label_key(label), label)
-            self._consult_llm(texts, results, Vocabulary(tuple(once.values())) if unknown else None)
+            self._consult_llm(texts, results, Vocabulary(tuple(labels)) if unknown else None)
         for text, result in zip(texts, results):
             result.label_scores = self.label_scorer.score(text, result.scores, self._route(result).threshold, labels,
                                                           result.llm_genres)
@@ -204,8 +206,8 @@ class Classifier:
             all_scores = route.scorer.blend_scores(texts, vectors, all_scores)
         retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)
         results = []
-        for vector, neighbours, scores in zip(vectors, all_neighbours, all_scores):
-            recognised = recognise(neighbours, RULES[route.name]) if self.settings.recognise_films else None
+        for text, vector, neighbours, scores in zip(texts, vectors, all_neighbours, all_scores):
+            recognised = self._recognised(route, text, neighbours) if self.settings.recognise_films else None
             recognised = recognised or recognise_correction(neighbours)
             if recognised is None:
                 genres = decide(scores, route.threshold, self.settings.max_genres)
@@ -220,6 +222,14 @@ class Classifier:
                 result.confidence, result.confidence_reason = route.confidence.assess(vector, neighbours[0].similarity)
             results.append(result)
         return results
+
+    def _recognised(self, route: Route, text: str, neighbours: list[Neighbour]) -> Recognition | None:
+        """The reference film the description tells of: by closeness (RULES), or on the multilingual route, where a
+        translation is hardly closer to its film than other films are, by the names they share (NAMES_RULES)."""
+        found = recognise(neighbours, RULES[route.name])
+        if found is None and route.name in NAMES_RULES:
+            found = self.names.recognise(text, neighbours, NAMES_RULES[route.name])
+        return found
 
     def _consult_llm(self, texts: list[str], results: list[Classification], question: Vocabulary | None = None) -> None:
         """Ask the LLM to choose among the index's labels, or among a request's own (`question`: its schema is
@@ -296,6 +306,8 @@ class Classifier:
             self.detector.warm_up()
         for route in self.routes():
             route.embedder.embed(["warm-up"])
+        if any(route.name in NAMES_RULES for route in self.routes()):
+            self.names.weights()  # a second or so: not the first foreign description's to pay
         release_freed_heap()
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def _print_build_summary(report) -> None:
     corrections = summary["corrections"]
     if corrections["read"]:
         console.print(f"Editors' corrections folded in: {corrections['read']} ({corrections['replaced']} replaced a "
-                      f"reference film's labels, {corrections['added']} added as films); the served side index "
-                      f"starts after correction {corrections['through']}")
+                      f"reference film's labels, {corrections['added']} added as films; "
+                      f"{corrections.get('superseded', 0)} superseded by a newer one of the same film); the served "
+                      f"side index starts after correction {corrections['through']}")
     for name, part in report.manifest["parts"].items():
         if blend := part.get("blend"):
             console.print(f"{name} part, blend tuned on a validation split: vote {blend['vote']}, TF-IDF "
@@ -129,8 +131,10 @@ def _build_missing_parts(settings: Settings, data: str | None):
                       "(run `make build-index DATA=… VOCABULARY=… INDEX=…`)")
         return None
     console.print("building the missing parts of the index in the background (`moviegenre build-index`)…")
-    build = subprocess.Popen([sys.executable, "-m", "service.cli", "build-index"] +
-                             (["--data", data] if data else []))
+    # at a lower CPU priority: once the English part is current the service starts and answers beside the rest
+    # of the build (several minutes of multilingual embedding on every core), and its requests come first
+    build = subprocess.Popen([sys.executable, "-m", "service.cli", "build-index"] + (["--data", data] if data else []),
+                             preexec_fn=lambda: os.nice(10))
     while "english" not in built_parts():
         if build.poll() is not None:
             raise SystemExit(f"build-index failed (exit {build.returncode}): see its output above")
@@ -336,7 +340,12 @@ def _tune_multilingual_recognition(settings: Settings, english: Path) -> int:
         table.add_column(column, justify="right")
     for r in rows:
         cells = [f"{r[c]['right']}/{r[c]['wrong']} of {r[c]['known']}; {r[c]['unseen_share']:.1%}" for c in files]
-        table.add_row(str(r["similarity"]), str(r["lead"]), *cells, f"{r['english_unseen_share']:.1%}")
+        if "names_rule" in r:  # a names rule beside the similarity rule served
+            rule = r["names_rule"]
+            first, second = f"names ≥ {rule['min_names']}, weight ≥ {rule['min_weight']:g}", f"{rule['min_lead']:g}"
+        else:
+            first, second = str(r["similarity"]), str(r["lead"])
+        table.add_row(first, second, *cells, f"{r['english_unseen_share']:.1%}")
     console.print(table)
     return 0
 

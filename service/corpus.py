@@ -83,6 +83,18 @@ def normalise_title(title: str) -> str:
 _FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
 
 
+def film_key(title: str, year: int | None) -> str:
+    """Which film this is: its normalised title and its year. After deduplication no two reference films share
+    one (films of one title and no year, or of one title and the same year, were merged), so a correction
+    keyed by it changes one film."""
+    return f"{normalise_title(title) or title}|{year or ''}"
+
+
+def plot_key(plot: str) -> str:
+    """Which film a description is, when it names none: its normalised text (a prefix film_key never has)."""
+    return "plot:" + hashlib.sha256((normalise_title(plot) or plot).encode()).hexdigest()[:24]
+
+
 def years_agree(a: int | None, b: int | None) -> bool:
     """Two years of one film: equal, or one of them unknown."""
     return a is None or b is None or a == b
@@ -276,7 +288,7 @@ class Corpus:
             "unmapped_labels": dict(self.unmapped_labels.most_common()),
             # labels of the vocabulary with too few films to learn: only an LLM names them
             "left_to_llm": {label: self.genre_counts()[label] for label in self.vocabulary.llm_only},
-            "corrections": self.corrections or {"through": 0, "read": 0, "added": 0, "replaced": 0},
+            "corrections": self.corrections or {"through": 0, "read": 0, "superseded": 0, "added": 0, "replaced": 0},
         }
 
 

@@ -7,7 +7,7 @@ import logging
 import sqlite3
 
 from service.classifier import Classifier, Route
-from service.corrections import CorrectionStore, Corrections, store_path
+from service.corrections import CorrectionStore, Corrections, StoreUnavailable, store_path
 from service.corrections.fold import folded_through
 from service.embedding import Embedder
 from service.heads import load_scorer
@@ -62,10 +62,10 @@ def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: d
     index folder say: the service then answers from the index alone."""
     try:
         store = CorrectionStore(store_path(settings.index_dir))
-    except (OSError, sqlite3.Error) as exc:
+        return Corrections(store, embedders, folded_through(manifest), settings.corrections_poll_s)
+    except (OSError, sqlite3.Error, StoreUnavailable) as exc:
         log.warning("corrections are off: %s cannot be opened (%s)", store_path(settings.index_dir), exc)
         return None
-    return Corrections(store, embedders, folded_through(manifest), settings.corrections_poll_s)
 
 
 def _embedder(settings: Settings, model: str) -> Embedder:

@@ -76,15 +76,22 @@ class Settings(BaseSettings):
     # only when MOVIEGENRE_FEEDBACK_PAGE is true (anonymous, rate-limited like /classify).
     feedback_token: SecretStr | None = Field(None, alias="MOVIEGENRE_FEEDBACK_TOKEN")
     feedback_page: bool = Field(False, alias="MOVIEGENRE_FEEDBACK_PAGE")
+    # what anonymous corrections (the page's) may do: so many per client address, so many waiting for an editor
+    feedback_page_rate_limit: str = Field("20/hour", alias="MOVIEGENRE_FEEDBACK_PAGE_RATE_LIMIT")
+    max_pending_feedback: int = Field(1000, ge=1, alias="MOVIEGENRE_MAX_PENDING_FEEDBACK")
+    # corrections served beside the index at most (the side index holds their vectors): a build folds them in
+    max_corrections: int = Field(20_000, ge=1, alias="MOVIEGENRE_MAX_CORRECTIONS")
     # how often a process reads the corrections other processes stored (0: never; a file run keeps its snapshot)
     corrections_poll_s: float = Field(1.0, ge=0, le=3600, alias="MOVIEGENRE_CORRECTIONS_POLL")
 
     # Operations: TLS on the same port, load shedding, rate limits, metrics, readiness
     ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
-    # requests classified at once, and how long one more waits for a slot before a 503 (measured: make bench)
+    # requests classified at once; the longest a request may expect to wait for a slot (beyond it a 503 at once,
+    # and one that waited twice as long is refused then); seconds a client has to send its body (api/admission.py)
     max_in_flight: int = Field(4, ge=1, le=1024, alias="MOVIEGENRE_MAX_IN_FLIGHT")
-    queue_timeout_s: float = Field(0.05, ge=0, le=60, alias="MOVIEGENRE_QUEUE_TIMEOUT")
+    max_queue_wait_s: float = Field(0.1, ge=0, le=60, alias="MOVIEGENRE_MAX_QUEUE_WAIT")
+    body_timeout_s: float = Field(10.0, gt=0, le=600, alias="MOVIEGENRE_BODY_TIMEOUT")
     # per API key (or client address without keys), e.g. "60/minute"; None: no limit
     rate_limit: str | None = Field(None, alias="MOVIEGENRE_RATE_LIMIT")
     # where the counts live: memory:// (one process), or a shared store for several replicas (redis://host:6379)
@@ -98,7 +105,7 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "feedback_page_rate_limit")
     @classmethod
     def _a_rate(cls, value: str | None) -> str | None:
         if value is not None:
@@ -107,8 +114,7 @@ class Settings(BaseSettings):
             try:
                 parse(value)
             except ValueError as exc:
-                raise ValueError(f"MOVIEGENRE_RATE_LIMIT must read like '60/minute' or '10/second', not {value!r}") \
-                    from exc
+                raise ValueError(f"a rate limit must read like '60/minute' or '10/second', not {value!r}") from exc
         return value
 
     @field_validator("admin_token", "tmdb_api_key", "feedback_token", mode="before")

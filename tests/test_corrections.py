@@ -127,11 +127,13 @@ def test_feedback_is_off_without_a_token_an_empty_one_included(own_index_dir, to
 def test_the_page_may_send_corrections_only_when_allowed(own_index_dir):
     client = make_client(own_index_dir, feedback_page=True, multilingual_model="")
     stored = client.post("/feedback", json={"text": STORY, "genres": CORRECTED})
-    assert stored.status_code == 201 and stored.json()["author"] == "page"
+    assert stored.status_code == 202 and (stored.json()["author"], stored.json()["status"]) == ("page", "pending")
+    assert _classify(client, STORY)["recognised"] is None  # anonymous: it waits for an editor
     assert client.post("/feedback", headers={"X-API-Key": "guess"}, json={"text": STORY, "genres": ["Drama"]}
                        ).status_code == 403  # no editor token is set: a presented one cannot be right
-    assert client.get("/feedback").status_code == 403  # listing and revoking are for editors only
-    assert client.get("/health").json()["feedback"] == {"enabled": True, "page": True, "corrections": 1}
+    assert client.get("/feedback").status_code == 403  # listing, approving and revoking are for editors only
+    assert client.post("/feedback/1/approve").status_code == 403
+    assert client.get("/health").json()["feedback"] == {"enabled": True, "page": True, "corrections": 0}
 
 
 @pytest.mark.parametrize("body, status, says", [
@@ -212,7 +214,7 @@ def test_a_correction_acknowledged_by_a_process_killed_right_after_is_served_by_
         for server in servers:
             server.kill()
             server.wait(timeout=30)
-    assert [c.text for c in CorrectionStore(store_path(index_dir)).active()] == [STORY]
+    assert [c.text for c in CorrectionStore(store_path(index_dir)).served()] == [STORY]
 
 
 def test_a_rebuild_folds_the_corrections_in_and_the_side_index_starts_empty(tmp_path, embedder):
@@ -233,7 +235,8 @@ def test_a_rebuild_folds_the_corrections_in_and_the_side_index_starts_empty(tmp_
     assert len(load_classifier(settings).corrections) == 2
 
     report = build_index(corpus, index_dir, settings, progress=False)
-    assert report.manifest["summary"]["corrections"] == {"through": 2, "read": 2, "added": 1, "replaced": 1}
+    assert report.manifest["summary"]["corrections"] == {"through": 2, "read": 2, "superseded": 0, "added": 1,
+                                                         "replaced": 1}
     classifier = load_classifier(settings)
     assert len(classifier.corrections) == 0
     films = {f.title: f for f in classifier.index.films}

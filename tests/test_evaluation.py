@@ -45,7 +45,7 @@ def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_
     eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 20))
     settings = Settings(index_dir=small_index_dir, llm_backend="none")
     results = runner.run(settings, eval_file, progress=False)
-    assert results["excluded"] == 20 and results["films"] == 20
+    assert results["excluded"]["by_title"] == 20 and results["films"] == 20
     assert set(results["methods"]) == {"tfidf_nb", "tfidf_svm", "tfidf_logreg", "knn"}
     # every method learns something: each beats always answering the reference's two most frequent genres
     # (0.654 on these films), and the served blend clearly so (it scored 0.80 when this was written)
@@ -103,3 +103,26 @@ def test_the_llm_rows_compare_the_vote_the_llm_and_both_fusions_on_the_same_film
     low, high = rows["fused_calibrated"]["minus_vote_95"]
     assert 0 < low <= high  # an LLM that knows every film's labels helps on these 20 films beyond resampling noise
     assert "| en | 20 |" in report.markdown(results)
+
+
+def test_films_held_out_under_other_titles_are_excluded_by_their_plot_text_or_a_plot_that_close(small_index_dir):
+    from service.corpus import Film
+    from service.evaluation.runner import prepare_held_out
+    from service.settings import Settings
+
+    rows = tmdb_rows(0, 300)
+    same_text, reworded = rows[40], rows[41]
+    words = reworded["plot"].split()
+    words[len(words) // 3], words[2 * len(words) // 3] = "suddenly", "together"  # two words of it changed
+    held_out = [
+        Film("Not Its Title", None, same_text["plot"].upper(), ("Drama",), "eval"),
+        Film("Another Name Entirely", 1901, " ".join(words), ("Drama",), "eval"),
+        Film("A New Story", None, "A retired lighthouse keeper teaches orphaned geese to fly south by leading them "
+                                  "in his homemade glider.", ("Family",), "eval"),
+        Film(rows[42]["title"], int(rows[42]["year"]), "An unrelated text under a title of the reference.",
+             ("Drama",), "eval")]
+    setup = prepare_held_out(Settings(index_dir=small_index_dir, llm_backend="none",
+                                      multilingual_model="multilingual-e5-small"), lambda films, vocabulary: held_out)
+    assert setup.excluded.counts() == {"total": 3, "by_title": 1, "by_plot_text": 1, "by_plot_similarity": 1}
+    kept = {f.title for f in setup.reference.films}
+    assert {same_text["title"], reworded["title"], rows[42]["title"]}.isdisjoint(kept) and len(kept) == 297

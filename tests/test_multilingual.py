@@ -142,8 +142,9 @@ def test_english_answers_while_the_multilingual_part_is_built_then_every_languag
 
 
 def test_a_german_description_of_a_film_the_reference_holds_is_recognised_as_that_film(client):
-    """The multilingual route's own recognition rule: German plots of films of the small reference (matched by
-    title and year) are recognised as those films; a sequel may be taken for its neighbour in the series, rarely."""
+    """The multilingual route's own recognition rules: German plots of films of the small reference (matched by
+    title and year) are recognised as those films; a sequel may be taken for its neighbour in the series (they share
+    their names), never a film of another series."""
     from service.corpus import load_corpus
 
     from .conftest import SHARED_DATA
@@ -153,7 +154,8 @@ def test_a_german_description_of_a_film_the_reference_holds_is_recognised_as_tha
               if (normalise_title(f.title), f.year or 0) in reference]
     answers = client.post("/classify/batch", json={"descriptions": [f.plot for f in german[:40]]}).json()["results"]
     recognised = [(film, a["recognised"]) for film, a in zip(german, answers) if a["recognised"]]
-    assert len(recognised) >= 5, f"{len(recognised)} of {len(answers)}"
     right = [film for film, r in recognised if normalise_title(r["title"]) == normalise_title(film.title)]
-    assert len(right) >= 0.8 * len(recognised), [(film.title, r["title"]) for film, r in recognised]
+    assert len(right) >= 10, [(film.title, r["title"]) for film, r in recognised]  # 6 by similarity alone
+    siblings = [(film.title, r["title"]) for film, r in recognised if film not in right]
+    assert all(normalise_title(a).split()[0] == normalise_title(b).split()[0] for a, b in siblings), siblings
     assert all(a["language"] == "de" for a in answers)

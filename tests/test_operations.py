@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -143,7 +144,7 @@ def test_a_flood_beyond_capacity_gets_fast_503s_while_accepted_requests_succeed(
     gate = threading.Event()
     with FakeLLMServer(json.dumps({"genres": ["Fantasy"]}), gate=gate) as llm:
         classifier = make_classifier(small_index_dir, llm_backend="openai", openai_base_url=f"{llm.url}/v1",
-                                     recognise_films=False, max_in_flight=2, queue_timeout_s=0.05)
+                                     recognise_films=False, max_in_flight=2, max_queue_wait_s=0.05)
         app = create_app(classifier.settings, classifier)
         with serve_in_thread(app) as url, ThreadPoolExecutor(12) as pool:
             held = [pool.submit(httpx.post, f"{url}/classify", json={"description": f"{WIZARD['description']} {i}"},
@@ -172,8 +173,28 @@ def test_a_rate_limit_lets_n_through_and_answers_the_next_with_429(small_index_d
     assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 60
     assert "rate limit of 3 per 1 minute" in refused.json()["error"]
     assert client.get("/health").status_code == 200 and client.get("/readyz").status_code == 200
-    # counted per API key where one is presented: another key has its own allowance
-    assert client.post("/classify", json=WIZARD, headers={"X-API-Key": "another"}).status_code == 200
+
+
+def test_made_up_keys_share_their_address_allowance_and_a_valid_key_has_its_own(small_index_dir):
+    client = make_client(small_index_dir, rate_limit="3/minute", feedback_token="alice:t0ken-alice")
+    assert [client.post("/classify", json=WIZARD).status_code for _ in range(3)] == [200] * 3
+    for made_up in ("another", "Bearer-ish", uuid.uuid4().hex):  # a new key per request buys nothing
+        assert client.post("/classify", json=WIZARD, headers={"X-API-Key": made_up}).status_code == 429
+    assert client.post("/classify", json=WIZARD, headers={"Authorization": f"Bearer {uuid.uuid4().hex}"}) \
+        .status_code == 429
+    # an editor's token is a key somebody was given: its own allowance, whichever address it comes from
+    alice = {"X-API-Key": "t0ken-alice"}
+    assert [client.post("/classify", json=WIZARD, headers=alice).status_code for _ in range(3)] == [200] * 3
+    assert client.post("/classify", json=WIZARD, headers=alice).status_code == 429
+
+
+def test_with_an_api_key_a_wrong_key_is_counted_against_its_address(small_index_dir):
+    client = make_client(small_index_dir, rate_limit="3/minute", api_key="s3cret-key")
+    wrong = [client.post("/classify", json=WIZARD, headers={"X-API-Key": f"guess-{i}"}).status_code
+             for i in range(4)]
+    assert wrong == [401, 401, 401, 429]  # guessing keys spends the address's allowance, then is refused
+    right = {"X-API-Key": "s3cret-key"}
+    assert [client.post("/classify", json=WIZARD, headers=right).status_code for _ in range(4)] == [200] * 3 + [429]
 
 
 def test_readyz_is_503_until_an_index_is_loaded_and_livez_is_always_200(tmp_path):

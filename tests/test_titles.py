@@ -110,3 +110,26 @@ def test_a_corpus_may_name_a_films_other_titles_in_an_aliases_column(tmp_path):
         found = lookup.lookup(asked, "title")
         assert found.match.title == "Amélie" and found.known_genres["reference"] == ["Comedy", "Romance"]
         assert found.match.alias == alias
+
+
+@pytest.mark.parametrize("text", [
+    "رجل عجوز يعلّم الإوز الطيران",                       # Arabic, no final stop
+    "شاب يحاول إنقاذ عائلته من عصابة خطيرة",
+    "한 소년이 마법사가 되어 악당과 싸운다",                    # Korean, a sentence ending, no stop
+    "소녀는 잃어버린 강아지를 찾아 도시를 헤맨다",
+    "एक युवा जादूगर अंधेरे जादूगर को हराने निकलता है।",        # Hindi, ending with a danda
+    "एक लड़का अपने पिता की तलाश में शहर जाता है",
+    "ชายหนุ่มคนหนึ่งออกเดินทางเพื่อตามหาพ่อของเขา",              # Thai, written without spaces
+    "一名警察追捕逃跑的银行劫匪",                              # 13 Chinese characters, no sentence mark
+    "少年巫师踏上冒险之旅击败黑暗魔王",
+    "Молодой волшебник отправляется в путешествие чтобы победить тёмного колдуна",
+])
+def test_short_descriptions_in_other_scripts_without_a_stop_are_descriptions(text):
+    assert detect_kind(text) == "description"
+
+
+@pytest.mark.parametrize("title", ["친절한 금자씨", "좋은 놈, 나쁜 놈, 이상한 놈", "कुछ कुछ होता है", "कभी अलविदा ना कहना",
+                                   "جدایی نادر از سیمین", "ต้มยำกุ้ง", "ฉลาดเกมส์โกง", "西游记之孙悟空三打白骨精",
+                                   "Белка и Стрелка. Звёздные собаки"])
+def test_titles_in_those_scripts_stay_titles(title):
+    assert detect_kind(title) == "title"

@@ -142,3 +142,15 @@ def test_labels_and_descriptions_in_any_script_pass_through(client):
     assert response.status_code == 200
     body = response.json()
     assert [s["label"] for s in body["label_scores"]] == labels and set(body["genres"]) <= set(labels)
+
+
+@pytest.mark.parametrize("labels, once", [
+    (["Drama", "drama", " DRAMA "], ["Drama"]),
+    (["Sci-Fi", "science fiction", "Heist", "heist"], ["Sci-Fi", "Heist"]),
+    (["Krimi", "Drama", "krimi"], ["Krimi", "Drama"]),
+])
+def test_a_label_asked_twice_is_scored_and_answered_once(client, labels, once):
+    body = client.post("/classify", json={"description": "A young wizard embarks on an adventure to defeat a dark "
+                                                         "sorcerer.", "labels": labels}).json()
+    assert [s["label"] for s in body["label_scores"]] == once
+    assert len(body["genres"]) == len(set(body["genres"])) and set(body["genres"]) <= set(once)

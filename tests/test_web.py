@@ -1,4 +1,5 @@
 """The page at /, driven in a real headless Chromium (Debian's, installed by `make browser`)."""
+import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -126,10 +127,11 @@ def test_the_votes_genres_show_at_once_and_a_slow_llms_refinement_after(small_in
                 classifier.close()
 
 
-def test_not_right_sends_a_correction_and_the_answer_is_then_learned_from_it(own_index_dir, page):
+def test_not_right_sends_a_correction_that_answers_once_an_editor_approves_it(own_index_dir, page):
     story = ("A retired lighthouse keeper teaches orphaned geese to fly south by leading them in his homemade "
              "glider.")
-    classifier = make_classifier(own_index_dir, feedback_page=True, multilingual_model="")
+    classifier = make_classifier(own_index_dir, feedback_page=True, feedback_token="alice:t0ken-alice",
+                                 multilingual_model="")
     with serve_in_thread(create_app(classifier.settings, classifier)) as url:
         page = page.context.browser.new_page()
         try:
@@ -138,15 +140,24 @@ def test_not_right_sends_a_correction_and_the_answer_is_then_learned_from_it(own
             page.get_by_role("button", name="Find genres").click()
             page.locator("#chips .chip").first.wait_for()
             assert page.locator("#recognised").is_hidden()
+            before = sorted(page.locator("#chips .chip .name").all_inner_texts())
             page.get_by_text("Not right?").click()
             for box in page.locator("#correct-genres input").all():
                 box.uncheck()
             page.get_by_label("Western", exact=True).check()
             page.get_by_label("Music", exact=True).check()
             page.get_by_role("button", name="Send correction").click()
+            page.locator("#correct-status").get_by_text("waiting for an editor's review").wait_for()
+            page.get_by_role("button", name="Find genres").click()  # an anonymous correction is not served yet
+            page.locator("#chips .chip").first.wait_for()
+            assert page.locator("#recognised").is_hidden() and before != ["Music", "Western"]
+            editor = {"X-API-Key": "t0ken-alice"}
+            pending = httpx.get(f"{url}/feedback?status=pending", headers=editor).json()["corrections"]
+            assert [(c["id"], c["author"], c["status"]) for c in pending] == [(1, "page", "pending")]
+            assert httpx.post(f"{url}/feedback/1/approve", headers=editor).json()["status"] == "served"
+            page.get_by_role("button", name="Find genres").click()
             page.locator("#recognised").get_by_text("Learned from a correction").wait_for()
             assert sorted(page.locator("#chips .chip .name").all_inner_texts()) == ["Music", "Western"]
-            page.locator("#correct-status").get_by_text("correction 1 stored").wait_for()
             page.screenshot(path=str(ARTIFACTS / "page-correction.png"), full_page=True)
         finally:
             page.close()

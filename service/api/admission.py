@@ -1,93 +1,195 @@
-"""Who gets classified, before any work is done: a per-client rate limit (429), then a bounded number of
-requests in classification at once with a bounded wait for a slot (503). Both answer at once with a JSON
-error and Retry-After. Only the classifying routes are guarded: /health, /livez, /readyz, /metrics, the page
-and its static files are never refused.
+"""Who gets classified, decided before any work is done, on the routes that classify or store text (/health,
+/livez, /readyz, /metrics, the page and its files are never refused). A pure ASGI middleware: a refusal costs
+no body read, no validation, no thread, and no log line of its own (one line sums them up).
 
-A pure ASGI middleware, so a refused request costs no body read, no validation and no thread."""
+1. The queue: at most MAX_IN_FLIGHT requests classify at once, the others wait for a slot in arrival order. A
+   request is refused at once (503, Retry-After) when it could not expect a slot within MAX_QUEUE_WAIT: by
+   Little's law, the requests waiting ahead of it times the mean time a request holds a slot, over the slots.
+   The bound follows what requests really cost (a lone English one ~5 ms, one with the LLM seconds), so an
+   ordinary load is queued and served while a flood is refused without waiting. A client that asks again on
+   the same connection before the Retry-After it was given has passed, while the queue is still full, gets its
+   refusal when that Retry-After runs out: a timer, not work. Clients that ignore Retry-After cannot turn
+   refusals into the load that starves answers (200 of them retrying every 50 ms sent ~2,800 requests a
+   second), and each still gets one real attempt per Retry-After, as a client that waits does.
+2. The client's rate limit (ratelimit.py): 429 with Retry-After.
+3. The body is read within BODY_TIMEOUT, holding no slot (408 otherwise): a client that sends its body slowly
+   keeps only its own connection.
+4. A slot: a request that still finds none after 1.5 × MAX_QUEUE_WAIT (the estimate was wrong) is refused."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import math
+import logging
 import time
+from collections import OrderedDict
 
-from starlette.datastructures import Headers
-
+from service.api.degraded import note_degraded
+from service.api.ratelimit import RateLimit
 from service.settings import Settings
 
 GUARDED = ("/classify", "/feedback")  # path prefixes whose requests classify or store text
+log = logging.getLogger("moviegenre")
+
+DEADLINE_FACTOR = 1.5   # a request admitted to wait is refused after this many times the bound
+SLOT_PRIOR_S = 0.02     # a request's time in a slot before any was measured (4 English ones at once on 2 cores)
+SLOT_SMOOTHING = 0.05   # weight of each new measurement in the mean (about the last 20 requests count)
+REFUSALS_LOG_S = 10.0   # refusals are logged as one line per reason at most this often, with their count
+RETRY_AFTER_S = 1       # what a 503 asks a client to wait
+REMEMBERED_REFUSALS = 10_000  # connections whose last refusal is kept, the oldest forgotten first
 
 
-def presented_key(headers) -> str:
-    """The API key a request presents, as X-API-Key or Authorization: Bearer."""
-    header = headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return headers.get("x-api-key", "")
+class Queue:
+    """`slots` requests at once; a newcomer waits only when it can expect a slot within `max_wait`."""
+
+    def __init__(self, slots: int, max_wait: float):
+        self.slots, self.max_wait = slots, max_wait
+        self.in_flight = self.waiting = 0
+        self.slot_s = SLOT_PRIOR_S  # the mean time a request holds a slot
+        self._free = asyncio.Semaphore(slots)
+
+    def expected_wait(self) -> float:
+        if self.in_flight < self.slots and not self.waiting:
+            return 0.0
+        return (self.waiting + 1) * self.slot_s / self.slots
+
+    def full(self) -> bool:
+        return self.expected_wait() > self.max_wait
+
+    async def enter(self) -> bool:
+        """True once a slot is taken; False when none can be expected in time, or none came by the deadline."""
+        if self.full():
+            return False
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(DEADLINE_FACTOR * self.max_wait):
+                await self._free.acquire()
+        except TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+        return True
+
+    def leave(self, held_s: float) -> None:
+        self.in_flight -= 1
+        self.slot_s += SLOT_SMOOTHING * (held_s - self.slot_s)
+        self._free.release()
 
 
-class RateLimit:
-    """MOVIEGENRE_RATE_LIMIT ("60/minute") per API key, or per client address when no key is presented, kept
-    in MOVIEGENRE_RATE_LIMIT_STORAGE (memory:// in this process; a shared store such as redis:// for several
-    replicas) by the `limits` library's moving window."""
+class _SlowBody(Exception):
+    pass
 
-    def __init__(self, rate: str, storage_uri: str):
-        from limits import parse, storage
-        from limits.aio import strategies
 
-        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-        self.rate = parse(rate)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(uri))
-
-    async def retry_after(self, scope) -> int | None:
-        """None when the request may go on; else the seconds until its client may ask again."""
-        headers = Headers(scope=scope)
-        key = presented_key(headers)
-        who = f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}" if key else \
-            f"address:{(scope.get('client') or ('unknown',))[0]}"
-        if await self.limiter.hit(self.rate, who):
-            return None
-        stats = await self.limiter.get_window_stats(self.rate, who)
-        return max(1, math.ceil(stats.reset_time - time.time()))
+class _ClientGone(Exception):
+    pass
 
 
 class Admission:
-    def __init__(self, app, settings: Settings, metrics=None):
+    def __init__(self, app, settings: Settings, metrics=None, rate_limit: RateLimit | None = None):
         self.app = app
-        self.slots = asyncio.Semaphore(settings.max_in_flight)
-        self.wait_s = settings.queue_timeout_s
-        self.limit = RateLimit(settings.rate_limit, settings.rate_limit_storage) if settings.rate_limit else None
+        self.queue = Queue(settings.max_in_flight, settings.max_queue_wait_s)
+        self.body_timeout = settings.body_timeout_s
+        self.limit = rate_limit
         self.metrics = metrics
+        self._refusals: dict[str, int] = {}
+        self._refusals_logged = time.monotonic()
+        self._refused_at: OrderedDict[tuple, float] = OrderedDict()  # connection → when it was last refused
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
             return await self.app(scope, receive, send)
-        if self.limit is not None and (retry := await self.limit.retry_after(scope)) is not None:
-            return await self._refuse(send, 429, "rate_limited", retry,
-                                      f"rate limit of {self.limit.rate} exceeded: try again in {retry} s")
-        if not await self._slot():
-            return await self._refuse(send, 503, "overloaded", 1, "the service is at capacity: try again shortly")
+        if self.queue.full():
+            return await self._overloaded(scope, send)
+        if self.limit is not None:
+            verdict = await self.limit.check(scope)
+            if verdict.retry_after is not None:
+                return await self._refuse(scope, send, 429, "rate_limited", verdict.retry_after,
+                                          f"rate limit of {self.limit.rate} exceeded: try again in "
+                                          f"{verdict.retry_after} s")
+            if verdict.problem:
+                note_degraded(scope.setdefault("state", {}), "rate_limit_store", verdict.problem)
         try:
-            await self.app(scope, receive, send)
+            body = await self._body(receive)
+        except _SlowBody:
+            return await self._refuse(scope, send, 408, "slow_body", None,
+                                      f"the request body did not arrive within {self.body_timeout:g} s", close=True)
+        except _ClientGone:
+            return None
+        if not await self.queue.enter():
+            return await self._overloaded(scope, send)
+        started = time.monotonic()
+        try:
+            await self.app(scope, _replay(body, receive), send)
         finally:
-            self.slots.release()
+            self.queue.leave(time.monotonic() - started)
 
-    async def _slot(self) -> bool:
-        if not self.slots.locked():
-            await self.slots.acquire()  # free: taken at once
-            return True
+    async def _body(self, receive) -> bytes:
+        """The whole body, or _SlowBody when it takes longer than the deadline (the body limit outside this
+        middleware stops one that grows too large)."""
+        chunks = []
         try:
-            await asyncio.wait_for(self.slots.acquire(), self.wait_s)
-            return True
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
         except TimeoutError:
-            return False
+            raise _SlowBody from None
 
-    async def _refuse(self, send, status: int, reason: str, retry_after: int, message: str) -> None:
+    async def _overloaded(self, scope, send):
+        """503. A connection refused less than RETRY_AFTER_S ago waits out the rest first, without restarting
+        its clock (its next request after that is considered afresh)."""
+        connection, now = scope.get("client"), time.monotonic()
+        last = self._refused_at.get(connection) if connection else None
+        if last is not None and now - last < RETRY_AFTER_S:
+            await asyncio.sleep(last + RETRY_AFTER_S - now)
+        elif connection:
+            self._refused_at[connection] = now
+            self._refused_at.move_to_end(connection)
+            while len(self._refused_at) > REMEMBERED_REFUSALS:
+                self._refused_at.popitem(last=False)
+        await self._refuse(scope, send, 503, "overloaded", RETRY_AFTER_S,
+                           "the service is at capacity: try again shortly")
+
+    async def _refuse(self, scope, send, status: int, reason: str, retry_after: int | None, message: str,
+                      close: bool = False) -> None:
         if self.metrics is not None:
             self.metrics.refused.labels(reason).inc()
+        scope.setdefault("state", {})["refused"] = reason  # the request log leaves it to the summary line
+        self._count_refusal(reason)
         body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", str(retry_after).encode())]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if retry_after is not None:
+            headers.append((b"retry-after", str(retry_after).encode()))
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def _count_refusal(self, reason: str) -> None:
+        """A flood of refusals makes one log line per reason every REFUSALS_LOG_S, not one per request."""
+        self._refusals[reason] = self._refusals.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._refusals_logged >= REFUSALS_LOG_S:
+            counts = ", ".join(f"{n} {why}" for why, n in sorted(self._refusals.items()))
+            log.warning("refused in the last %.0f s: %s (mean time in a slot %.1f ms)", now - self._refusals_logged,
+                        counts, self.queue.slot_s * 1000)
+            self._refusals.clear()
+            self._refusals_logged = now
+
+
+def _replay(body: bytes, receive):
+    """The body already read, handed to the app as one message; then the client's own messages (a disconnect)."""
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -12,6 +12,7 @@ from service.api.admission import Admission
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.metrics import Metrics
+from service.api.ratelimit import RateLimit
 from service.api.requestlog import RequestLog
 from service.api.routes import classify, feedback, service
 from service.api.state import pick_up_multilingual, runtime_for
@@ -53,7 +54,11 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.multilingual_error = None
     app.state.metrics = Metrics(app.state) if settings.metrics else None
     # innermost first: admission (rate limit, load shedding), the body limit, CORS, the request log and metrics
-    app.add_middleware(Admission, settings=settings, metrics=app.state.metrics)
+    app.add_middleware(Admission, settings=settings, metrics=app.state.metrics,
+                       rate_limit=RateLimit(settings.rate_limit, settings) if settings.rate_limit else None)
+    # corrections sent from the page without a token wait for review, and each client may send only so many
+    app.state.page_feedback_limit = RateLimit(settings.feedback_page_rate_limit, settings) \
+        if settings.feedback_page else None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -4,12 +4,11 @@ They are `async def` because none of them blocks: FastAPI runs a plain `def` dep
 one thread hop per dependency per request, which cost more than the checks themselves."""
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 
 from fastapi import HTTPException, Request
 
-from service.api.admission import presented_key
+from service.api.keys import editor_named, matches, presented_key
 from service.api.state import Runtime, serving_runtime
 
 
@@ -47,7 +46,7 @@ def _unauthorised(what: str) -> HTTPException:
 
 
 def _check(request: Request, secret, what: str) -> None:
-    if not hmac.compare_digest(presented_key(request.headers).encode(), secret.get_secret_value().encode()):
+    if not matches(presented_key(request.headers), secret):
         raise _unauthorised(what)
 
 
@@ -66,21 +65,11 @@ async def require_admin(request: Request) -> None:
     _check(request, secret, "admin token")
 
 
-def _editor_named(request: Request) -> str | None:
-    """The name of the editor token presented (every token compared, in constant time); None for none."""
-    presented = presented_key(request.headers).encode()
-    found = None
-    for token, name in request.app.state.settings.editors().items():
-        if hmac.compare_digest(presented, token.encode()):
-            found = name
-    return found
-
-
 async def require_editor(request: Request) -> str:
     """GET and DELETE /feedback: an editor token (MOVIEGENRE_FEEDBACK_TOKEN); closed when none is set."""
     if not request.app.state.settings.editors():
         raise HTTPException(403, "editor feedback is off: set MOVIEGENRE_FEEDBACK_TOKEN to enable it")
-    name = _editor_named(request)
+    name = editor_named(presented_key(request.headers), request.app.state.settings)
     if name is None:
         raise _unauthorised("feedback token")
     return name
@@ -88,8 +77,14 @@ async def require_editor(request: Request) -> str:
 
 async def editor_or_page(request: Request) -> str:
     """POST /feedback: an editor token, or nothing at all when the page may send corrections
-    (MOVIEGENRE_FEEDBACK_PAGE): then the correction is the page's. A wrong token is refused either way."""
+    (MOVIEGENRE_FEEDBACK_PAGE): then the correction is the page's, within its client's allowance
+    (MOVIEGENRE_FEEDBACK_PAGE_RATE_LIMIT). A wrong token is refused either way."""
     settings = request.app.state.settings
     if settings.feedback_page and not presented_key(request.headers):
+        limit = request.app.state.page_feedback_limit
+        verdict = await limit.check(request.scope)
+        if verdict.retry_after is not None:
+            raise HTTPException(429, f"corrections from the page are limited to {limit.rate} a client: try again in "
+                                     f"{verdict.retry_after} s", headers={"Retry-After": str(verdict.retry_after)})
         return "page"
     return await require_editor(request)

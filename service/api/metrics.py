@@ -30,7 +30,10 @@ class Metrics:
         self.lookups = Counter("moviegenre_lookups", "Lookups by source (imdb, tmdb, reference) and outcome "
                                "(found, not_found, failed, skipped)", ["source", "outcome"], registry=self.registry)
         self.refused = Counter("moviegenre_refused_requests", "Requests refused before classification, by reason "
-                               "(overloaded, rate_limited)", ["reason"], registry=self.registry)
+                               "(overloaded, rate_limited, slow_body)", ["reason"], registry=self.registry)
+        self.degraded = Counter("moviegenre_degraded_requests", "Requests answered without a dependency that failed, "
+                                "by dependency (rate_limit_store, corrections_store)", ["dependency"],
+                                registry=self.registry)
         self.registry.register(RuntimeCollector(state))
 
     def observe(self, scope: dict, status: int, seconds: float) -> None:
@@ -44,6 +47,8 @@ class Metrics:
             self.llm.labels(backend, outcome).inc()
         for source, outcome in (state.get("lookup_outcomes") or {}).items():
             self.lookups.labels(source, outcome).inc()
+        for dependency in state.get("degraded") or ():
+            self.degraded.labels(dependency).inc()
 
 
 class RuntimeCollector(Collector):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
 
 from service.genres import MAX_LABEL_CHARS
 from service.text import VISIBLE, is_blank
@@ -53,14 +53,28 @@ Title = Annotated[StrictStr, StringConstraints(pattern=USABLE_LABEL, max_length=
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"text": "A young wizard embarks on an adventure to defeat a dark sorcerer.",
-         "genres": ["Fantasy", "Adventure", "Family"], "title": "The Sorcerer's Road", "year": 2019}]})
+         "genres": ["Fantasy", "Adventure", "Family"], "title": "The Sorcerer's Road", "year": 2019},
+        {"text": "Halloween", "year": 1978, "genres": ["Horror", "Thriller"]}]})
 
-    text: Description = Field(description="The text that was classified, or a title the reference knows")
+    text: Description = Field(validation_alias=AliasChoices("text", "description"),
+                              description="The text that was classified (a description), or a title the reference "
+                                          "knows; sent as `text` or, as to /classify, `description`")
     genres: list[RequestLabel] = Field(min_length=1, max_length=10,
                                        description="The genres it should have: labels of the index's vocabulary")
-    title: Title | None = Field(None, description="The film's title, when known (a correction of a reference film "
-                                                  "names it by title and year)")
+    title: Title | None = Field(None, description="The film's title, when known: with `year`, it names the "
+                                                  "reference film corrected (a title that names several films "
+                                                  "needs its year: 409 lists them)")
     year: int | None = Field(None, ge=1870, le=2100)
+
+
+class CandidateFilm(BaseModel):
+    title: str
+    year: int | None
+
+
+class AmbiguousFilm(BaseModel):
+    error: str
+    candidates: list[CandidateFilm] = Field(description="The reference's films of that title: send one's year")
 
 
 class CorrectionOut(BaseModel):
@@ -69,8 +83,13 @@ class CorrectionOut(BaseModel):
     title: str | None
     year: int | None
     genres: list[Genre]
+    status: Literal["pending", "served", "superseded", "revoked"] = Field(
+        description="pending: sent from the page, waiting for an editor's approval; served: answers use it; "
+                    "superseded: a newer correction of the same film answers instead; revoked")
     author: str = Field(description="The name of the token that sent it (never the token); 'page' from the web page")
     created_at: str
+    approved_at: str | None = None
+    approved_by: str | None = None
     revoked_at: str | None = None
     revoked_by: str | None = None
 
@@ -174,7 +193,8 @@ class ClassifyResponse(BaseModel):
         None, description="mode=lookup/auto: where each genre came from ('imdb', 'tmdb', 'reference', 'predicted')")
     lookup: LookupOut | None = Field(None, description="mode=lookup/auto: what the text was taken for, what was found")
     label_scores: list[LabelScoreOut] | None = Field(
-        None, description="With `labels`: one entry per requested label, in the request's order")
+        None, description="With `labels`: one entry per requested label, in the request's order (a label asked twice, "
+                          "in another case or as a synonym of the index, once)")
 
 
 class BatchResponse(BaseModel):

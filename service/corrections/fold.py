@@ -1,37 +1,34 @@
-"""A build takes the corrections in: a correction naming a reference film (its title and year, or its very
-plot) replaces that film's labels; any other is a film of its own, source "corrections". The manifest records
-the last correction taken, so the served side index starts after it."""
+"""A build takes the corrections in: the current correction of each film (store.Newest, as the service serves
+them) replaces the labels of the reference film it names (its `film` key is that film's), and is a film of its
+own, source "corrections", otherwise. The manifest records the last correction taken, so the served side index
+starts after it."""
 from __future__ import annotations
 
 from dataclasses import replace
 
-from service.corpus import Corpus, Film, SourceStats, normalise_title, years_agree
-from service.corrections.store import Correction
+from service.corpus import Corpus, Film, SourceStats, film_key
+from service.corrections.store import Correction, Newest
 
 SOURCE = "corrections"
 
 
 def fold(corpus: Corpus, corrections: list[Correction]) -> None:
-    """Into `corpus`, in place, oldest first (a later correction of the same film wins); its summary then says
-    how many replaced a film's labels and how many were added (`corrections` in Corpus.summary)."""
-    if not corrections:  # the store exists but holds none: no need to key every plot
+    """Into `corpus`, in place; its summary then says how many replaced a film's labels and how many were added
+    (`corrections` in Corpus.summary). `corrections` are the served ones: superseded ones are left out here."""
+    if not corrections:  # the store exists but holds none: no need to key every film
         return
-    by_title: dict[str, list[int]] = {}
-    by_plot: dict[str, int] = {}
-    for i, film in enumerate(corpus.films):
-        by_title.setdefault(normalise_title(film.title), []).append(i)
-        by_plot[normalise_title(film.plot)] = i
+    by_key = {film_key(film.title, film.year): i for i, film in enumerate(corpus.films)}
     stats = SourceStats(SOURCE)
     replaced = 0
-    for correction in corrections:
+    for correction in Newest(corrections).all():
         stats.read += 1
         genres, _ = corpus.vocabulary.map_labels(correction.genres)
         if not genres:
             stats.dropped["no label of this index's vocabulary"] += 1
             continue
-        target = _target(corpus.films, correction, by_title, by_plot)
+        target = by_key.get(correction.film)
         if target is None:
-            by_plot[normalise_title(correction.plot)] = len(corpus.films)
+            by_key[correction.film] = len(corpus.films)
             corpus.films.append(Film(correction.title or f"Correction {correction.id}", correction.year,
                                      correction.plot, tuple(genres), SOURCE))
             stats.kept += 1
@@ -40,16 +37,7 @@ def fold(corpus: Corpus, corrections: list[Correction]) -> None:
             replaced += 1
     corpus.sources[SOURCE] = stats
     corpus.corrections = {"through": max((c.id for c in corrections), default=0), "read": stats.read,
-                          "added": stats.kept, "replaced": replaced}
-
-
-def _target(films: list[Film], correction: Correction, by_title: dict[str, list[int]],
-            by_plot: dict[str, int]) -> int | None:
-    if correction.title:
-        for i in by_title.get(normalise_title(correction.title), []):
-            if years_agree(films[i].year, correction.year):
-                return i
-    return by_plot.get(normalise_title(correction.plot))
+                          "superseded": len(corrections) - stats.read, "added": stats.kept, "replaced": replaced}
 
 
 def folded_through(manifest: dict | None) -> int:

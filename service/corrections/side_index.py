@@ -1,29 +1,36 @@
 """The corrections made since the index was built, embedded by every index part and searched beside it.
 
 A correction is one more labelled film: searched with the reference, it is a neighbour like any other, and a
-description close enough to it is recognised as the corrected film (recognition.py). A correction that names a
-reference film (by title and year) also shadows that film: the film's own neighbour carries the corrected labels.
+description close enough to it is recognised as the corrected film (recognition.py). A correction of a
+reference film (its `film` is that film's key) also shadows the film: the film's own neighbour carries the
+corrected labels. Only the current correction of each film counts (store.current): a newer one supersedes it.
 
-The store is the truth, memory a copy: every `poll_s` seconds a request first reads what other processes added
-or revoked (a few microseconds when nothing changed), so replicas on one index folder agree within seconds.
-A build folds the corrections into the reference (fold.py) and records the last one it took: those are then
-the index's own films, and this side index starts with the ones after it.
+The store is the truth, memory a copy: every `poll_s` seconds a request first reads what other processes added,
+approved or revoked (a few microseconds when nothing changed), so replicas on one index folder agree within
+seconds. A build folds the current corrections into the reference (fold.py) and records the last one it took:
+those are then the index's own films, and this side index starts with the ones after it.
+
+Requests read a snapshot that no change alters for them. A change costs what it changes, not what is stored: new
+rows are appended past the rows any snapshot reads, and a superseded or revoked row is zeroed and left out; once
+more than half the rows are such, the rows that count are copied into new buffers.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import faiss
 import numpy as np
 
-from service.corpus import Film, normalise_title, years_agree
-from service.corrections.store import Correction, CorrectionStore
+from service.corpus import Film, film_key
+from service.corrections.store import Correction, CorrectionStore, Newest, StoreUnavailable
 from service.embedding import Embedder
 from service.store import Neighbour
+
+log = logging.getLogger("moviegenre")
 
 
 @dataclass(frozen=True)
@@ -34,12 +41,20 @@ class CorrectedFilm(Film):
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """What requests read, replaced whole on every change (never mutated)."""
-    corrections: tuple[Correction, ...] = ()
-    films: tuple[CorrectedFilm, ...] = ()
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # route → one row per correction
-    indexes: dict[str, faiss.Index] = field(default_factory=dict)  # route → those rows, searchable
-    shadows: dict[str, tuple[Correction, ...]] = field(default_factory=dict)  # title key → its corrections
+    """What requests read: rows [0, rows) of buffers that only ever grow past it, and which film each row serves.
+    A row that no longer counts (superseded, revoked) is left out of `by_film` and its vectors are zeroed, so it is
+    nobody's neighbour."""
+    rows: int
+    films: list[CorrectedFilm]                  # one per row (appended to, never changed)
+    corrections: list[Correction]               # one per row
+    vectors: dict[str, np.ndarray]              # route → a buffer of at least `rows` rows
+    by_film: dict[str, int]                     # film → the row of its current correction
+    served_ids: frozenset[int]                  # the corrections of those rows
+
+    @classmethod
+    def empty(cls, embedders: dict[str, Embedder]) -> _Snapshot:
+        return cls(0, [], [], {route: np.zeros((0, e.dim), np.float32) for route, e in embedders.items()}, {},
+                   frozenset())
 
 
 class Corrections:
@@ -50,19 +65,29 @@ class Corrections:
         self.through = through  # the last correction the built index already holds
         self.poll_s = poll_s    # 0: a fixed snapshot (a file run must not change its answers midway)
         self._lock = threading.Lock()
-        self._seen = store.version()
-        self._snapshot = self._made(store.active(after=through))
-        self._polled = time.monotonic()
         self.generation = 0  # moves with every change served, this process's own or another's (lookup caches)
+        self.problem: str | None = None  # why the last read of the store failed, until one succeeds
+        self._seen = store.version()
+        self._newest = Newest()
+        self._snapshot = _Snapshot.empty(embedders)
+        self._change(store.served(after=through), set())
+        self._polled = time.monotonic()
 
     def __len__(self) -> int:
-        return len(self._snapshot.corrections)
+        return len(self._snapshot.by_film)
 
-    def add(self, text: str, plot: str, genres: list[str], title: str | None, year: int | None,
-            author: str) -> Correction:
-        """Stored on disk, then served at once by this process."""
-        correction = self.store.add(text, plot, genres, title, year, author)
-        self._apply([correction], set())
+    def add(self, text: str, plot: str, genres: list[str], title: str | None, year: int | None, author: str,
+            film: str | None = None, review: bool = False) -> Correction:
+        """Stored on disk, then served at once by this process (unless it waits for an editor's review)."""
+        correction = self.store.add(text, plot, genres, title, year, author, film, review)
+        if correction.status == "served":
+            self._apply([correction], set())
+        return correction
+
+    def approve(self, correction_id: int, author: str) -> Correction | None:
+        correction = self.store.approve(correction_id, author)
+        if correction is not None and correction.status == "served":
+            self._apply([correction], set())
         return correction
 
     def revoke(self, correction_id: int, author: str) -> Correction | None:
@@ -71,28 +96,35 @@ class Corrections:
             self._apply([], {correction_id})
         return correction
 
-    def refresh(self) -> None:
+    def refresh(self) -> str | None:
         """Take what other processes changed, at most every `poll_s` seconds; a request that finds another
-        thread refreshing goes on with the current snapshot."""
+        thread refreshing goes on with the current snapshot. A store that fails to answer leaves the snapshot
+        as it was (tried again at the next poll): returns why, until a read succeeds."""
         if not self.poll_s or time.monotonic() - self._polled < self.poll_s or not self._lock.acquire(blocking=False):
-            return
+            return self.problem
         try:
             self._polled = time.monotonic()
             changes = self.store.changes_since(self._seen)
-            if changes.added or changes.revoked:
-                self._replace([c for c in changes.added if c.id > self.through], changes.revoked)
-            self._seen = changes.version
+            if changes.served or changes.revoked:
+                self._change([c for c in changes.served if c.id > self.through], changes.revoked)
+            self._seen, self.problem = changes.version, None
+        except StoreUnavailable as exc:
+            if self.problem is None:
+                log.warning("answering with the corrections read before: %s", exc)
+            self.problem = f"{exc}: answered with the corrections read before"
         finally:
             self._lock.release()
+        return self.problem
 
     def beside(self, route: str, vectors: np.ndarray, found: list[list[Neighbour]], k: int) -> list[list[Neighbour]]:
-        """Each query's neighbours with the corrections among them (the closest `k` of both), the films a
+        """Each query's neighbours with the current corrections among them (the closest `k` of both), the films a
         correction names carrying its labels."""
         snapshot = self._snapshot
-        if not snapshot.corrections:
+        if not snapshot.by_film:
             return found
-        similarities, positions = snapshot.indexes[route].search(np.ascontiguousarray(vectors, np.float32),
-                                                                 min(k, len(snapshot.films)))
+        similarities, positions = faiss.knn(np.ascontiguousarray(vectors, np.float32),
+                                            snapshot.vectors[route][:snapshot.rows], min(k, snapshot.rows),
+                                            metric=faiss.METRIC_INNER_PRODUCT)
         return [_merged(snapshot, neighbours, row_s, row_i, k)
                 for neighbours, row_s, row_i in zip(found, similarities, positions)]
 
@@ -100,81 +132,97 @@ class Corrections:
         self.store.close()
 
     def corrected(self, film: Film) -> Correction | None:
-        """The latest correction naming this film, if any (a lookup's answer for a title)."""
-        return _naming(film, self._snapshot.shadows)
+        """The current correction of this film, if any (a lookup's answer for a title)."""
+        snapshot = self._snapshot
+        row = snapshot.by_film.get(_key(film.title, film.year))
+        return snapshot.corrections[row] if row is not None else None
 
-    def _apply(self, added: list[Correction], revoked: set[int]) -> None:
+    def _apply(self, served: list[Correction], revoked: set[int]) -> None:
         with self._lock:
-            self._replace(added, revoked)
+            self._change(served, revoked)
 
-    def _replace(self, added: list[Correction], revoked: set[int]) -> None:
-        current = {c.id: c for c in self._snapshot.corrections}
-        for correction in added:
-            current.setdefault(correction.id, correction)
-        for correction_id in revoked:
-            current.pop(correction_id, None)
-        self._snapshot = self._made(list(current.values()), reuse=self._snapshot)
+    def _change(self, served: list[Correction], revoked: set[int]) -> None:
+        """A new snapshot where `served` count (unless superseded) and `revoked` no longer do: the work is that
+        of the films they touch."""
+        old = self._snapshot
+        by_film, new, dropped = dict(old.by_film), [], []
+        for film in self._newest.update(served, revoked):
+            wanted, row = self._newest.of(film), by_film.get(film)
+            if row is not None and (wanted is None or old.corrections[row].id != wanted.id):
+                dropped.append(by_film.pop(film))
+            if wanted is not None and film not in by_film:
+                new.append(wanted)
+        if not new and not dropped:
+            return
+        base = _Snapshot(old.rows, old.films, old.corrections, old.vectors, by_film,
+                         frozenset(old.corrections[r].id for r in by_film.values()))
+        if old.rows - len(by_film) > max(len(by_film), 64):
+            base = _compacted(base)
+        else:
+            for route, buffer in base.vectors.items():
+                buffer[dropped] = 0.0  # nobody's neighbour from now on
+        self._snapshot = self._appended(base, new)
         self.generation += 1
 
-    def _made(self, corrections: Sequence[Correction], reuse: _Snapshot | None = None) -> _Snapshot:
-        """The snapshot of these corrections: the vectors of those already embedded are reused."""
-        corrections = tuple(sorted(corrections, key=lambda c: c.id))
-        known = {c.id: i for i, c in enumerate(reuse.corrections)} if reuse else {}
+    def _appended(self, base: _Snapshot, new: list[Correction]) -> _Snapshot:
+        """`base` with `new` appended: rows past every earlier snapshot's own, so their readers never see them."""
+        if not new:
+            return base
+        rows = base.rows + len(new)
+        base.films.extend(_film(c) for c in new)
+        base.corrections.extend(new)
         vectors = {}
-        for route, embedder in self.embedders.items():
-            new = [c.plot for c in corrections if c.id not in known]
-            embedded = iter(embedder.embed(new, role="passage")) if new else iter(())
-            rows = [reuse.vectors[route][known[c.id]] if c.id in known else next(embedded) for c in corrections]
-            vectors[route] = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim), np.float32)
-        shadows: dict[str, tuple[Correction, ...]] = {}
-        for correction in corrections:
-            if correction.title:
-                key = _title_key(correction.title)
-                shadows[key] = (correction,) + shadows.get(key, ())  # the latest first
-        films = tuple(CorrectedFilm(c.title or f"Correction {c.id}", c.year, c.plot, c.genres, "correction",
-                                    correction_id=c.id) for c in corrections)
-        indexes = {}
-        for route, rows in vectors.items():
-            indexes[route] = faiss.IndexFlatIP(rows.shape[1])
-            indexes[route].add(rows)
-        return _Snapshot(corrections, films, vectors, indexes, shadows)
+        for route, buffer in base.vectors.items():
+            if len(buffer) < rows:
+                grown = np.zeros((max(64, 2 * rows), buffer.shape[1]), np.float32)
+                grown[:base.rows] = buffer[:base.rows]
+                buffer = grown
+            buffer[base.rows:rows] = self.embedders[route].embed([c.plot for c in new], role="passage")
+            vectors[route] = buffer
+        by_film = base.by_film | {c.film: base.rows + i for i, c in enumerate(new)}
+        return _Snapshot(rows, base.films, base.corrections, vectors, by_film,
+                         base.served_ids | {c.id for c in new})
+
+
+def _compacted(snapshot: _Snapshot) -> _Snapshot:
+    """The rows that still count alone, in new buffers (earlier snapshots' readers keep theirs)."""
+    rows = sorted(snapshot.by_film.values())
+    moved = {row: i for i, row in enumerate(rows)}
+    vectors = {route: np.ascontiguousarray(buffer[rows], np.float32) for route, buffer in snapshot.vectors.items()}
+    return _Snapshot(len(rows), [snapshot.films[r] for r in rows], [snapshot.corrections[r] for r in rows], vectors,
+                     {film: moved[row] for film, row in snapshot.by_film.items()}, snapshot.served_ids)
 
 
 @lru_cache(maxsize=65536)
-def _title_key(title: str) -> str:
-    return normalise_title(title)
+def _key(title: str, year: int | None) -> str:
+    return film_key(title, year)
 
 
-def _naming(film: Film, shadows: dict[str, tuple[Correction, ...]]) -> Correction | None:
-    if not shadows:
-        return None
-    for correction in shadows.get(_title_key(film.title), ()):
-        if years_agree(correction.year, film.year):
-            return correction
-    return None
+def _film(correction: Correction) -> CorrectedFilm:
+    return CorrectedFilm(correction.title or f"Correction {correction.id}", correction.year, correction.plot,
+                         correction.genres, "correction", correction_id=correction.id)
 
 
 def _merged(snapshot: _Snapshot, neighbours: list[Neighbour], similarities: np.ndarray, positions: np.ndarray,
             k: int) -> list[Neighbour]:
-    """The index's neighbours (those a correction names carrying its labels) and the corrections closer than the
-    last of them, the closest `k`. Most queries find no correction that close: their neighbours stay as found."""
-    taken = set()
-    if snapshot.shadows:
-        neighbours = [_shadowed(n, snapshot.shadows) if _title_key(n.film.title) in snapshot.shadows else n
-                      for n in neighbours]
-        taken = {n.film.correction_id for n in neighbours if isinstance(n.film, CorrectedFilm)}
+    """The index's neighbours (a film with a current correction carrying its labels) and the current corrections
+    closer than the last of them, the closest `k`. Most queries find no correction that close: their neighbours
+    stay as found."""
+    neighbours = [_shadowed(n, snapshot) for n in neighbours]
+    taken = {n.film.correction_id for n in neighbours if isinstance(n.film, CorrectedFilm)}
     floor = neighbours[-1].similarity if len(neighbours) >= k else -np.inf
-    side = [Neighbour(snapshot.films[i], float(s)) for s, i in zip(similarities, positions)
-            if i >= 0 and s > floor and snapshot.films[i].correction_id not in taken]
+    side = [Neighbour(snapshot.films[i], s) for s, i in zip(similarities.tolist(), positions.tolist())
+            if i >= 0 and s > floor and (film := snapshot.films[i]).correction_id in snapshot.served_ids
+            and film.correction_id not in taken]
     return sorted(neighbours + side, key=lambda n: -n.similarity)[:k] if side else neighbours
 
 
-def _shadowed(neighbour: Neighbour, shadows: dict[str, tuple[Correction, ...]]) -> Neighbour:
-    correction = _naming(neighbour.film, shadows)
-    if correction is None:
+def _shadowed(neighbour: Neighbour, snapshot: _Snapshot) -> Neighbour:
+    row = snapshot.by_film.get(_key(neighbour.film.title, neighbour.film.year))
+    if row is None:
         return neighbour
-    film = neighbour.film
-    own = {f.name: getattr(film, f.name) for f in fields(Film)}
+    correction = snapshot.corrections[row]
+    own = {f.name: getattr(neighbour.film, f.name) for f in fields(Film)}
     corrected = CorrectedFilm(**own | {"genres": correction.genres, "source": "correction"},
                               correction_id=correction.id)
     return replace(neighbour, film=corrected)

@@ -63,7 +63,7 @@ def run(settings: Settings, eval_path: Path, seed: int = 0, limit: int | None = 
                      "others": ask([f.plot for f in others])}
         classifier.close()
     return _report(setup.labels, corrected, others, before, after) | {"data": str(eval_path), "seed": seed,
-                                                                      "excluded": setup.excluded}
+                                                                      "excluded": setup.excluded.counts()}
 
 
 def _asker(client):

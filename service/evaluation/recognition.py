@@ -10,11 +10,13 @@ with another film's labels."""
 from __future__ import annotations
 
 import csv
+from dataclasses import asdict
 from pathlib import Path
 
 from service.corpus import Film, films_by_title, normalise_title, parse_year, years_agree
 from service.evaluation.metrics import score
 from service.genres import DEFAULT, split_labels
+from service.recognition import RULES, NamesRule, recognise
 
 SIMILARITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
 LEADS = (0.0, 0.05, 0.1, 0.15)
@@ -67,6 +69,9 @@ def table(classifier, path: Path) -> list[dict]:
 
 ML_SIMILARITIES = (0.84, 0.86, 0.88, 0.90)
 ML_LEADS = (0.02, 0.03, 0.04, 0.05)
+# the names rule (recognition.NamesRule) beside the multilingual route's similarity rule
+NAMES_GRID = [NamesRule(weight, lead, 0.83, names) for weight in (8.0, 10.0, 12.0) for lead in (5.0, 8.0)
+              for names in (2, 3)]
 
 
 def multilingual_table(classifier, files: dict[str, Path], english: Path) -> list[dict]:
@@ -90,11 +95,11 @@ def multilingual_table(classifier, files: dict[str, Path], english: Path) -> lis
         known, unseen = [], []
         for film, neighbours in zip(films, found):
             if ids := own(film):
-                known.append((neighbours, id(neighbours[0].film) in ids))
-                unseen.append(([n for n in neighbours if id(n.film) not in ids], False))
+                known.append((neighbours, id(neighbours[0].film) in ids, film.plot, ids))
+                unseen.append(([n for n in neighbours if id(n.film) not in ids], False, film.plot, ids))
         cases[code] = (known, unseen)
-    others = [f for f in descriptions(english) if not own(f)]
-    english_found = route.index.search(route.embedder.embed([f.plot for f in others], role="passage"), 2)
+    others = [f for f in descriptions(english) if normalise_title(f.title) not in by_title]
+    english_found = route.index.search(route.embedder.embed([f.plot for f in others], role="passage"), 12)
     rows = []
     for similarity in ML_SIMILARITIES:
         for lead in ML_LEADS:
@@ -104,8 +109,28 @@ def multilingual_table(classifier, files: dict[str, Path], english: Path) -> lis
             row = {"similarity": similarity, "lead": lead,
                    "english_unseen_share": round(sum(map(fires, english_found)) / max(len(english_found), 1), 4)}
             for code, (known, unseen) in cases.items():
-                row[code] = {"known": len(known), "right": sum(fires(ns) and right for ns, right in known),
-                             "wrong": sum(fires(ns) and not right for ns, right in known),
-                             "unseen_share": round(sum(fires(ns) for ns, _ in unseen) / max(len(unseen), 1), 4)}
+                row[code] = {"known": len(known), "right": sum(fires(ns) and right for ns, right, _, _ in known),
+                             "wrong": sum(fires(ns) and not right for ns, right, _, _ in known),
+                             "unseen_share": round(sum(fires(ns) for ns, *_ in unseen) / max(len(unseen), 1), 4)}
             rows.append(row)
+    return rows + _names_rows(classifier, cases, list(zip([f.plot for f in others], english_found)))
+
+
+def _names_rows(classifier, cases: dict[str, tuple[list, list]], english: list) -> list[dict]:
+    """The names rules of NAMES_GRID, each beside the multilingual route's similarity rule as served."""
+    rows = []
+    for rule in NAMES_GRID:
+        def found(text, neighbours):
+            return recognise(neighbours, RULES["multilingual"]) or classifier.names.recognise(text, neighbours, rule)
+
+        row = {"names_rule": asdict(rule), "english_unseen_share": round(
+            sum(found(text, ns) is not None for text, ns in english) / max(len(english), 1), 4)}
+        for code, (known, unseen) in cases.items():
+            taken = [found(text, ns) for ns, _, text, _ in known]
+            row[code] = {"known": len(known),
+                         "right": sum(t is not None and id(t.film) in ids for t, (*_, ids) in zip(taken, known)),
+                         "wrong": sum(t is not None and id(t.film) not in ids for t, (*_, ids) in zip(taken, known)),
+                         "unseen_share": round(sum(found(text, ns) is not None for ns, _, text, _ in unseen)
+                                               / max(len(unseen), 1), 4)}
+        rows.append(row)
     return rows

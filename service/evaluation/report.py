@@ -22,8 +22,9 @@ def markdown(results: dict) -> str:
     rows = {**results["methods"], "served": results["served"],
             **{k: results[k] for k in ("served_known", "served_fp32") if k in results}}
     mean_gold = results["served"]["mean_gold"]
-    lines = [f"Evaluation on `{results['data']}`: {results['films']} films; {results['excluded']} reference films "
-             f"with the same titles excluded from retrieval and training. Gold labels per film: {mean_gold:.2f}.",
+    lines = [f"Evaluation on `{results['data']}`: {results['films']} films; {_excluded(results['excluded'])}, from "
+             f"retrieval and training. Gold labels per film: {mean_gold:.2f}; the served pipeline recognised "
+             f"{results['served']['recognised']} of them as a reference film.",
              "", "| method | " + " | ".join(label for _, label in COLUMNS) + " |",
              "|---|" + "---:|" * len(COLUMNS)]
     for name, r in rows.items():
@@ -58,23 +59,33 @@ def _interval(r: dict) -> str:
     return f"[{low:+.3f}, {high:+.3f}]"
 
 
+def _excluded(counts: dict) -> str:
+    return (f"{counts['total']} reference films excluded as the same films ({counts['by_title']} by title or other "
+            f"title and year, {counts['by_plot_text']} more by the very plot text, {counts['by_plot_similarity']} "
+            "more by a plot that close: see split.NEAR_DUPLICATE)")
+
+
 def _languages(results: dict) -> list[str]:
     """The served pipeline per language: the main file as English, then each multilingual dev file."""
     if not results.get("languages"):
         return []
-    lines = ["", "Served (/classify, no LLM) per language, each file's titles excluded from the reference:", "",
-             "| language | file | films | excluded | micro-F1 | macro-F1 | multilingual route | ms/film |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["", "Served (/classify, no LLM) per language, each file's films excluded from the reference (by title, "
+                 "plot text, plot similarity):", "",
+             "| language | file | films | excluded (title / text / similar) | micro-F1 | macro-F1 | recognised | "
+             "multilingual route | ms/film |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     rows = {"en": results["served"] | {"data": results["data"], "excluded": results["excluded"]},
             **results["languages"]}
     for code, r in rows.items():
         share = r.get("routes", {}).get("multilingual", 0) / max(r["films"], 1)
-        lines.append(f"| {code} | `{Path(r['data']).name}` | {r['films']} | {r['excluded']} | {r['micro_f1']:.3f} | "
-                     f"{r['macro_f1']:.3f} | {share:.0%} | {r['latency_ms']:.2f} |")
+        e = r["excluded"]
+        lines.append(f"| {code} | `{Path(r['data']).name}` | {r['films']} | {e['total']} ({e['by_title']} / "
+                     f"{e['by_plot_text']} / {e['by_plot_similarity']}) | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | "
+                     f"{r['recognised']} | {share:.0%} | {r['latency_ms']:.2f} |")
     halves = {code: r for code, r in results["languages"].items() if "known_evaluation_half" in r}
     if halves:
         lines += ["", "Each multilingual file's evaluation half (the calibration half chose the multilingual "
-                      "recognition rule and the LLM's say): unseen films (titles excluded) and the same films as the "
+                      "recognition rule and the LLM's say): unseen films (excluded as above) and the same films as the "
                       "index holds them (known films, no exclusion); recognised: answered with a reference film's "
                       "labels:", "",
                   "| language | films | unseen micro-F1 | recognised | known micro-F1 | recognised |",

@@ -18,7 +18,7 @@ from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.genres import Vocabulary
 from service.evaluation import methods
 from service.evaluation.metrics import score
-from service.evaluation.split import halves, matching_positions, validation_split
+from service.evaluation.split import Exclusion, exclusion, halves, validation_split
 from service.heads import BlendedScorer
 from service.language import LanguageDetector
 from service.llm import make_backend
@@ -46,7 +46,7 @@ class Setup:
     settings: Settings
     embedders: dict[str, Embedder]
     parts: dict[str, ReferenceIndex]
-    excluded: int
+    excluded: Exclusion
     held_out: list[Film]
     detector: LanguageDetector | None
     _scorers: dict[str, BlendedScorer | None] = field(default_factory=dict)
@@ -97,8 +97,8 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
 
 
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
-    """The index without the films `held_out_of(reference films, its vocabulary)` returns (matched by title and
-    year)."""
+    """The index without the films `held_out_of(reference films, its vocabulary)` returns: matched by title and
+    year, by plot text, or by a plot that close (split.exclusion)."""
     models = settings.part_models()
     embedders = {p: load_embedder(settings.exported_models(), m, settings.embed_workers)
                  for p, m in models.items()}
@@ -107,9 +107,10 @@ def prepare_held_out(settings: Settings, held_out_of) -> Setup:
         missing = ", ".join(sorted(set(models) - set(parts)))
         raise FileNotFoundError(f"the index lacks its {missing} part: run `make build-index`")
     held_out = held_out_of(parts["english"].films, parts["english"].vocabulary)
-    drop = matching_positions(parts["english"].films, held_out)
-    return Setup(settings, embedders, {p: index.without(drop) for p, index in parts.items()}, len(drop), held_out,
-                 LanguageDetector() if "multilingual" in parts else None)
+    plots = [film.plot for film in held_out]
+    dropped = exclusion(parts, held_out, {p: embedded(settings, embedders[p], plots) for p in parts})
+    return Setup(settings, embedders, {p: index.without(set(dropped.positions)) for p, index in parts.items()},
+                 dropped, held_out, LanguageDetector() if "multilingual" in parts else None)
 
 
 def fp32_variant(setup: Setup) -> Setup:
@@ -190,10 +191,14 @@ def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = T
 
 
 def _embed(setup: Setup, texts: list[str]) -> np.ndarray:
-    embedder = setup.embedders["english"]
-    cache = EmbeddingCache(setup.settings.index_dir / "cache", embedder.cache_name)
-    vectors, embedded = cache.embed(embedder, texts)
-    if embedded:
+    return embedded(setup.settings, setup.embedders["english"], texts)
+
+
+def embedded(settings: Settings, embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """The texts' vectors, through the index's embedding cache (a rerun embeds nothing again)."""
+    cache = EmbeddingCache(settings.index_dir / "cache", embedder.cache_name)
+    vectors, new = cache.embed(embedder, texts)
+    if new:
         cache.save()
     return vectors
 
@@ -282,7 +287,7 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
     for step in track(steps, description="evaluating", disable=not progress):
         if step == "prepare":
             setup = prepare(settings.model_copy(update={"llm_backend": "none"}), eval_path)
-            results |= {"films": len(setup.held_out), "excluded": setup.excluded}
+            results |= {"films": len(setup.held_out), "excluded": setup.excluded.counts()}
         elif step in methods.CLASSIC:
             results["methods"][step] = evaluate_classic(setup, step)
         elif step == "knn":
@@ -299,7 +304,7 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
                                                     languages[code])
             evaluation_half = halves(other.held_out)[1]  # the calibration half tunes (recognition, the LLM's say)
             results["languages"][code] = evaluate_served(other) | {
-                "data": str(languages[code]), "excluded": other.excluded,
+                "data": str(languages[code]), "excluded": other.excluded.counts(),
                 "evaluation_half": evaluate_served(replace(other, held_out=evaluation_half)),
                 "known_evaluation_half": evaluate_known(settings, evaluation_half)}
         elif step == "wizard":

@@ -5,12 +5,16 @@
 2. `review` — the text speaks about watching a film: first person ("I", "my", "we"), verdict words
    ("loved", "boring", "masterpiece", "recommend", "overrated", "must-see"), or a score ("8/10", "4 stars").
 3. `title` — short (≤ 10 words, ≤ 80 characters), not a sentence: no verb-like sentence end, at most one
-   sentence mark, optionally followed by a year ("The Matrix", "the matrix (1999)", "Matrix 1999").
-   Chinese and Japanese write without spaces, so a text in their scripts is read by its characters: a
-   sentence mark inside or at the end (。，；), more than 16 Han or kana characters (the reference's
-   longest title in those scripts has 12), or over 10 of them with two grammar words (在, 了, が, を, ...)
-   make it a description ("千と千尋の神隠し" is a title,
-   "一个年轻的巫师踏上冒险之旅，去击败黑暗魔王。" a description).
+   sentence mark, optionally followed by a year ("The Matrix", "the matrix (1999)", "Matrix 1999"). A full stop
+   of any script ends a sentence (. 。 । ॥ ۔ ։ ። ။ ។ …). Other scripts are read by what their titles are like
+   (the reference's titles in them: at most 12 Han or kana characters, 9 Thai ones, 4 words in Arabic or
+   Devanagari, 6 in Hangul):
+   - written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese, Tibetan): by characters. Han and
+     kana: a sentence mark (。，；), more than 16 characters, or more than 12 with a word that holds a sentence
+     together (在, 了, 他, 一个, 为了, が, を, ます …), or more than 10 with two such words ("千と千尋の神隠し" is a
+     title, "一个年轻的巫师踏上冒险之旅，去击败黑暗魔王。" a description). Thai and its neighbours: more than 20.
+   - written with spaces in another script than Latin: 5 words or more in Arabic or an Indian script, 7 or more
+     in any other; a Korean sentence ending (…다, …요) from 3 words, a Hindi one (है, था, गया …) from 5.
 4. `description` — everything else: a plot to classify as it is.
 """
 from __future__ import annotations
@@ -43,10 +47,20 @@ _YEAR_AT_END = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)$")
 _HAN_OR_KANA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 _CJK_SENTENCE_MARK = re.compile(r"[。，；]")
 MAX_CJK_TITLE_CHARS = 16
+# Thai, Lao, Myanmar, Khmer and Tibetan letters: scripts written without spaces between words
+_OTHER_UNSPACED = re.compile(r"[\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff]")
+MAX_UNSPACED_TITLE_CHARS = 20
+# full stops of other scripts than Latin (the Latin one is read with its exceptions below)
+_FULL_STOPS = "。．｡।॥۔։።။།។܂"
+_ARABIC_OR_INDIC = re.compile(r"[\u0590-\u08ff\u0900-\u0dff]")  # Hebrew, Arabic, Syriac, Thaana; Indian scripts
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+_KOREAN_ENDINGS = ("다", "요")
+_HINDI_ENDINGS = {"है", "हैं", "था", "थी", "थे", "गया", "गई", "गए", "जाता", "जाती", "जाते", "करता", "करती", "करते"}
 # words that hold a sentence together (Chinese aspect and case words, pronouns; Japanese case particles and
 # verb endings): two of them in a text of over 10 characters make it a sentence, not a title
-_CJK_GRAMMAR = ("在", "了", "着", "把", "被", "他", "她", "们", "一个", "一名", "这", "が", "を", "は", "に", "で",
-                "ます", "です", "した")
+_CJK_GRAMMAR = ("在", "了", "着", "把", "被", "他", "她", "们", "一个", "一名", "一位", "这", "为了", "必须", "开始",
+                "发现", "决定", "试图", "帮助", "寻找", "拯救", "击败", "踏上", "爱上", "成为", "面对", "遇到", "讲述",
+                "が", "を", "は", "に", "で", "ます", "です", "した")
 
 
 @dataclass(frozen=True)
@@ -87,12 +101,26 @@ def detect_kind(text: str) -> Kind:
         return "company"
     if _REVIEW.search(text):
         return "review"
-    if _reads_as_cjk_sentence(text):
+    if _reads_as_sentence_in_its_script(text, words):
         return "description"
     sentence_marks = len(re.findall(r"[.!?](\s|$)", text))
     if len(words) <= 10 and len(text) <= 80 and sentence_marks <= 1 and not text.rstrip().endswith("."):
         return "title"
     return "description"
+
+
+def _reads_as_sentence_in_its_script(text: str, words: list[str]) -> bool:
+    if text.rstrip()[-1:] in _FULL_STOPS or _reads_as_cjk_sentence(text):
+        return True
+    if len(_OTHER_UNSPACED.findall(text)) > MAX_UNSPACED_TITLE_CHARS:
+        return True
+    letters = sum(char.isalpha() for char in text)
+    if not letters or len(_LATIN_LETTER.findall(text)) * 2 >= letters:  # Latin script: the rules below
+        return False
+    if len(words) >= (5 if _ARABIC_OR_INDIC.search(text) else 7):
+        return True
+    last = words[-1].strip(" ,!?")
+    return (len(words) >= 3 and last.endswith(_KOREAN_ENDINGS)) or (len(words) >= 5 and last in _HINDI_ENDINGS)
 
 
 def _reads_as_cjk_sentence(text: str) -> bool:
@@ -101,7 +129,8 @@ def _reads_as_cjk_sentence(text: str) -> bool:
         return False
     if han_or_kana > MAX_CJK_TITLE_CHARS or _CJK_SENTENCE_MARK.search(text):
         return True
-    return han_or_kana > 10 and sum(word in text for word in _CJK_GRAMMAR) >= 2
+    grammar = sum(word in text for word in _CJK_GRAMMAR)
+    return (han_or_kana > 12 and grammar >= 1) or (han_or_kana > 10 and grammar >= 2)
 
 
 _QUOTED = re.compile(r"[\"“”‘’«»]([^\"“”‘’«»]{2,80})[\"“”‘’«»]|'([^']{2,80})'")

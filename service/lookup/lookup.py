@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from service.corpus import Film, films_by_title, normalise_title, years_agree
+from service.corpus import Film, films_by_title, normalise_title, plot_key, years_agree
 from service.corrections import Corrections
 from service.genres import DEFAULT
 from service.lookup.imdb import ImdbSource, ImdbUnavailable
@@ -86,6 +86,8 @@ class Lookup:
         self._cache: LRUCache = LRUCache(maxsize=cache_size)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe; requests run in threads
         films = index.films if index is not None else []
+        self._films = films
+        self._plots: dict[str, Film] | None = None
         self._titles = films_by_title(films)
         self._companies: dict[str, tuple[str, list[Film]]] = {}  # normalised name → (name, its films)
         for film in films:
@@ -186,14 +188,21 @@ class Lookup:
                 result.plot, result.plot_source = chosen.plot, "reference"
             return
 
-    def reference_film(self, title: str) -> Film | None:
-        """The reference's film of this title ('Heat (1995)'): of the year given, else the newest."""
-        query = parse_title(title)
-        return self._reference_films(query.title, query.year)[0]
+    def films_titled(self, title: str) -> list[Film]:
+        """Every reference film of this title, under its own title or another one ("Matrix" finds "The Matrix")."""
+        films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
+        return list({id(f): f for f in films}.values())
+
+    def film_with_plot(self, text: str) -> Film | None:
+        """The reference film whose plot this text is (normalised: case, accents, punctuation aside)."""
+        with self._cache_lock:
+            if self._plots is None:  # keyed on first use: a second or so for 16k plots
+                self._plots = {plot_key(f.plot): f for f in self._films}
+        return self._plots.get(plot_key(text))
 
     def _reference_films(self, title: str, year: int | None) -> tuple[Film | None, list[Film]]:
         """(the film chosen, every film of the title): the year asked, else the newest."""
-        films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
+        films = self.films_titled(title)
         fitting = [f for f in films if years_agree(f.year, year)]
         if not fitting:
             return None, films

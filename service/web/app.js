@@ -88,7 +88,7 @@ function drawMeta(body, elapsedMs) {
 }
 
 // "Not right?": with page feedback allowed (MOVIEGENRE_FEEDBACK_PAGE), a person ticks the genres the film has
-// and sends them to /feedback; the answer is then asked again, and now comes from the correction.
+// and sends them to /feedback, where an editor reviews them before the service answers with them (202).
 const feedbackPage = health.then((h) => Boolean(h && h.feedback.page));
 const vocabulary = fetch("/genres").then((r) => r.json()).then((g) => g.genres).catch(() => []);
 let corrected = "";  // the text the correction box is about
@@ -120,6 +120,10 @@ async function sendCorrection() {
   if (!response) { status.textContent = "The service cannot be reached."; return; }
   if (!response.ok) { status.textContent = `The correction was not stored: ${await errorMessage(response)}`; return; }
   const stored = await response.json();
+  if (stored.status === "pending") {
+    status.textContent = `Thank you: correction ${stored.id} is waiting for an editor's review; answers use it once approved.`;
+    return;
+  }
   status.textContent = `Thank you: correction ${stored.id} stored. The answer below now comes from it.`;
   await submit();
 }
@@ -172,6 +176,9 @@ function drawNeighbours(neighbours) {
 async function errorMessage(response) {
   try {
     const body = await response.json();
+    if (body.error && body.candidates) {  // a title of several films (409): name them
+      return `${body.error} (${body.candidates.map((c) => `${c.title} ${c.year ?? "(no year)"}`).join(", ")})`;
+    }
     if (body.error) return body.error;
   } catch (_) { /* not JSON */ }
   return `The service answered ${response.status}.`;

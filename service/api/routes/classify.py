@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from service.api.degraded import notes_of
 from service.api.deps import check_lengths, current_runtime, only_query_params, require_api_key
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
                                 CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
@@ -22,7 +23,7 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 5
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], responses=ERRORS)
 
 
-def _response(c: Classification, explain: bool, started: float) -> ClassifyResponse:
+def _response(request: Request, c: Classification, explain: bool, started: float) -> ClassifyResponse:
     neighbours = [NeighbourOut(title=n.film.title, year=n.film.year, genres=list(n.film.genres),
                                similarity=round(n.similarity, 4), source=n.film.source)
                   for n in c.neighbours] if explain else None
@@ -32,7 +33,8 @@ def _response(c: Classification, explain: bool, started: float) -> ClassifyRespo
                             label_scores=label_scores,
                             backend=c.backend, llm_genres=c.llm_genres, fallback_reason=c.fallback_reason,
                             latency_ms=round((time.perf_counter() - started) * 1000, 2), language=c.language,
-                            confidence=c.confidence, confidence_reason=c.confidence_reason, notes=c.notes,
+                            confidence=c.confidence, confidence_reason=c.confidence_reason,
+                            notes=c.notes + notes_of(request.scope.get("state", {})),
                             recognised=_recognised_out(c.recognised), neighbours=neighbours)
 
 
@@ -58,6 +60,8 @@ def _note(request: Request, results: list[Classification], found: LookupResult |
     request.state.backend = results[0].backend if results else None
     request.state.route = results[0].route if results else None
     request.state.llm_outcomes = [r.llm_outcome for r in results if r.llm_outcome]
+    state = request.scope.setdefault("state", {})
+    state["degraded"] = list(dict.fromkeys(state.get("degraded", []) + [d for r in results for d in r.degraded]))
     if found is not None:
         request.state.lookup_outcomes = found.outcomes()
 
@@ -84,14 +88,14 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
     if mode == "description" or kind == "description":
         result = runtime.classifier.classify(body.description, llm, body.labels)
         _note(request, [result])
-        response = _response(result, explain, started)
+        response = _response(request, result, explain, started)
         if mode != "description":  # the text was taken for a description: say so
             response.lookup = _lookup_out(LookupResult("description", body.description))
         return response
     found = runtime.lookup.lookup(body.description, kind)
     result = runtime.classifier.classify(found.plot or body.description, llm, body.labels)
     _note(request, [result], found)
-    response = _response(result, explain, started)
+    response = _response(request, result, explain, started)
     if body.labels is None:  # with the request's own labels, the answer is theirs alone
         response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
     response.lookup = _lookup_out(found)
@@ -110,4 +114,4 @@ def classify_batch(request: Request, body: BatchRequest, explain: bool = False, 
     started = time.perf_counter()
     results = runtime.classifier.classify_many(body.descriptions, llm)
     _note(request, results)
-    return BatchResponse(results=[_response(r, explain, started) for r in results])
+    return BatchResponse(results=[_response(request, r, explain, started) for r in results])

@@ -1,0 +1,151 @@
+"""Per-client rate limits (MOVIEGENRE_RATE_LIMIT, e.g. "60/minute"), counted by the `limits` library's sliding
+window counter: in this process by default, or in a store several replicas share (redis://host:6379).
+
+A client is the owner of a valid key (keys.py), else its address: a key made up per request is no key, and
+shares its address's allowance. IPv6 addresses count by their /64, the block one subscriber gets.
+
+In this process at most MAX_CLIENTS clients are counted at once, the oldest windows forgotten first. limits' own
+memory storage keeps every client until a sweep over all of them, which it starts again after every hit: a
+flood of addresses would grow it without bound and make every request pay for the sweep.
+
+A store that fails (Redis down, slow, refusing) never fails the request: the request goes on uncounted, with a
+note saying so, and the store is left alone for STORE_RETRY_S before it is asked again."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.storage import storage_from_string
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from starlette.datastructures import Headers
+
+from service.api.keys import key_owner, presented_key
+from service.settings import ConfigurationError, Settings
+
+log = logging.getLogger("moviegenre")
+
+MAX_CLIENTS = 100_000   # ~150 bytes a window counter, two counters a client: ~30 MB at most
+STORE_TIMEOUT_S = 0.25  # one request's wait for a shared store, at most
+STORE_RETRY_S = 5.0     # after a failure, requests go uncounted this long before the store is tried again
+
+
+@dataclass(frozen=True)
+class Verdict:
+    retry_after: int | None = None  # seconds until the client may ask again; None: go on
+    problem: str | None = None      # why the request was not counted, when the store failed
+
+
+class BoundedMemoryStorage(MemoryStorage):
+    """limits' in-process storage with at most `max_keys` window counters: a counter expires when it is next read,
+    and a new one beyond the bound forgets the oldest (by when it was made)."""
+
+    def __init__(self, max_keys: int = 2 * MAX_CLIENTS):
+        super().__init__()
+        self.max_keys = max_keys
+        self.counters: OrderedDict[str, list[float]] = OrderedDict()  # key → [count, expires at]
+
+    def _live(self, key: str) -> list[float] | None:
+        counter = self.counters.get(key)
+        if counter is not None and counter[1] <= time.time():
+            del self.counters[key]
+            return None
+        return counter
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        counter = self._live(key)
+        if counter is None:
+            while len(self.counters) >= self.max_keys:
+                self.counters.popitem(last=False)
+            counter = self.counters[key] = [0, time.time() + expiry]
+        counter[0] += amount
+        return int(counter[0])
+
+    async def decr(self, key: str, amount: int = 1) -> int:
+        counter = self._live(key)
+        if counter is None:
+            return 0
+        counter[0] = max(counter[0] - amount, 0)
+        return int(counter[0])
+
+    async def get(self, key: str) -> int:
+        counter = self._live(key)
+        return int(counter[0]) if counter else 0
+
+    async def get_expiry(self, key: str) -> float:
+        counter = self._live(key)
+        return counter[1] if counter else time.time()
+
+    async def clear(self, key: str) -> None:
+        self.counters.pop(key, None)
+
+    async def reset(self) -> int:
+        count = len(self.counters)
+        self.counters.clear()
+        return count
+
+
+def client_of(scope, settings: Settings) -> str:
+    """Whom a request is counted against: a valid key's owner, else the client's address (IPv6 by its /64)."""
+    owner = key_owner(presented_key(Headers(scope=scope)), settings)
+    if owner is not None:
+        return f"key:{owner}"
+    host = (scope.get("client") or ("unknown",))[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"address:{host}"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return f"address:{address.ipv4_mapped}"
+        return f"address:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    return f"address:{address}"
+
+
+class RateLimit:
+    """`rate` ("60/minute") per client, counted in `settings.rate_limit_storage`."""
+
+    def __init__(self, rate: str, settings: Settings):
+        self.settings = settings
+        self.rate = parse(rate)
+        self.limiter = SlidingWindowCounterRateLimiter(_storage(settings.rate_limit_storage))
+        self._store_down_until = 0.0
+        self._problem: str | None = None
+
+    async def check(self, scope) -> Verdict:
+        """Counts the request against its client's allowance."""
+        if time.monotonic() < self._store_down_until:
+            return Verdict(problem=self._problem)
+        who = client_of(scope, self.settings)
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_S):
+                if await self.limiter.hit(self.rate, who):
+                    return Verdict()
+                stats = await self.limiter.get_window_stats(self.rate, who)
+        except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, the request is answered
+            return self._store_failed(exc)
+        return Verdict(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
+
+    def _store_failed(self, exc: Exception) -> Verdict:
+        reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"[:200]
+        self._problem = (f"the rate-limit store failed ({reason}): requests are answered without being counted "
+                         f"for {STORE_RETRY_S:g} s")
+        self._store_down_until = time.monotonic() + STORE_RETRY_S
+        log.warning(self._problem)
+        return Verdict(problem=self._problem)
+
+
+def _storage(uri: str):
+    if uri.removeprefix("async+").startswith("memory://"):
+        return BoundedMemoryStorage()
+    try:
+        return storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
+    except Exception as exc:  # noqa: BLE001 - limits raises ConfigurationError for a missing driver, ValueError, …
+        raise ConfigurationError(f"MOVIEGENRE_RATE_LIMIT_STORAGE={uri!r} cannot be used: {exc} (for redis:// "
+                                 "install the redis extra: pip install 'moviegenre[redis]')") from exc

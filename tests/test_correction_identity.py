@@ -1,0 +1,189 @@
+"""A correction changes exactly the film the editor meant, now and after the next build; the newest correction of
+a film is the one that counts; anonymous corrections wait for an editor; the store and the side index are bounded
+and a change costs what it changes."""
+import pytest
+
+from service.build import build_index
+from service.corrections import CorrectionStore, Corrections, store_path
+from service.loading import load_classifier
+from service.settings import Settings
+
+from .conftest import copy_index, make_client, tmdb_rows, write_generic_csv
+
+ALICE = {"X-API-Key": "s3cret-alice"}
+EDITORS = "alice:s3cret-alice"
+YEARS = (1978, 2007, 2018)
+STORY = ("A retired lighthouse keeper teaches a flock of orphaned geese to fly south by leading them in his "
+         "homemade glider. Along the coast he meets a travelling circus whose acrobats help him finish the journey.")
+FIRST_SENTENCE = STORY.split(". ")[0] + "."
+
+
+@pytest.fixture(scope="module")
+def remakes(tmp_path_factory, embedder):
+    """A reference of 60 real films where three are one title of three years (as Halloween 1978, 2007 and
+    2018 are in the real one), each with its own plot; and the corpus it was built from."""
+    rows = tmdb_rows(0, 60)
+    for row, year in zip(rows[10:13], YEARS):
+        row["title"], row["year"] = "Halloween", str(year)
+    folder = tmp_path_factory.mktemp("remakes")
+    corpus = write_generic_csv(folder / "films.csv", rows)
+    build_index(corpus, folder / "index", _settings(folder / "index"), progress=False)
+    return folder / "index", corpus, {year: row for year, row in zip(YEARS, rows[10:13])}, rows
+
+
+def _settings(index_dir, **extra):
+    return Settings(index_dir=index_dir, llm_backend="none", multilingual_model="", **extra)
+
+
+@pytest.fixture
+def index_dir(remakes, tmp_path):
+    return copy_index(remakes[0], tmp_path / "index")
+
+
+def _genres(client, text, **params):
+    response = client.post("/classify", params=params, json={"description": text})
+    assert response.status_code == 200, response.text
+    return response.json()["genres"]
+
+
+def test_a_title_of_several_films_without_a_year_is_a_409_listing_them_and_stores_nothing(index_dir, remakes):
+    client = make_client(index_dir, feedback_token=EDITORS, multilingual_model="")
+    for body in ({"text": "Halloween", "genres": ["Western"]},
+                 {"text": STORY, "title": "halloween", "genres": ["Western"]},
+                 {"text": "Halloween 1999", "genres": ["Western"]}):  # a year none of them has
+        refused = client.post("/feedback", headers=ALICE, json=body)
+        assert refused.status_code == 409 and "year" in refused.json()["error"]
+        assert refused.json()["candidates"] == [{"title": "Halloween", "year": y} for y in YEARS]
+    assert client.get("/feedback", headers=ALICE).json()["total"] == 0
+
+
+@pytest.mark.parametrize("body", [{"text": "Halloween", "year": 2007}, {"text": "Halloween (2007)"},
+                                  {"description": "halloween 2007"}])
+def test_a_title_and_year_correct_that_film_alone_as_served_and_as_the_next_build_folds_it(index_dir, remakes, body):
+    _, corpus, films, _ = remakes
+    client = make_client(index_dir, feedback_token=EDITORS, multilingual_model="")
+    stored = client.post("/feedback", headers=ALICE, json=body | {"genres": ["Western"]})
+    assert stored.status_code == 201, stored.text
+    assert (stored.json()["title"], stored.json()["year"], stored.json()["status"]) == ("Halloween", 2007, "served")
+
+    def answers(ask):
+        return {year: "Western" in ask(films[year]) for year in YEARS}
+
+    served = answers(lambda film: _genres(client, film["plot"]))
+    looked_up = answers(lambda film: _genres(client, f"Halloween {film['year']}", mode="lookup"))
+    assert served == looked_up == {1978: False, 2007: True, 2018: False}
+
+    report = build_index(corpus, index_dir, _settings(index_dir), progress=False)
+    assert report.manifest["summary"]["corrections"]["replaced"] == 1
+    rebuilt = load_classifier(_settings(index_dir))
+    by_year = {f.year: f for f in rebuilt.index.films if f.title == "Halloween"}
+    assert {year: "Western" in by_year[year].genres for year in YEARS} == served  # the build agrees with serving
+    assert answers(lambda film: rebuilt.classify(film["plot"]).genres) == served
+    rebuilt.close()
+
+
+def test_a_newer_correction_supersedes_the_older_and_revoking_it_brings_the_older_back(index_dir, remakes):
+    _, corpus, _, rows = remakes
+    client = make_client(index_dir, feedback_token=EDITORS, multilingual_model="", recognise_films=True)
+    first = client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": ["Western"]}).json()
+    second = client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": ["Music", "Family"]}).json()
+    # the same story paraphrased: recognised as the film corrected, answered by the newest correction alone
+    answer = client.post("/classify", params={"explain": "true"}, json={"description": FIRST_SENTENCE}).json()
+    assert answer["recognised"]["correction_id"] == second["id"] and answer["genres"] == ["Music", "Family"]
+    assert [n["source"] for n in answer["neighbours"]].count("correction") == 1
+    listed = {c["id"]: c["status"] for c in client.get("/feedback", headers=ALICE).json()["corrections"]}
+    assert listed == {first["id"]: "superseded", second["id"]: "served"}
+    film = rows[30]  # a reference film corrected twice by its title
+    for genres in (["Horror"], ["Documentary"]):
+        assert client.post("/feedback", headers=ALICE, json={"text": film["title"], "genres": genres}).status_code \
+            == 201
+    assert _genres(client, film["plot"]) == ["Documentary"]
+
+    report = build_index(corpus, index_dir, _settings(index_dir), progress=False)
+    summary = report.manifest["summary"]["corrections"]
+    assert (summary["read"], summary["superseded"], summary["replaced"], summary["added"]) == (2, 2, 1, 1)
+    rebuilt = load_classifier(_settings(index_dir))
+    assert rebuilt.classify(FIRST_SENTENCE).genres == ["Music", "Family"]
+    assert rebuilt.classify(film["plot"]).genres == ["Documentary"]
+    rebuilt.close()
+
+    assert client.delete(f"/feedback/{second['id']}", headers=ALICE).status_code == 200
+    assert _genres(client, FIRST_SENTENCE) == ["Western"]  # the older correction of the story counts again
+
+
+def test_a_description_that_is_a_reference_plot_corrects_that_film(index_dir, remakes):
+    film = remakes[3][40]
+    client = make_client(index_dir, feedback_token=EDITORS, multilingual_model="")
+    stored = client.post("/feedback", headers=ALICE, json={"text": film["plot"].upper(), "genres": ["Western"]})
+    assert (stored.json()["title"], stored.json()["year"]) == (film["title"], int(film["year"]))
+    looked_up = client.post("/classify", params={"mode": "lookup"}, json={"description": film["title"]}).json()
+    assert looked_up["genres"][:1] == ["Western"] and looked_up["genre_sources"]["Western"][0] == "correction"
+
+
+def test_anonymous_corrections_wait_for_an_editor_who_approves_or_rejects_them(index_dir):
+    client = make_client(index_dir, feedback_token=EDITORS, feedback_page=True, multilingual_model="")
+    pending = client.post("/feedback", json={"text": STORY, "genres": ["Western"]})
+    rejected = client.post("/feedback", json={"text": "A mime walks across a frozen lake.", "genres": ["Horror"]})
+    assert pending.status_code == rejected.status_code == 202 and pending.json()["status"] == "pending"
+    assert "Western" not in _genres(client, STORY)
+    queue = client.get("/feedback", params={"status": "pending"}, headers=ALICE).json()
+    assert [c["id"] for c in queue["corrections"]] == [rejected.json()["id"], pending.json()["id"]]
+    approved = client.post(f"/feedback/{pending.json()['id']}/approve", headers=ALICE).json()
+    assert (approved["status"], approved["approved_by"]) == ("served", "alice")
+    assert _genres(client, STORY) == ["Western"]
+    assert client.delete(f"/feedback/{rejected.json()['id']}", headers=ALICE).json()["status"] == "revoked"
+    refused = client.post(f"/feedback/{rejected.json()['id']}/approve", headers=ALICE)
+    assert refused.status_code == 409 and "revoked" in refused.json()["error"]
+    assert client.post("/feedback/999/approve", headers=ALICE).status_code == 404
+    assert client.get("/feedback", params={"status": "pending"}, headers=ALICE).json()["total"] == 0
+
+
+def test_anonymous_corrections_are_limited_per_client_and_by_the_queue(index_dir):
+    limited = make_client(index_dir, feedback_page=True, feedback_page_rate_limit="2/hour", multilingual_model="")
+    sent = [limited.post("/feedback", json={"text": f"{STORY} {i}", "genres": ["Drama"]}) for i in range(3)]
+    assert [r.status_code for r in sent] == [202, 202, 429] and int(sent[2].headers["retry-after"]) > 0
+    full = make_client(index_dir, feedback_page=True, max_pending_feedback=2, multilingual_model="")
+    third = full.post("/feedback", json={"text": f"{STORY} 3", "genres": ["Drama"]})
+    assert third.status_code == 503 and "waiting for an editor" in third.json()["error"]
+
+
+def test_the_corrections_served_beside_the_index_are_bounded(index_dir):
+    client = make_client(index_dir, feedback_token=EDITORS, max_corrections=2, multilingual_model="")
+    codes = [client.post("/feedback", headers=ALICE, json={"text": f"{STORY} {i}", "genres": ["Drama"]}).status_code
+             for i in range(3)]
+    assert codes == [201, 201, 507]
+    assert client.post("/feedback", headers=ALICE, json={"text": f"{STORY} 0", "genres": ["War"]}).status_code == 507
+
+
+class CountingEmbedder:
+    """An embedder that counts the texts it embeds."""
+
+    def __init__(self, real):
+        self.real, self.dim, self.texts = real, real.dim, 0
+
+    def embed(self, texts, role="passage"):
+        self.texts += len(texts)
+        return self.real.embed(texts, role=role)
+
+
+def test_a_change_embeds_what_it_changes_and_serves_the_same_as_a_side_index_made_at_once(tmp_path, embedder):
+    store = CorrectionStore(store_path(tmp_path))
+    for i in range(40):
+        store.add(f"{STORY} Part {i}.", f"{STORY} Part {i}.", ["Drama"], None, None, "alice")
+    counting = CountingEmbedder(embedder)
+    corrections = Corrections(store, {"english": counting}, poll_s=0)
+    assert counting.texts == 40 and len(corrections) == 40
+    for i in range(40, 45):
+        corrections.add(f"{STORY} Part {i}.", f"{STORY} Part {i}.", ["War"], None, None, "alice")
+    corrections.add(f"{STORY} Part 3.", f"{STORY} Part 3.", ["Music"], None, None, "bob")  # supersedes one
+    corrections.revoke(7, "bob")
+    assert counting.texts == 46 and len(corrections) == 44  # one text embedded a change, nothing re-embedded
+    fresh = Corrections(store, {"english": embedder}, poll_s=0)
+    query = embedder.embed([f"{STORY} Part 3."])
+    assert _side(corrections, query) == _side(fresh, query)
+    assert _side(corrections, query)[0][0] == ("Music",)
+
+
+def _side(corrections, query):
+    neighbours = corrections.beside("english", query, [[]], k=10)[0]
+    return [(n.film.genres, round(n.similarity, 5)) for n in neighbours]
