@@ -92,7 +92,7 @@ def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_d
     scorer = _scorer(Path(index_dir) / "cache", corpus, vectors, fingerprint, embedder.cache_name, settings, part)
     zero_shot = _zero_shot_scale(embedder, corpus, vectors)
     extra = {"blend": asdict(scorer.blend) if scorer else None, "confidence": asdict(scale) if scale else None,
-             "zero_shot": asdict(zero_shot) if zero_shot else None}
+             **(zero_shot.to_part() if zero_shot else {"zero_shot": None})}
     return Part(model, vectors, extra), scorer, embedded
 
 

@@ -104,9 +104,8 @@ class Classifier:
         self.vocabulary: Vocabulary = index.vocabulary
         # zero-shot labels are read by the multilingual model where there is one: labels in any language
         zero_shot = multilingual or self.english
-        scale = index.manifest.get("parts", {}).get(zero_shot.name, {}).get("zero_shot")
-        self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, ZeroShotScale(**scale) if scale else None,
-                                        nearest_in(zero_shot.index))
+        scale = ZeroShotScale.of_part(index.manifest.get("parts", {}).get(zero_shot.name, {}))
+        self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, scale, nearest_in(zero_shot.index))
         self.detector = detector
         self.names = Names(index.films)  # the names films are told with (recognition.py), counted on first use
         self.corrections = corrections  # editors' corrections since the build, searched beside the index

@@ -83,6 +83,18 @@ class ZeroShotScale:
     def probabilities(self, centred: np.ndarray) -> np.ndarray:
         return 1 / (1 + np.exp(-(self.weight * centred + self.bias)))
 
+    def to_part(self) -> dict:
+        """What an index part's manifest records: `zero_shot` as the version before prototypes wrote it (so that
+        version still loads the index, comparing with names), the prototypes' size beside it."""
+        return {"zero_shot": {"weight": self.weight, "bias": self.bias, "threshold": self.threshold},
+                "zero_shot_prototypes": self.prototype_plots}
+
+    @classmethod
+    def of_part(cls, part: dict) -> ZeroShotScale | None:
+        """The scale an index part's manifest records (None for an index built before zero-shot labels)."""
+        scale = part.get("zero_shot")
+        return cls(**scale, prototype_plots=part.get("zero_shot_prototypes", 0)) if scale else None
+
 
 def prototypes(label_vectors: np.ndarray, nearest: NearestPlots, plots: int) -> np.ndarray:
     """Each label as the normalised mean of the `plots` plots closest to it."""

@@ -60,3 +60,15 @@ def test_the_label_a_description_is_obviously_about_leads_without_an_llm(classif
     scores = {s.label: s for s in classifier.classify(text, labels=[*others, obvious]).label_scores}
     assert scores[obvious].source == "embedding"
     assert scores[obvious].score > max(scores[label].score for label in others)
+
+
+def test_an_index_built_now_stays_readable_by_the_version_before(small_index_dir):
+    import json
+
+    from service.labels import PROTOTYPE_PLOTS, ZeroShotScale
+
+    for part in json.loads((small_index_dir / "manifest.json").read_text())["parts"].values():
+        # the version before built its scale as ZeroShotScale(**part["zero_shot"]) with these three fields
+        assert set(part["zero_shot"]) == {"weight", "bias", "threshold"}
+        assert ZeroShotScale.of_part(part).prototype_plots == PROTOTYPE_PLOTS
+    assert ZeroShotScale.of_part({"zero_shot": {"weight": 1.0, "bias": 0.0, "threshold": 0.5}}).prototype_plots == 0
