@@ -201,23 +201,22 @@ class LabelScorer:
         plots = self.scale.prototype_plots if self.scale and self.nearest else 0
         if not plots:
             return vectors
-        with self._lock:
-            missing = [i for i, label in enumerate(labels) if label not in self._prototypes]
-        if missing:
-            made = prototypes(vectors[missing], self.nearest, plots)
-            with self._lock:
-                for i, prototype in zip(missing, made):
-                    self._prototypes[labels[i]] = prototype
-        with self._lock:
-            return np.stack([self._prototypes[label] for label in labels])
+        return self._cached(self._prototypes, labels, lambda missing: prototypes(self._embed(missing), self.nearest,
+                                                                                plots))
 
     def _embed(self, labels: list[str]) -> np.ndarray:
+        return self._cached(self._vectors, labels, lambda missing: self.embedder.embed(missing, role="query"))
+
+    def _cached(self, cache: LRUCache, labels: list[str], make) -> np.ndarray:
+        """Each label's vector from `cache`, those it lacks made together by `make(labels)` and kept."""
+        if not labels:
+            return np.zeros((0, self.embedder.dim), np.float32)
         with self._lock:
-            missing = [label for label in labels if label not in self._vectors]
+            found = {label: cache[label] for label in labels if label in cache}
+        missing = [label for label in dict.fromkeys(labels) if label not in found]
         if missing:
-            for label, vector in zip(missing, self.embedder.embed(missing, role="query")):
-                with self._lock:
-                    self._vectors[label] = vector
-        with self._lock:
-            return np.stack([self._vectors[label] for label in labels]) if labels else \
-                np.zeros((0, self.embedder.dim), np.float32)
+            found |= dict(zip(missing, make(missing)))
+            with self._lock:
+                for label in missing:
+                    cache[label] = found[label]
+        return np.stack([found[label] for label in labels])
