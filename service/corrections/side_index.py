@@ -155,7 +155,7 @@ class Corrections:
         if not new and not dropped:
             return
         base = _Snapshot(old.rows, old.films, old.corrections, old.vectors, by_film,
-                         frozenset(old.corrections[r].id for r in by_film.values()))
+                         old.served_ids - {old.corrections[row].id for row in dropped})
         if old.rows - len(by_film) > max(len(by_film), 64):
             base = _compacted(base)
         else:
