@@ -46,6 +46,8 @@ def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_
     settings = Settings(index_dir=small_index_dir, llm_backend="none")
     results = runner.run(settings, eval_file, progress=False)
     assert results["excluded"]["by_title"] == 20 and results["films"] == 20
+    # as the index holds them, the films are recognised as their very film (their own plots): recall 20 of 20
+    assert (results["served_known"]["recognised_matched"], results["served_known"]["recognised_right"]) == (20, 20)
     assert set(results["methods"]) == {"tfidf_nb", "tfidf_svm", "tfidf_logreg", "knn"}
     # every method learns something: each beats always answering the reference's two most frequent genres
     # (0.654 on these films), and the served blend clearly so (it scored 0.80 when this was written)

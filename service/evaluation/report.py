@@ -87,13 +87,16 @@ def _languages(results: dict) -> list[str]:
         lines += ["", "Each multilingual file's evaluation half (the calibration half chose the multilingual "
                       "recognition rule and the LLM's say): unseen films (excluded as above) and the same films as the "
                       "index holds them (known films, no exclusion); recognised: answered with a reference film's "
-                      "labels:", "",
-                  "| language | films | unseen micro-F1 | recognised | known micro-F1 | recognised |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                      "labels; recall: of the films whose title and year name their own reference film, how many "
+                      "were recognised as that very film:", "",
+                  "| language | films | unseen micro-F1 | recognised | known micro-F1 | recognised | recall |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for code, r in halves.items():
             unseen, known = r["evaluation_half"], r["known_evaluation_half"]
+            recall = f"{known['recognised_right']} of {known['recognised_matched']}" \
+                if "recognised_matched" in known else "–"
             lines.append(f"| {code} | {unseen['films']} | {unseen['micro_f1']:.3f} | {unseen['recognised']} | "
-                         f"{known['micro_f1']:.3f} | {known['recognised']} |")
+                         f"{known['micro_f1']:.3f} | {known['recognised']} | {recall} |")
     return lines
 
 

@@ -12,8 +12,8 @@ from rich.progress import track
 from service import calibration
 from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
-from service.classifier import Classifier, Route
-from service.corpus import Film, load_corpus
+from service.classifier import Classification, Classifier, Route
+from service.corpus import Film, films_by_title, load_corpus, normalise_title, years_agree
 from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.genres import Vocabulary
 from service.evaluation import methods
@@ -249,7 +249,20 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
     plots = [f.plot for f in films]
     results = [r for i in range(0, len(plots), 64) for r in classifier.classify_many(plots[i:i + 64])]
     return score(_gold(films), [r.genres for r in results], classifier.vocabulary.labels) | {
-        "recognised": sum(r.recognised is not None for r in results)}
+        "recognised": sum(r.recognised is not None for r in results)} | _recall(classifier.index.films, films, results)
+
+
+def _recall(reference: list[Film], films: list[Film], results: list[Classification]) -> dict:
+    """Recognition recall: of the films whose own reference film their title and year name (matched), how many
+    were recognised as that very film."""
+    by_title = films_by_title(reference)
+    matched = right = 0
+    for film, result in zip(films, results):
+        own = {id(f) for f in by_title.get(normalise_title(film.title), []) if years_agree(f.year, film.year)}
+        if own:
+            matched += 1
+            right += result.recognised is not None and id(result.recognised.film) in own
+    return {"recognised_matched": matched, "recognised_right": right}
 
 
 def wizard_check(setup: Setup) -> dict:
