@@ -367,7 +367,8 @@ def _cost_in_turn(services: dict[str, tuple[str, int]], texts: list[str], rounds
             started = _cpu_s(pid)
             runs[name]["batch_per_s"].append(_batch_per_s(url, texts, batches=requests // 32))
             runs[name]["batch"].append((_cpu_s(pid) - started) * 1000 / (requests // 32 * 32))
-    return {f"{measure}_{name}": round(statistics.median(values), 2 if measure != "batch_per_s" else 1)
+    names = {"single": "cpu_ms_per_single", "batch": "cpu_ms_per_batch", "batch_per_s": "batch_per_s"}
+    return {f"{names[measure]}_{name}": round(statistics.median(values), 2 if measure != "batch_per_s" else 1)
             for name, measures in runs.items() for measure, values in measures.items()}
 
 
@@ -378,9 +379,8 @@ def against_figures(settings: Settings, checkout: Path) -> dict:
     with running_service(settings, checkout) as (other, other_pid), running_service(settings) as (this, this_pid):
         p50 = _p50s_in_turn([other, this], texts)
         cost = _cost_in_turn({"other": (other, other_pid), "this": (this, this_pid)}, texts)
-    renamed = {f"cpu_ms_per_{k}" if not k.startswith("batch_per_s") else k: v for k, v in cost.items()}
     return {"against": str(checkout), "classify_p50_ms_other": p50[0], "classify_p50_ms_this": p50[1],
-            "p50_change": round(p50[1] / p50[0] - 1, 3)} | renamed
+            "p50_change": round(p50[1] / p50[0] - 1, 3)} | cost
 
 
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:

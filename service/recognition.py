@@ -83,11 +83,11 @@ class NamesRule:
 # Names carry across languages where the model's similarity does not (a German plot is 0.86 from its film's English
 # one, as close as other films are); the English route's rule needs no help. Chosen with `moviegenre
 # tune-recognition --multilingual` on the calibration halves of dev-eval/multilingual, beside the rule above: the
-# German known films recognised rightly go 15 → 30 of 114 (11 taken for another film, mostly a sequel of the
-# same names), French 34 → 48 of 254 (none wrong); IMDb's English descriptions of films the reference does not hold
-# (4,258, their titles absent from it), searched on the multilingual route, fire on 3.3% (2.6% before); the German
-# known films' micro-F1 0.739 → 0.760, French 0.439 → 0.446. Two names instead of three fire on 4.6% of the latter;
-# a lead of 5 finds 37 German films but fires on 3.7%; 5 or 25 candidates instead of 10 change nothing.
+# German known films recognised rightly go 15 → 29 of 114 (11 taken for another film, mostly a sequel of the
+# same names), French 34 → 46 of 254 (none wrong); IMDb's English descriptions of films the reference does not hold
+# (4,258, their titles absent from it), searched on the multilingual route, fire on 3.0% (2.6% before); the German
+# known films' micro-F1 0.739 → 0.759, French 0.439 → 0.445. Two names instead of three fire on 4.6% of the latter;
+# a lead of 5 finds 34 German films (13 taken for another) and fires on 3.2%; 5 or 25 candidates change nothing.
 NAMES_RULES = {"multilingual": NamesRule(10.0, 8.0, 0.83, min_names=3)}
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _POSSESSIVE = re.compile(r"['’]s$")
@@ -122,7 +122,8 @@ class Names:
         return self._weights
 
     def recognise(self, text: str, neighbours: Sequence[Neighbour], rule: NamesRule) -> Recognition | None:
-        described, weights = self.of(text), self.weights()
+        weights = self.weights()
+        described = {name for name in self.of(text) if name in weights}  # common nouns are no names
         if len(described) < rule.min_names:
             return None
         shared = []

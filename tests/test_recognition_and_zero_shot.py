@@ -72,3 +72,22 @@ def test_an_index_built_now_stays_readable_by_the_version_before(small_index_dir
         assert set(part["zero_shot"]) == {"weight", "bias", "threshold"}
         assert ZeroShotScale.of_part(part).prototype_plots == PROTOTYPE_PLOTS
     assert ZeroShotScale.of_part({"zero_shot": {"weight": 1.0, "bias": 0.0, "threshold": 0.5}}).prototype_plots == 0
+
+
+def test_common_nouns_shared_with_a_film_do_not_count_as_its_names():
+    from service.corpus import Film
+    from service.recognition import NamesRule
+    from service.store import Neighbour
+
+    def film(title, plot):
+        return Film(title, None, plot, ("Drama",), "test")
+
+    others = [film(f"Film {i}", "an agent from the city meets a doctor in the city.") for i in range(20)]
+    target = film("Smithereens", "Agent Smith walks into the City with Doctor Lanyon.")
+    names = Names([target, *others])
+    rule = NamesRule(min_weight=1.0, min_lead=0.5, min_similarity=0.0, min_names=3)
+    candidates = [Neighbour(target, 0.9), Neighbour(others[0], 0.8)]
+    # one name (Smith) beside three common nouns the reference writes in lower case: not three names
+    assert names.recognise("Der Agent Smith fährt in die City zu einem Doctor.", candidates, rule) is None
+    assert names.recognise("Agent Smith trifft Doctor Lanyon in der City; Smithereens.", candidates, rule) \
+        is not None  # Smith, Lanyon and the title: three names

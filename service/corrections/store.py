@@ -194,26 +194,24 @@ class CorrectionStore:
 
     def page(self, offset: int, limit: int, status: Status | None = None) -> tuple[list[Correction], int]:
         """The newest first (of one status, or all), and how many there are in all."""
-        where = f"WHERE {_WHERE_STATUS[status]}" if status else ""
-        with self._connection() as db:
-            total = db.execute(f"SELECT COUNT(*) FROM ({_SELECT} {where})").fetchone()[0]
-        return self._query(f"{_SELECT} {where} ORDER BY c.id DESC LIMIT ? OFFSET ?", (limit, offset)), total
+        return self._query(f"{_SELECT} {_where(status)} ORDER BY c.id DESC LIMIT ? OFFSET ?", (limit, offset)), \
+            self.count(status)
 
-    def newest_served(self, film: str, after: int = 0) -> int | None:
-        """The id of the newest served correction of `film` (after `after`), if any: the one that counts."""
+    def newest_served(self, film: str) -> int | None:
+        """The id of the newest served correction of `film`, if any: the one that counts."""
         with self._connection() as db:
-            row = db.execute(f"SELECT MAX(c.id) FROM ({_SELECT} WHERE {_WHERE_STATUS['served']} AND c.film = ? "
-                             f"AND c.id > ?) c", (film, after)).fetchone()
+            row = db.execute(f"SELECT MAX(c.id) FROM ({_SELECT} WHERE {_WHERE_STATUS['served']} AND c.film = ?) c",
+                             (film,)).fetchone()
         return row[0]
 
     def served(self, after: int = 0) -> list[Correction]:
         """The served corrections of id above `after`, oldest first (superseded ones too: see `Newest`)."""
         return self._query(f"{_SELECT} WHERE c.id > ? AND {_WHERE_STATUS['served']} ORDER BY c.id", (after,))
 
-    def count(self, status: Status, after: int = 0) -> int:
+    def count(self, status: Status | None = None) -> int:
+        """How many corrections there are (of one status, or all)."""
         with self._connection() as db:
-            return db.execute(f"SELECT COUNT(*) FROM ({_SELECT} WHERE c.id > ? AND {_WHERE_STATUS[status]})",
-                              (after,)).fetchone()[0]
+            return db.execute(f"SELECT COUNT(*) FROM ({_SELECT} {_where(status)})").fetchone()[0]
 
     def version(self) -> Version:
         with self._connection() as db:
@@ -255,6 +253,10 @@ class CorrectionStore:
                            bool(review), approved, approver, revoked, revoker)
                 for id_, text, plot, genres, title, year, author, created, film, review, approved, approver,
                 revoked, revoker in rows]
+
+
+def _where(status: Status | None) -> str:
+    return f"WHERE {_WHERE_STATUS[status]}" if status else ""
 
 
 def _film_of(title: str | None, year: int | None, plot: str) -> str:
