@@ -234,6 +234,117 @@ def overload(url: str, texts: list[str], clients: int = 200, seconds: float = 10
             "overload_connection_errors": sum(1 for status, _ in results if status == 0)}
 
 
+class StandInLLM:
+    """An OpenAI-compatible server on loopback that answers valid genres after `answer_s`, `parallel` at a time
+    (the others wait for one of its slots, as llama.cpp's --parallel or Ollama's OLLAMA_NUM_PARALLEL make them):
+    the shape of a 7B model on a busy GPU, for the LLM rows."""
+
+    def __init__(self, answer_s: float = 3.0, parallel: int = 4):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        slots, answer = threading.Semaphore(parallel), json.dumps({"genres": ["Drama", "Crime"]})
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # the model list /health's probe asks for
+                self._send({"object": "list", "data": [{"id": "stand-in", "object": "model"}]})
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                with slots:
+                    time.sleep(answer_s)
+                self._send({"id": "c", "object": "chat.completion", "created": 0, "model": "stand-in",
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": answer}}]})
+
+            def _send(self, data: dict) -> None:
+                payload = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.answer_s, self.parallel = answer_s, parallel
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _closed_loop(url: str, texts: list[str], query: str, stop: float, start: int) -> list[tuple]:
+    """One client asking again and again until `stop`: (status, ms, answer, finished in time) each. Each text is
+    made unique, so no answer comes from the LLM's cache."""
+    out = []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        while time.monotonic() < stop:
+            n = start + len(out)
+            started = time.perf_counter()
+            try:
+                response = http.post(f"/classify{query}", json={"description": f"{texts[n % len(texts)]} ({n})"})
+                status, body = response.status_code, response.json() if response.status_code == 200 else {}
+            except httpx.HTTPError:
+                status, body = 0, {}
+            out.append((status, (time.perf_counter() - started) * 1000, body, time.monotonic() <= stop))
+    return out
+
+
+def llm_beside_plain(settings: Settings, llm_clients: int = 8, plain_clients: int = 4, seconds: float = 15.0,
+                     answer_s: float = 3.0, parallel: int = 4) -> dict:
+    """`llm_clients` asking /classify the default way (the LLM consulted) beside `plain_clients` asking
+    ?llm=false, for `seconds`, closed loop (no think time), against a stand-in LLM of `answer_s` a question with
+    `parallel` slots (the service's LLM_CONCURRENCY sized to them). Twice: with the default budget (LLM_TIMEOUT),
+    where every default client waits its turn, and with a budget of 5 s, where the queue is longer than the budget
+    allows and the others are answered by the vote at once, "busy"."""
+    figures = {}
+    for name, budget_s in (("llm", settings.llm_timeout_s), ("llm_tight", 5.0)):
+        figures[f"{name}_row"] = (f"{llm_clients} default + {plain_clients} llm=false clients, {seconds:g} s, "
+                                  f"stand-in LLM {answer_s:g} s with {parallel} slots, budget {budget_s:g} s")
+        figures |= {f"{name}_{k}": v for k, v in _llm_row(settings, llm_clients, plain_clients, seconds, answer_s,
+                                                            parallel, budget_s).items()}
+    return figures
+
+
+def _llm_row(settings: Settings, llm_clients: int, plain_clients: int, seconds: float, answer_s: float,
+             parallel: int, budget_s: float) -> dict:
+    texts = _descriptions(settings)
+    with StandInLLM(answer_s, parallel) as llm_url, running_service(
+            settings, LLM_BACKEND="openai", OPENAI_BASE_URL=llm_url, OPENAI_MODEL="stand-in",
+            LLM_CONCURRENCY=str(parallel), LLM_TIMEOUT=str(budget_s)) as (url, _):
+        _timed_posts(url, texts[:10])  # warm-up (no LLM: these are cached nowhere)
+        stop = time.monotonic() + seconds
+        with ThreadPoolExecutor(llm_clients + plain_clients) as pool:
+            default = [pool.submit(_closed_loop, url, texts, "", stop, 100_000 * (i + 1)) for i in range(llm_clients)]
+            plain = [pool.submit(_closed_loop, url, texts, "?llm=false", stop, 100_000 * (i + 20))
+                     for i in range(plain_clients)]
+            default, plain = [r for f in default for r in f.result()], [r for f in plain for r in f.result()]
+    vote = [(ms, body) for status, ms, body, _ in default if status == 200 and body.get("backend") == "vote"]
+    answered = [(ms, in_time) for status, ms, body, in_time in default
+                if status == 200 and body.get("backend") == "openai"]
+    busy = [ms for ms, body in vote if "busy" in (body.get("fallback_reason") or "")]
+    recognised = sum(bool(body.get("recognised")) for _, body in vote)
+    return {"plain_requests": len(plain), "plain_refused": sum(r[0] != 200 for r in plain),
+            **_percentiles([r[1] for r in plain if r[0] == 200], "plain"),
+            "default_requests": len(default), "default_not_200": sum(r[0] != 200 for r in default),
+            "answered": len(answered), "answered_per_s": round(sum(t for _, t in answered) / seconds, 2),
+            "stand_in_capacity_per_s": round(parallel / answer_s, 2),
+            **_percentiles([ms for ms, _ in answered], "answered"),
+            "busy_vote": len(busy), **_percentiles(busy, "busy_vote"),
+            "recognised_not_asked": recognised, "other_fallbacks": len(vote) - len(busy) - recognised}
+
+
 def metrics_cost_us(settings: Settings, requests: int = 20_000) -> float:
     """What recording one /classify costs the metrics, in process (µs): the counter, the histogram and the labels
     of a request as the request log hands them over."""
@@ -383,15 +494,19 @@ def against_figures(settings: Settings, checkout: Path) -> dict:
             "p50_change": round(p50[1] / p50[0] - 1, 3)} | cost
 
 
+# the parts `make bench` runs that `moviegenre bench --only NAME` runs alone, each written to bench/NAME.json
+PARTS = {"corrections": corrections_figures, "llm": llm_beside_plain, "service": service_figures}
+
+
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:
     if only or against:
-        name, results = ("against", against_figures(settings, against)) if against else \
-            ("corrections", corrections_figures(settings))
+        name, results = ("against", against_figures(settings, against)) if against else (only, PARTS[only](settings))
         out.mkdir(parents=True, exist_ok=True)
         write_bytes(out / f"{name}.json", json.dumps(results, indent=2).encode("utf-8"))
         Console().print(json.dumps(results, indent=2))
         return results
-    results = service_figures(settings) | embed_throughput(settings) | {"faiss_ms": faiss_ms(settings)}
+    results = service_figures(settings) | llm_beside_plain(settings) | embed_throughput(settings) | {
+        "faiss_ms": faiss_ms(settings)}
     results |= corrections_figures(settings)
     results["metrics_cost_us_per_request"] = metrics_cost_us(settings)
     results["profile_ms"] = profile_request(settings)

@@ -455,8 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.set_defaults(func=cmd_calibrate_llm)
     benchmark = commands.add_parser("bench", help="measure speed; writes bench/results.json")
     benchmark.add_argument("--out", default="bench")
-    benchmark.add_argument("--only", choices=["corrections"],
-                           help="only the English p50 with and without 1,000 corrections")
+    benchmark.add_argument("--only", choices=["corrections", "llm", "service"],
+                           help="one part alone: corrections (the English p50 with and without 1,000 corrections), "
+                                "llm (plain clients beside clients waiting on a 3 s stand-in LLM), service (latency, "
+                                "load, overload, RSS); written to bench/NAME.json")
     benchmark.add_argument("--against", metavar="CHECKOUT",
                            help="only the English p50 of another checkout of the project (git worktree add DIR REV) "
                                 "beside this code's, on the same index")

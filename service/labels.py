@@ -166,6 +166,13 @@ class LabelScorer:
                 out.append(LabelScore(label, round(score, 4), "index", bool(score >= threshold)))
         return out
 
+    def answer(self, text: str, index_scores: dict[str, float], threshold: float, labels: Sequence[str],
+               llm_picks: list[str] | None, max_genres: int) -> tuple[list[LabelScore], list[str]]:
+        """The requested labels scored, and those that pass, highest first (the answer's genres)."""
+        scored = self.score(text, index_scores, threshold, labels, llm_picks)
+        passing = sorted((s for s in scored if s.passes), key=lambda s: -s.score)
+        return scored, [s.label for s in passing][:max_genres]
+
     @staticmethod
     def _llm(labels: list[str], picks: list[str]) -> dict[str, LabelScore]:
         rank = {label_key(label): i for i, label in enumerate(picks)}

@@ -12,7 +12,8 @@ from service.corrections.fold import folded_through
 from service.embedding import Embedder
 from service.heads import load_scorer
 from service.language import LanguageDetector
-from service.llm import make_backend
+from service.llm import make_gate
+from service.memory import return_large_blocks
 from service.settings import Settings
 from service.store import IndexLoadError, build_id_of, load_parts, read_manifest
 
@@ -26,6 +27,7 @@ def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = 
     and the LLM backend. Embedders and detector are reused when given (a reload), else loaded. A build made
     current while this one was being read (`make build-index` beside a running service) is loaded instead:
     a failure is final only when the manifest did not move meanwhile."""
+    return_large_blocks()
     for _ in range(LOAD_ATTEMPTS - 1):
         seen = build_id_of(read_manifest(settings.index_dir))
         try:
@@ -53,7 +55,7 @@ def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: L
     english = parts["english"]
     detector = detector or (LanguageDetector() if settings.multilingual_model else None)
     corrections = _corrections(settings, {p: embedders[p] for p in parts}, english.manifest)
-    return Classifier(english, embedders["english"], make_backend(settings), settings, load_scorer(english),
+    return Classifier(english, embedders["english"], make_gate(settings), settings, load_scorer(english),
                       multilingual, detector, corrections)
 
 

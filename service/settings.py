@@ -14,6 +14,20 @@ class ConfigurationError(ValueError):
     """Settings the service refuses to start with; the message says which and why."""
 
 
+def named_tokens(secret: SecretStr | None, default_name: str) -> dict[str, str]:
+    """Token → name, from "name:token" pairs, comma-separated, or one bare token (named `default_name`). Blank
+    entries are no tokens."""
+    if secret is None:
+        return {}
+    tokens = {}
+    for entry in secret.get_secret_value().split(","):
+        name, colon, token = entry.strip().partition(":")
+        name, token = (name.strip(), token.strip()) if colon else (default_name, name.strip())
+        if token:
+            tokens[token] = name or default_name
+    return tokens
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
 
@@ -66,6 +80,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, alias="MOVIEGENRE_MAX_BODY_BYTES")
     max_description_chars: int = Field(10_000, alias="MOVIEGENRE_MAX_DESCRIPTION_CHARS")
     max_batch_items: int = Field(64, alias="MOVIEGENRE_MAX_BATCH_ITEMS")
+    # /classify's keys, one per consumer, each with its own rate-limit allowance and its own label in the metrics:
+    # "name:key" pairs, comma-separated ("shop:k3y,app:0ther"), or one bare key (named "default")
     api_key: SecretStr | None = Field(None, alias="MOVIEGENRE_API_KEY")
     admin_token: SecretStr | None = Field(None, alias="MOVIEGENRE_ADMIN_TOKEN")
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
@@ -87,9 +103,11 @@ class Settings(BaseSettings):
     # Operations: TLS on the same port, load shedding, rate limits, metrics, readiness
     ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
-    # requests classified at once; the longest a request may expect to wait for a slot (beyond it a 503 at once,
-    # and one that waited twice as long is refused then); seconds a client has to send its body (api/admission.py)
+    # requests classified at once; requests that always wait their turn (a fixed number of clients asking again and
+    # again is queued, never refused); beyond them, the longest a request may expect to wait for a slot (else a
+    # 503 at once); seconds a client has to send its body (api/admission.py)
     max_in_flight: int = Field(4, ge=1, le=1024, alias="MOVIEGENRE_MAX_IN_FLIGHT")
+    min_queue: int = Field(24, ge=0, le=100_000, alias="MOVIEGENRE_MIN_QUEUE")
     max_queue_wait_s: float = Field(0.1, ge=0, le=60, alias="MOVIEGENRE_MAX_QUEUE_WAIT")
     body_timeout_s: float = Field(10.0, gt=0, le=600, alias="MOVIEGENRE_BODY_TIMEOUT")
     # per API key (or client address without keys), e.g. "60/minute"; None: no limit
@@ -127,9 +145,9 @@ class Settings(BaseSettings):
     def ensure_servable(self) -> None:
         """Raise ConfigurationError for settings the service must not serve with. An API key set but empty
         cannot mean "no key" (the operator meant to require one) nor "any key": the service refuses to start."""
-        if self.api_key is not None and not self.api_key.get_secret_value().strip():
-            raise ConfigurationError("MOVIEGENRE_API_KEY is set but empty: give it a value, or unset it to serve "
-                                     "without a key")
+        if self.api_key is not None and not self.api_keys():
+            raise ConfigurationError("MOVIEGENRE_API_KEY is set but names no key: give it a value ('name:key' pairs "
+                                     "or one key), or unset it to serve without a key")
         if self.feedback_token is not None and not self.editors():
             raise ConfigurationError("MOVIEGENRE_FEEDBACK_TOKEN names no token: give 'name:token' pairs or one token")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
@@ -140,15 +158,11 @@ class Settings(BaseSettings):
 
     def editors(self) -> dict[str, str]:
         """Token → the name a correction is stored under (MOVIEGENRE_FEEDBACK_TOKEN)."""
-        if self.feedback_token is None:
-            return {}
-        tokens = {}
-        for entry in self.feedback_token.get_secret_value().split(","):
-            name, colon, token = entry.strip().partition(":")
-            name, token = (name.strip(), token.strip()) if colon else ("editor", name.strip())
-            if token:
-                tokens[token] = name or "editor"
-        return tokens
+        return named_tokens(self.feedback_token, "editor")
+
+    def api_keys(self) -> dict[str, str]:
+        """Key → the consumer it was given to (MOVIEGENRE_API_KEY)."""
+        return named_tokens(self.api_key, "default")
 
     # the settings an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and
     # a stored result are only reused when these are the same

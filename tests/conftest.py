@@ -166,3 +166,30 @@ def copy_index(source: Path, target: Path) -> Path:
 @pytest.fixture
 def own_index_dir(small_index_dir, tmp_path) -> Path:
     return copy_index(small_index_dir, tmp_path / "index")
+
+
+class HeldDrafts:
+    """The classifier's CPU stages (`draft`) wait until `release()` before they start: requests then hold their
+    admission slots as long as a test wants, a stand-in for CPU work that takes long."""
+
+    def __init__(self, classifier):
+        import threading
+
+        self._gate, self._changed, self.started = threading.Event(), threading.Condition(), 0
+        draft = classifier.draft
+
+        def held(*args, **kwargs):
+            with self._changed:
+                self.started += 1
+                self._changed.notify_all()
+            self._gate.wait(30)
+            return draft(*args, **kwargs)
+
+        classifier.draft = held
+
+    def wait_started(self, count: int) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.started >= count, 30)
+
+    def release(self) -> None:
+        self._gate.set()

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from .local_server import LocalServer
 
 GOOD = json.dumps({"genres": ["Fantasy", "Adventure"]})
-BROKEN = {"http500", "hang", "close", "badbody"}
+BROKEN = {"http500", "http503", "hang", "close", "badbody"}
 
 
 class FakeLLMServer(LocalServer):
     """`answer` is the model's text for /api/chat or /v1/chat/completions, a function of the chat messages
-    returning that text, or one of: 'http500', 'hang' (sleeps `hang_s`, then answers well), 'close' (drops the
-    connection mid-answer), 'badbody' (an HTTP 200 whose body is not JSON at all). `models` breaks the
+    returning that text, or one of: 'http500', 'http503' (busy, as Ollama says when its queue is full), 'hang'
+    (sleeps `hang_s`, then answers well), 'close' (drops the connection mid-answer), 'badbody' (an HTTP 200 whose
+    body is not JSON at all). `models` breaks the
     model-list routes (/api/tags, /v1/models) the same ways. With `gate` set, chat answers wait for it."""
 
     def __init__(self, answer: str | Callable[[list[dict]], str] = GOOD, hang_s: float = 5.0,
@@ -38,6 +39,8 @@ class FakeLLMServer(LocalServer):
             time.sleep(self.hang_s)
         if how == "http500":
             return 500, {"error": "model crashed"}
+        if how == "http503":
+            return 503, {"error": "server busy, please try again. maximum pending requests exceeded"}
         if how == "close":
             return None
         if how == "badbody":

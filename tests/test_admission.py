@@ -8,17 +8,21 @@ import socket
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from limits import parse
+from prometheus_client.parser import text_string_to_metric_families
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from service.api.admission import DEADLINE_FACTOR, Queue
+from service.api.admission import Admission
 from service.api.app import create_app
+from service.api.errors import Overloaded
 from service.api.ratelimit import BoundedMemoryStorage, client_of
 from service.settings import Settings
 
-from .conftest import make_classifier, make_client, serve_in_thread
+from .conftest import HeldDrafts, make_classifier, make_client, serve_in_thread
 from .fake_llm import FakeLLMServer
 
 WIZARD = {"description": "A young wizard embarks on an adventure to defeat a dark sorcerer."}
@@ -46,79 +50,213 @@ def slow_body_request(url: str) -> socket.socket:
     return connection
 
 
+def gauge(url: str, name: str) -> float:
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise KeyError(name)
+
+
+def wait_for(condition, what: str) -> None:
+    for _ in range(600):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
 def test_clients_that_send_their_body_slowly_hold_no_slot(small_index_dir):
     with served(small_index_dir, max_in_flight=2, body_timeout_s=2.0) as url:
         slow = [slow_body_request(url) for _ in range(6)]  # three times the slots
-        time.sleep(0.3)  # their headers are in: under the old admission they held both slots now
+        wait_for(lambda: gauge(url, "moviegenre_requests_reading_body") == 6, "the slow bodies being read")
         answers = [httpx.post(f"{url}/classify", json=WIZARD, timeout=10) for _ in range(5)]
+        still_reading = gauge(url, "moviegenre_requests_reading_body")
         for connection in slow:
             connection.settimeout(10)
         replies = [connection.recv(4096).decode() for connection in slow]
-    assert [a.status_code for a in answers] == [200] * 5
+    assert [a.status_code for a in answers] == [200] * 5 and still_reading == 6
     assert all(r.startswith("HTTP/1.1 408") and "did not arrive within 2 s" in r for r in replies)
 
 
-def test_the_queue_admits_what_it_can_serve_in_time_and_refuses_the_rest_at_once():
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def admission_with(clock: FakeClock, **settings) -> Admission:
+    return Admission(Settings(llm_backend="none", **settings), clock=clock, sleep=clock.sleep)
+
+
+async def _taught(admission: Admission, clock: FakeClock, held_s: float) -> None:
+    """Requests that each held their slot `held_s`, as the queue measures them."""
+    for _ in range(200):
+        async with admission.slot():
+            clock.now += held_s
+
+
+def test_the_queue_admits_what_it_can_serve_in_time_and_turns_the_rest_away():
     async def scenario():
-        queue = Queue(slots=2, max_wait=0.1)
-        queue.slot_s = 0.04  # measured: a request holds a slot 40 ms, so a slot frees every 20 ms
-        assert await queue.enter() and await queue.enter()  # the two slots
-        waiters = [asyncio.create_task(queue.enter()) for _ in range(4)]
-        await asyncio.sleep(0)
-        assert queue.waiting == 4 and abs(queue.expected_wait() - 0.1) < 1e-9  # the fifth: 5 × 20 ms, in time
-        fifth = asyncio.create_task(queue.enter())
-        await asyncio.sleep(0)
-        assert queue.waiting == 5 and queue.full()
-        started = time.monotonic()
-        assert not await queue.enter()  # the sixth would wait 120 ms: refused at once
-        refused_in = time.monotonic() - started
-        queue.leave(0.04)  # a slot frees: the first in line takes it
-        assert await waiters[0] and queue.in_flight == 2
-        late = await asyncio.gather(*waiters[1:], fifth)  # nobody frees a slot again: refused by the deadline
-        return refused_in, late, time.monotonic() - started
+        clock = FakeClock()
+        admission = admission_with(clock, max_in_flight=2, min_queue=2, max_queue_wait_s=0.1)
+        await _taught(admission, clock, 0.04)  # a slot frees every 20 ms
+        release = asyncio.Event()
 
-    refused_in, late, waited = asyncio.run(scenario())
-    assert refused_in < 0.05 and late == [False] * 4 and waited >= DEADLINE_FACTOR * 0.1
+        async def request():
+            async with admission.slot():
+                await release.wait()
+
+        tasks, turned_away = [], []
+        for _ in range(2 + 6):  # the two slots, then newcomers one by one
+            turned_away.append(admission.turns_away())
+            tasks.append(asyncio.create_task(request()))
+            await asyncio.sleep(0)
+        release.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        return turned_away, [isinstance(o, Overloaded) for o in outcomes]
+
+    turned_away, refused = asyncio.run(scenario())
+    # five may wait: the fifth expects 5 × 20 ms = 100 ms, the bound; the sixth would wait 120 ms
+    assert turned_away == [False] * 7 + [True] and refused == [False] * 7 + [True]
 
 
-def test_slot_time_follows_what_requests_cost():
+def test_a_fixed_number_of_clients_is_queued_however_slow_a_request_is():
     async def scenario():
-        queue = Queue(slots=4, max_wait=0.1)
-        assert not queue.full()
-        for _ in range(100):
-            assert await queue.enter()
-            queue.leave(2.0)  # requests that wait on a slow LLM hold their slot 2 s
-        held = [await queue.enter() for _ in range(4)]
-        return held, queue.slot_s, queue.expected_wait(), queue.full()
+        clock = FakeClock()
+        admission = admission_with(clock, max_in_flight=4, min_queue=24, max_queue_wait_s=0.1)
+        await _taught(admission, clock, 0.5)  # a slow spell: 0.5 s a request
+        release = asyncio.Event()
 
-    held, slot_s, expected, full = asyncio.run(scenario())
-    assert held == [True] * 4 and slot_s > 1.5
-    assert expected > 0.3 and full  # the next in line would wait ~0.5 s: refused at once rather than queued
+        async def request():
+            async with admission.slot():
+                await release.wait()
+
+        tasks, turned_away = [], []
+        for _ in range(4 + 25):
+            turned_away.append(admission.turns_away())
+            tasks.append(asyncio.create_task(request()))
+            await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return turned_away
+
+    turned_away = asyncio.run(scenario())
+    assert turned_away == [False] * (4 + 24) + [True]  # 16 clients (12 waiting) never refused; a flood is
 
 
-def test_a_client_ignoring_retry_after_gets_its_refusal_when_it_runs_out(small_index_dir):
+def test_a_client_ignoring_retry_after_gets_its_refusal_when_it_runs_out():
+    async def scenario():
+        clock = FakeClock()
+        admission = admission_with(clock)
+        impatient, other = {"client": ("10.0.0.1", 4000)}, {"client": ("10.0.0.2", 4000)}
+        first = await admission.overloaded(impatient)
+        clock.now += 0.3
+        again = await admission.overloaded(impatient)  # 0.3 s later, on the same connection
+        elsewhere = await admission.overloaded(other)
+        clock.now += 0.1
+        afresh = await admission.overloaded(impatient)  # its Retry-After ran out: considered afresh
+        return clock.slept, [r.status_code for r in (first, again, elsewhere, afresh)], first.headers["retry-after"]
+
+    slept, statuses, retry_after = asyncio.run(scenario())
+    assert statuses == [503] * 4 and retry_after == "1"
+    assert slept == [0.7]  # only the early retry waited, and only until its Retry-After ran out
+
+
+def test_a_slow_llm_holds_no_slot_while_plain_requests_are_answered(small_index_dir):
     gate = threading.Event()
     with FakeLLMServer('{"genres": ["Fantasy"]}', gate=gate) as llm, \
             served(small_index_dir, llm_backend="openai", openai_base_url=f"{llm.url}/v1", max_in_flight=1,
-                   max_queue_wait_s=0.01) as url:
-        holder = threading.Thread(target=httpx.post, args=(f"{url}/classify",), kwargs={"json": WIZARD, "timeout": 30})
-        holder.start()
-        assert llm.chat_started.wait(10)  # the one slot is held by a request waiting on the LLM
-        with httpx.Client(base_url=url, timeout=10) as impatient:
-            times, answers = [], []
-            for _ in range(3):  # asks again at once, on the same connection
-                started = time.monotonic()
-                answers.append(impatient.post("/classify", json=WIZARD))
-                times.append(time.monotonic() - started)
-        other = time.monotonic()
-        fresh = httpx.post(f"{url}/classify", json=WIZARD, timeout=10)
-        other = time.monotonic() - other
+                   min_queue=0, max_queue_wait_s=0.001, llm_timeout_s=60) as url, ThreadPoolExecutor(3) as pool:
+        waiting = []
+        for i in range(3):  # one after the other: the one CPU slot would refuse them together
+            waiting.append(pool.submit(httpx.post, f"{url}/classify",
+                                       json={"description": f"{WIZARD['description']} {i}"}, timeout=60))
+            wait_for(lambda: len(llm.chat_requests()) == i + 1, "the request waiting on the LLM")
+        held_slots = gauge(url, "moviegenre_slots_in_flight")
+        plain = [httpx.post(f"{url}/classify?llm=false", json=WIZARD, timeout=10) for _ in range(10)]
         gate.set()
-        holder.join(30)
-    assert [a.status_code for a in answers] == [503] * 3 and fresh.status_code == 503
-    assert all(a.headers["retry-after"] == "1" for a in answers)
-    # the first refusal at once; the next ones when the Retry-After it ignored has run out
-    assert times[0] < 0.5 and times[1] > 0.8 and other < 0.5
+        refined = [w.result(timeout=60) for w in waiting]
+    assert held_slots == 0 and [p.status_code for p in plain] == [200] * 10
+    assert all(r.status_code == 200 and r.json()["backend"] == "openai" for r in refined)
+
+
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+def test_a_busy_llm_answers_with_the_vote_at_once_and_says_why(small_index_dir, backend):
+    gate = threading.Event()
+    servers = {"ollama": lambda url: {"ollama_host": url},
+               "openai": lambda url: {"openai_base_url": f"{url}/v1"}}
+    with FakeLLMServer('{"genres": ["Fantasy"]}', gate=gate) as llm, FakeLLMServer("http503") as full, \
+            ThreadPoolExecutor(1) as pool:
+        # one slot, a budget of 3 s and answers expected to take 2 s: a second question cannot wait its turn
+        client = make_client(small_index_dir, llm_backend=backend, llm_concurrency=1, llm_timeout_s=3,
+                             **servers[backend](llm.url))
+        first = pool.submit(client.post, "/classify", json={"description": "A knight rides to a dragon's lair."})
+        wait_for(lambda: len(llm.chat_requests()) == 1, "the first question in flight")
+        second = client.post("/classify", json=WIZARD)
+        first_done_then = first.done()
+        gate.set()
+        # a server that is itself busy (Ollama's full queue answers 503) is no broken one either
+        told_busy = make_client(small_index_dir, llm_backend=backend, **servers[backend](full.url)).post(
+            "/classify", json=WIZARD)
+        metrics = client.get("/metrics").text
+    body = second.json()
+    assert second.status_code == 200 and not first_done_then and body["backend"] == "vote"
+    assert "the LLM is busy" in body["fallback_reason"] and body["genres"] == body["genres"]
+    assert first.result().json()["backend"] == backend
+    assert f'moviegenre_llm_requests_total{{backend="{backend}",outcome="busy"}} 1.0' in metrics
+    assert told_busy.status_code == 200 and told_busy.json()["backend"] == "vote"
+    assert "the LLM is busy" in told_busy.json()["fallback_reason"] and "503" in told_busy.json()["fallback_reason"]
+
+
+def test_unauthorised_and_invalid_requests_take_no_slot_and_teach_the_queue_nothing(small_index_dir):
+    classifier = make_classifier(small_index_dir, recognise_films=False, api_key="shop:k3y", max_in_flight=1,
+                                 min_queue=0, max_queue_wait_s=0.001)
+    held = HeldDrafts(classifier)
+    app = create_app(classifier.settings, classifier)
+    with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
+        key = {"X-API-Key": "k3y"}
+        holder = pool.submit(httpx.post, f"{url}/classify", json=WIZARD, headers=key, timeout=60)
+        assert held.wait_started(1)  # the one slot is taken
+        before = gauge(url, "moviegenre_slot_seconds")
+        unauthorised = [httpx.post(f"{url}/classify", json=WIZARD, headers=h, timeout=10)
+                        for h in ({}, {"X-API-Key": "guess"})]
+        overloaded = httpx.post(f"{url}/classify", json=WIZARD, headers=key, timeout=10)
+        held.release()
+        assert holder.result(timeout=60).status_code == 200
+        after_holder = gauge(url, "moviegenre_slot_seconds")
+        invalid = [httpx.post(f"{url}/classify", json=body, headers=h, timeout=10)
+                   for body in ({"description": ""}, {"text": "x"}) for h in ({}, key)] * 10
+        after = gauge(url, "moviegenre_slot_seconds")
+    app.state.runtime.retire()
+    assert [u.status_code for u in unauthorised] == [401, 401] and overloaded.status_code == 503
+    assert [r.status_code for r in invalid] == [401, 422] * 20
+    assert before != after_holder == after  # the classified request taught the queue; 401s and 422s did not
+
+
+def test_each_api_key_has_its_own_allowance_and_its_own_label(small_index_dir):
+    client = make_client(small_index_dir, api_key="shop:k1, app:k2", rate_limit="2/minute")
+    shop = [client.post("/classify", json=WIZARD, headers={"X-API-Key": "k1"}).status_code for _ in range(3)]
+    app = [client.post("/classify", json=WIZARD, headers={"Authorization": "Bearer k2"}).status_code
+           for _ in range(2)]
+    metrics = client.get("/metrics").text
+    assert shop == [200, 200, 429] and app == [200, 200]
+    assert 'consumer="api:shop",method="POST",path="/classify",route="english",status="200"} 2.0' in metrics
+    assert 'consumer="api:app",method="POST",path="/classify",route="english",status="200"} 2.0' in metrics
+
+
+def test_one_bare_api_key_still_works(small_index_dir):
+    client = make_client(small_index_dir, api_key="s3cret")
+    assert client.post("/classify", json=WIZARD, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.post("/classify", json=WIZARD).status_code == 401
+    assert 'consumer="api:default"' in client.get("/metrics").text
 
 
 def test_the_rate_limit_forgets_the_oldest_clients_beyond_its_bound():

@@ -46,7 +46,7 @@ def test_genres_health_and_docs(client, small_index):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["index_films"] == len(small_index)
     assert health["llm"] == {"backend": "none", "configured": False, "reachable": None, "degraded": False,
-                             "last_error": None, "fusion": {}, "cache": None}
+                             "last_error": None, "fusion": {}, "cache": None, "load": None}
     assert client.get("/docs").status_code == 200
     assert "/classify" in client.get("/openapi.json").json()["paths"]
 

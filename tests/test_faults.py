@@ -16,7 +16,8 @@ from service import calibration
 from service.api.app import create_app
 from service.build import build_index
 from service.genres import DEFAULT
-from service.llm import LLMError, make_backend
+from service.llm import LLMError, make_gate
+from service.llm.gate import Question
 from service.settings import ConfigurationError, Settings
 from service.store import index_identity, read_manifest
 
@@ -63,15 +64,15 @@ def test_an_unusable_answer_is_asked_again_and_only_a_usable_one_is_kept(tmp_pat
     answers = iter(["{not json", "", '{"genres": ["Space Opera"]}', GOOD])
     with FakeLLMServer(lambda messages: next(answers)) as llm:
         settings = Settings(**backend_settings("openai", llm.url))
-        backend = make_backend(settings, tmp_path / "answers.sqlite")
-        messages = [{"role": "user", "content": "a film"}]
+        gate = make_gate(settings, tmp_path / "answers.sqlite")
+        question = [Question([{"role": "user", "content": "a film"}], {}, DEFAULT)]
         for _ in range(3):  # garbage, empty, off the vocabulary: each a failure, none kept
-            with pytest.raises(LLMError):
-                backend.genres(messages, {}, DEFAULT)
-        assert backend.genres(messages, {}, DEFAULT) == ["Fantasy", "Adventure"]
-        backend.close()
-        again = make_backend(settings, tmp_path / "answers.sqlite")  # a new process: the disk cache answers
-        assert again.genres(messages, {}, DEFAULT) == ["Fantasy", "Adventure"]
+            [answer] = gate.ask_blocking(question)
+            assert isinstance(answer, LLMError) and answer.outcome == "unusable"
+        assert gate.ask_blocking(question) == [["Fantasy", "Adventure"]]
+        gate.close()
+        again = make_gate(settings, tmp_path / "answers.sqlite")  # a new process: the disk cache answers
+        assert again.ask_blocking(question) == [["Fantasy", "Adventure"]]
         again.close()
         assert len(llm.chat_requests()) == 4
 
@@ -80,11 +81,11 @@ def test_two_servers_under_one_model_name_share_neither_answers_nor_calibrations
     drama = json.dumps({"genres": ["Drama"]})
     with FakeLLMServer(GOOD) as first, FakeLLMServer(drama) as second:
         settings = [Settings(**backend_settings("openai", server.url)) for server in (first, second)]
-        answers = [make_backend(s, tmp_path / "answers.sqlite") for s in settings]
-        messages = [{"role": "user", "content": "a film"}]
-        assert [a.genres(messages, {}, DEFAULT) for a in answers] == [["Fantasy", "Adventure"], ["Drama"]]
-        for a in answers:
-            a.close()
+        gates = [make_gate(s, tmp_path / "answers.sqlite") for s in settings]
+        question = [Question([{"role": "user", "content": "a film"}], {}, DEFAULT)]
+        assert [g.ask_blocking(question) for g in gates] == [[["Fantasy", "Adventure"]], [["Drama"]]]
+        for g in gates:
+            g.close()
     index = index_identity(read_manifest(index_copy))
     calibration.save(index_copy, settings[0].llm_identity(), index, {"english": {"weight": 0.5, "floor": 0.0,
                                                                                   "films": 30}})
@@ -116,12 +117,12 @@ def test_an_empty_admin_token_keeps_reload_closed(small_index_dir, monkeypatch):
 
 def test_an_empty_api_key_refuses_to_start_instead_of_opening_classify(small_index_dir, monkeypatch):
     monkeypatch.setenv("MOVIEGENRE_API_KEY", "")
-    with pytest.raises(ConfigurationError, match="MOVIEGENRE_API_KEY is set but empty"):
+    with pytest.raises(ConfigurationError, match="MOVIEGENRE_API_KEY is set but names no key"):
         create_app(Settings(index_dir=small_index_dir, llm_backend="none"))
     done = subprocess.run([sys.executable, "-m", "service.cli", "serve"], capture_output=True, text=True, timeout=60,
                           env={**__import__("os").environ, "MOVIEGENRE_INDEX_DIR": str(small_index_dir),
                                "MOVIEGENRE_PORT": "1"})
-    assert done.returncode == 2 and "set but empty" in done.stdout and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "set but names no key" in done.stdout and "Traceback" not in done.stderr
 
 
 def test_a_request_that_read_the_runtime_just_before_a_reload_gets_the_new_one(small_index_dir):

@@ -1,79 +1,153 @@
-"""Who gets classified, decided before any work is done, on the routes that classify or store text (/health,
-/livez, /readyz, /metrics, the page and its files are never refused). A pure ASGI middleware: a refusal costs
-no body read, no validation, no thread, and no log line of its own (one line sums them up).
+"""Who gets classified, and when. CPU is the service's one scarce thing: at most MAX_IN_FLIGHT requests classify
+at once (the slots), the others wait their turn in arrival order (service/queueing.py). Only the CPU work holds a
+slot — embedding, search, vote, recognition — never the wait on an LLM or a lookup server, which is I/O.
 
-1. The queue: at most MAX_IN_FLIGHT requests classify at once, the others wait for a slot in arrival order. A
-   request is refused at once (503, Retry-After) when it could not expect a slot within MAX_QUEUE_WAIT: by
-   Little's law, the requests waiting ahead of it times the mean time a request holds a slot, over the slots.
-   The bound follows what requests really cost (a lone English one ~5 ms, one with the LLM seconds), so an
-   ordinary load is queued and served while a flood is refused without waiting. A client that asks again on
-   the same connection before the Retry-After it was given has passed, while the queue is still full, gets its
-   refusal when that Retry-After runs out: a timer, not work. Clients that ignore Retry-After cannot turn
-   refusals into the load that starves answers (200 of them retrying every 50 ms sent ~2,800 requests a
-   second), and each still gets one real attempt per Retry-After, as a client that waits does.
-2. The client's rate limit (ratelimit.py): 429 with Retry-After.
-3. The body is read within BODY_TIMEOUT, holding no slot (408 otherwise): a client that sends its body slowly
-   keeps only its own connection.
-4. A slot: a request that still finds none after 1.5 × MAX_QUEUE_WAIT (the estimate was wrong) is refused."""
+The middleware (for the routes that classify or store text; /health, /livez, /readyz, /metrics and the page are
+never refused), before any work is done:
+1. Who asks (keys.py): a request without the key its route needs goes straight to the route's 401, holding
+   nothing and never queued, after its address's rate limit (guessing keys spends an allowance).
+2. Overload: a request is refused at once (503, Retry-After) when it could not expect a slot in time (see
+   `Admission.turns_away`). A client that asks again on the same connection before the Retry-After it was given
+   has passed, while the queue is still full, gets its refusal when that Retry-After runs out: a timer, not work.
+   Clients that ignore Retry-After cannot turn refusals into the load that starves answers.
+3. The consumer's rate limit (ratelimit.py): 429 with Retry-After.
+4. The body is read within BODY_TIMEOUT, holding no slot (408 otherwise).
+Then the route validates the request (422s hold nothing) and takes a slot for its CPU work (`Admission.slot`),
+which may still refuse a request that found none in time (the estimate was wrong)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from starlette.responses import JSONResponse
 
 from service.api.degraded import note_degraded
+from service.api.errors import Overloaded, error_response
+from service.api.keys import caller_of, may_classify
 from service.api.ratelimit import RateLimit
+from service.memory import release_freed_heap
+from service.queueing import WaitQueue
 from service.settings import Settings
 
 GUARDED = ("/classify", "/feedback")  # path prefixes whose requests classify or store text
 log = logging.getLogger("moviegenre")
 
-DEADLINE_FACTOR = 1.5   # a request admitted to wait is refused after this many times the bound
+DEADLINE_FACTOR = 2.0   # a request admitted to wait is refused after this many times the wait it could expect
 SLOT_PRIOR_S = 0.02     # a request's time in a slot before any was measured (4 English ones at once on 2 cores)
-SLOT_SMOOTHING = 0.05   # weight of each new measurement in the mean (about the last 20 requests count)
 REFUSALS_LOG_S = 10.0   # refusals are logged as one line per reason at most this often, with their count
 RETRY_AFTER_S = 1       # what a 503 asks a client to wait
 REMEMBERED_REFUSALS = 10_000  # connections whose last refusal is kept, the oldest forgotten first
+# How often the heap that requests freed is handed back to the system, when requests were served since and none is in
+# flight (glibc keeps freed memory in each thread's arena: a flood or a few long inputs left a served process tens of
+# MB larger for good)
+TRIM_EVERY_S = 10.0
 
 
-class Queue:
-    """`slots` requests at once; a newcomer waits only when it can expect a slot within `max_wait`."""
+class Admission:
+    """The slots, the policy that turns newcomers away, and the refusals' bookkeeping; shared by the middleware
+    and the routes (app.state.admission)."""
 
-    def __init__(self, slots: int, max_wait: float):
-        self.slots, self.max_wait = slots, max_wait
-        self.in_flight = self.waiting = 0
-        self.slot_s = SLOT_PRIOR_S  # the mean time a request holds a slot
-        self._free = asyncio.Semaphore(slots)
+    def __init__(self, settings: Settings, metrics=None, rate_limit: RateLimit | None = None,
+                 clock=time.monotonic, sleep=asyncio.sleep):
+        self.settings = settings
+        self.clock, self.sleep = clock, sleep  # what slots are timed by and refusals are held with
+        self.queue = WaitQueue(settings.max_in_flight, SLOT_PRIOR_S)
+        self.min_queue = settings.min_queue
+        self.max_wait = settings.max_queue_wait_s
+        self.rate_limit = rate_limit
+        self.metrics = metrics
+        self._refusals: dict[str, int] = {}
+        self._refusals_logged = time.monotonic()
+        self._refused_at: OrderedDict[tuple, float] = OrderedDict()  # connection → when it was last refused
+        self.reading = 0  # requests whose body is being read (a slow one holds only its own connection)
+        self.served = 0  # requests that held a slot
+        self._workers: ThreadPoolExecutor | None = None  # made on first use, closed by close()
 
-    def expected_wait(self) -> float:
-        if self.in_flight < self.slots and not self.waiting:
-            return 0.0
-        return (self.waiting + 1) * self.slot_s / self.slots
+    def turns_away(self) -> bool:
+        """A fixed number of clients asking again and again (MIN_QUEUE waiting, beyond the slots) is always
+        queued: their wait is bounded by their number. Beyond them, a newcomer is turned away when, by Little's law,
+        it could not expect a slot within MAX_QUEUE_WAIT: an open-ended flood is shed, not queued."""
+        return self.queue.waiting >= self.min_queue and self.queue.expected_wait() > self.max_wait
 
-    def full(self) -> bool:
-        return self.expected_wait() > self.max_wait
-
-    async def enter(self) -> bool:
-        """True once a slot is taken; False when none can be expected in time, or none came by the deadline."""
-        if self.full():
-            return False
-        self.waiting += 1
+    @asynccontextmanager
+    async def slot(self):
+        """Held for a request's CPU work; the time it is held is what the queue's estimate learns from. Raises
+        Overloaded when the request is turned away, or no slot came within DEADLINE_FACTOR × the wait it could
+        expect (at least MAX_QUEUE_WAIT)."""
+        if self.turns_away():
+            raise Overloaded
+        patience = DEADLINE_FACTOR * max(self.max_wait, self.queue.expected_wait())
+        if not await self.queue.enter(patience):
+            raise Overloaded
+        started = self.clock()
         try:
-            async with asyncio.timeout(DEADLINE_FACTOR * self.max_wait):
-                await self._free.acquire()
-        except TimeoutError:
-            return False
+            yield
         finally:
-            self.waiting -= 1
-        self.in_flight += 1
-        return True
+            self.queue.leave(self.clock() - started)
+            self.served += 1
 
-    def leave(self, held_s: float) -> None:
-        self.in_flight -= 1
-        self.slot_s += SLOT_SMOOTHING * (held_s - self.slot_s)
-        self._free.release()
+    async def hand_back_memory(self) -> None:
+        """Runs as long as the app: every TRIM_EVERY_S, when requests were served since and none is in flight, the
+        heap they freed goes back to the system (malloc_trim, some milliseconds, on a worker thread)."""
+        trimmed_after = 0
+        while True:
+            await asyncio.sleep(TRIM_EVERY_S)
+            if self.served != trimmed_after and self.queue.in_flight == 0:
+                trimmed_after = self.served
+                await asyncio.to_thread(release_freed_heap)
+
+    async def run(self, work, *args):
+        """`work(*args)` under a slot, on one of the slots' threads (one a slot: few threads touch the heap, so
+        little is kept in glibc's per-thread arenas after a burst): a request's CPU work."""
+        async with self.slot():
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(self.queue.slots, thread_name_prefix="classify")
+            return await asyncio.get_running_loop().run_in_executor(self._workers, work, *args)
+
+    def close(self) -> None:
+        """Let the slots' threads go (made again if the app serves again: a lifespan may be entered twice)."""
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=False)
+
+    async def overloaded(self, scope) -> JSONResponse:
+        """The 503. A connection refused less than RETRY_AFTER_S ago waits out the rest first, without restarting
+        its clock (its next request after that is considered afresh)."""
+        connection, now = scope.get("client"), self.clock()
+        last = self._refused_at.get(connection) if connection else None
+        if last is not None and now - last < RETRY_AFTER_S:
+            await self.sleep(last + RETRY_AFTER_S - now)
+        elif connection:
+            self._refused_at[connection] = now
+            self._refused_at.move_to_end(connection)
+            while len(self._refused_at) > REMEMBERED_REFUSALS:
+                self._refused_at.popitem(last=False)
+        return self.refusal(scope, 503, "overloaded", "the service is at capacity: try again shortly",
+                            retry_after=RETRY_AFTER_S)
+
+    def refusal(self, scope, status: int, reason: str, message: str, retry_after: int | None = None,
+                close: bool = False) -> JSONResponse:
+        """A refusal counted in the metrics and in the periodic summary line, not logged one by one."""
+        if self.metrics is not None:
+            self.metrics.refused.labels(reason).inc()
+        scope.setdefault("state", {})["refused"] = reason  # the request log leaves it to the summary line
+        self._count(reason)
+        return error_response(status, message, retry_after=retry_after, close=close)
+
+    def _count(self, reason: str) -> None:
+        """A flood of refusals makes one log line per reason every REFUSALS_LOG_S, not one per request."""
+        self._refusals[reason] = self._refusals.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._refusals_logged >= REFUSALS_LOG_S:
+            counts = ", ".join(f"{n} {why}" for why, n in sorted(self._refusals.items()))
+            log.warning("refused in the last %.0f s: %s (mean time in a slot %.1f ms)", now - self._refusals_logged,
+                        counts, self.queue.slot_s * 1000)
+            self._refusals.clear()
+            self._refusals_logged = now
 
 
 class _SlowBody(Exception):
@@ -84,49 +158,53 @@ class _ClientGone(Exception):
     pass
 
 
-class Admission:
-    def __init__(self, app, settings: Settings, metrics=None, rate_limit: RateLimit | None = None):
+class AdmissionMiddleware:
+    """A pure ASGI middleware: a refusal costs no body read, no validation, no thread, and no log line of its own."""
+
+    def __init__(self, app, admission: Admission):
         self.app = app
-        self.queue = Queue(settings.max_in_flight, settings.max_queue_wait_s)
-        self.body_timeout = settings.body_timeout_s
-        self.limit = rate_limit
-        self.metrics = metrics
-        self._refusals: dict[str, int] = {}
-        self._refusals_logged = time.monotonic()
-        self._refused_at: OrderedDict[tuple, float] = OrderedDict()  # connection → when it was last refused
+        self.admission = admission
+        self.body_timeout = admission.settings.body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
             return await self.app(scope, receive, send)
-        if self.queue.full():
-            return await self._overloaded(scope, send)
-        if self.limit is not None:
-            verdict = await self.limit.check(scope)
-            if verdict.retry_after is not None:
-                return await self._refuse(scope, send, 429, "rate_limited", verdict.retry_after,
-                                          f"rate limit of {self.limit.rate} exceeded: try again in "
-                                          f"{verdict.retry_after} s")
-            if verdict.problem:
-                note_degraded(scope.setdefault("state", {}), "rate_limit_store", verdict.problem)
+        admission = self.admission
+        authorised = not scope["path"].startswith("/classify") or may_classify(caller_of(scope, admission.settings),
+                                                                                admission.settings)
+        if authorised and admission.turns_away():
+            return await (await admission.overloaded(scope))(scope, receive, send)
+        refusal = await self._rate_limited(scope)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        if not authorised:
+            return await self.app(scope, receive, send)  # the route's 401 (deps.require_api_key)
         try:
             body = await self._body(receive)
         except _SlowBody:
-            return await self._refuse(scope, send, 408, "slow_body", None,
-                                      f"the request body did not arrive within {self.body_timeout:g} s", close=True)
+            return await admission.refusal(scope, 408, "slow_body", f"the request body did not arrive within "
+                                           f"{self.body_timeout:g} s", close=True)(scope, receive, send)
         except _ClientGone:
             return None
-        if not await self.queue.enter():
-            return await self._overloaded(scope, send)
-        started = time.monotonic()
-        try:
-            await self.app(scope, _replay(body, receive), send)
-        finally:
-            self.queue.leave(time.monotonic() - started)
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _rate_limited(self, scope) -> JSONResponse | None:
+        limit = self.admission.rate_limit
+        if limit is None:
+            return None
+        verdict = await limit.check(scope)
+        if verdict.problem:
+            note_degraded(scope.setdefault("state", {}), "rate_limit_store", verdict.problem)
+        if verdict.retry_after is None:
+            return None
+        return self.admission.refusal(scope, 429, "rate_limited", f"rate limit of {limit.rate} exceeded: try again "
+                                      f"in {verdict.retry_after} s", retry_after=verdict.retry_after)
 
     async def _body(self, receive) -> bytes:
         """The whole body, or _SlowBody when it takes longer than the deadline (the body limit outside this
         middleware stops one that grows too large)."""
         chunks = []
+        self.admission.reading += 1
         try:
             async with asyncio.timeout(self.body_timeout):
                 while True:
@@ -138,47 +216,8 @@ class Admission:
                         return b"".join(chunks)
         except TimeoutError:
             raise _SlowBody from None
-
-    async def _overloaded(self, scope, send):
-        """503. A connection refused less than RETRY_AFTER_S ago waits out the rest first, without restarting
-        its clock (its next request after that is considered afresh)."""
-        connection, now = scope.get("client"), time.monotonic()
-        last = self._refused_at.get(connection) if connection else None
-        if last is not None and now - last < RETRY_AFTER_S:
-            await asyncio.sleep(last + RETRY_AFTER_S - now)
-        elif connection:
-            self._refused_at[connection] = now
-            self._refused_at.move_to_end(connection)
-            while len(self._refused_at) > REMEMBERED_REFUSALS:
-                self._refused_at.popitem(last=False)
-        await self._refuse(scope, send, 503, "overloaded", RETRY_AFTER_S,
-                           "the service is at capacity: try again shortly")
-
-    async def _refuse(self, scope, send, status: int, reason: str, retry_after: int | None, message: str,
-                      close: bool = False) -> None:
-        if self.metrics is not None:
-            self.metrics.refused.labels(reason).inc()
-        scope.setdefault("state", {})["refused"] = reason  # the request log leaves it to the summary line
-        self._count_refusal(reason)
-        body = json.dumps({"error": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if retry_after is not None:
-            headers.append((b"retry-after", str(retry_after).encode()))
-        if close:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    def _count_refusal(self, reason: str) -> None:
-        """A flood of refusals makes one log line per reason every REFUSALS_LOG_S, not one per request."""
-        self._refusals[reason] = self._refusals.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._refusals_logged >= REFUSALS_LOG_S:
-            counts = ", ".join(f"{n} {why}" for why, n in sorted(self._refusals.items()))
-            log.warning("refused in the last %.0f s: %s (mean time in a slot %.1f ms)", now - self._refusals_logged,
-                        counts, self.queue.slot_s * 1000)
-            self._refusals.clear()
-            self._refusals_logged = now
+        finally:
+            self.admission.reading -= 1
 
 
 def _replay(body: bytes, receive):

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from service.api.admission import Admission
+from service.api.admission import Admission, AdmissionMiddleware
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.metrics import Metrics
@@ -37,9 +37,12 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                 app.state.runtime = app.state.loaded = runtime_for(classifier)
             except IndexLoadError as exc:
                 app.state.unavailable = str(exc)
-        watcher = asyncio.create_task(pick_up_multilingual(app))
+        background = [asyncio.create_task(pick_up_multilingual(app)),
+                      asyncio.create_task(app.state.admission.hand_back_memory())]
         yield
-        watcher.cancel()
+        for task in background:
+            task.cancel()
+        app.state.admission.close()
         # the app closes what it loaded (at start-up or by a reload); a runtime handed in stays its caller's
         if app.state.runtime is not None and app.state.runtime is app.state.loaded:
             app.state.runtime.retire()
@@ -53,9 +56,11 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.unavailable = None
     app.state.multilingual_error = None
     app.state.metrics = Metrics(app.state) if settings.metrics else None
-    # innermost first: admission (rate limit, load shedding), the body limit, CORS, the request log and metrics
-    app.add_middleware(Admission, settings=settings, metrics=app.state.metrics,
-                       rate_limit=RateLimit(settings.rate_limit, settings) if settings.rate_limit else None)
+    # innermost first: admission (who asks, load shedding, rate limit, the body), the body limit, CORS, the request
+    # log and metrics; the routes take their CPU slots from the same admission
+    app.state.admission = Admission(settings, app.state.metrics,
+                                    RateLimit(settings.rate_limit, settings) if settings.rate_limit else None)
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     # corrections sent from the page without a token wait for review, and each client may send only so many
     app.state.page_feedback_limit = RateLimit(settings.feedback_page_rate_limit, settings) \
         if settings.feedback_page else None

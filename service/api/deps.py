@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import HTTPException, Request
 
-from service.api.keys import editor_named, matches, presented_key
+from service.api.keys import caller_of, editor_named, matches, may_classify, presented_key
 from service.api.state import Runtime, serving_runtime
 
 
@@ -51,10 +51,10 @@ def _check(request: Request, secret, what: str) -> None:
 
 
 async def require_api_key(request: Request) -> None:
-    """With MOVIEGENRE_API_KEY set, /classify* need it (compared in constant time)."""
-    secret = request.app.state.settings.api_key
-    if secret is not None:
-        _check(request, secret, "API key")
+    """With MOVIEGENRE_API_KEY set, /classify* need one of its keys (compared in constant time)."""
+    settings = request.app.state.settings
+    if not may_classify(caller_of(request.scope, settings), settings):
+        raise _unauthorised("API key")
 
 
 async def require_admin(request: Request) -> None:

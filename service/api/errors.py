@@ -1,4 +1,6 @@
-"""Every error is JSON with an `error` message; never a traceback."""
+"""Every error is JSON with an `error` message; never a traceback. `error_response` is the one place an error
+body is shaped: the exception handlers, the admission's refusals (503, 429, 408) and the body limit (413) all
+answer through it."""
 from __future__ import annotations
 
 import logging
@@ -14,33 +16,51 @@ from service.corrections import StoreUnavailable
 log = logging.getLogger("moviegenre")
 
 
+class Overloaded(Exception):
+    """No CPU slot could be expected, or none came, in time (admission.py): 503 with Retry-After."""
+
+
+def error_response(status: int, message: str, *, retry_after: int | None = None, close: bool = False,
+                   headers: dict[str, str] | None = None, **extra) -> JSONResponse:
+    """`{"error": message, **extra}` with `status`; Retry-After and Connection: close when asked for."""
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if close:
+        headers["Connection"] = "close"
+    return JSONResponse({"error": message} | extra, status_code=status, headers=headers or None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
         if any(e["type"] == "json_invalid" for e in errors):
-            return JSONResponse({"error": "the body is not valid JSON", "detail": errors}, status_code=400)
+            return error_response(400, "the body is not valid JSON", detail=errors)
         summary = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or e['loc'][0]}: {e['msg']}" for e in errors)
-        return JSONResponse({"error": summary, "detail": errors}, status_code=422)
+        return error_response(422, summary, detail=errors)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         headers = exc.headers
         if exc.status_code == 405:  # Starlette names the methods of the first route of the path only
             headers = (headers or {}) | {"Allow": ", ".join(_methods_of(request.app, request.url.path))}
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"error": f"{exc}: nothing was stored or changed; try again"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return error_response(503, f"{exc}: nothing was stored or changed; try again", retry_after=5)
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return await request.app.state.admission.overloaded(request.scope)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return JSONResponse({"error": "internal error"}, status_code=500)
+        return error_response(500, "internal error")
 
 
 def _methods_of(app: FastAPI, path: str) -> list[str]:

@@ -1,12 +1,18 @@
 """The key a request presents (X-API-Key or Authorization: Bearer) and whose it is. Every comparison with a
-configured secret is made in constant time, and against every secret, so timing tells nothing."""
+configured secret is made in constant time, and against every secret, so timing tells nothing.
+
+A caller is named once per request (`caller_of`), and the name is what the rate limit counts and the metrics
+label: "api:<consumer>" for each API key (MOVIEGENRE_API_KEY's "name:key" pairs), "admin", "editor:<name>"."""
 from __future__ import annotations
 
 import hmac
 
 from pydantic import SecretStr
+from starlette.datastructures import Headers
 
 from service.settings import Settings
+
+ANONYMOUS = "anonymous"  # the metrics' name for a request without a valid key
 
 
 def presented_key(headers) -> str:
@@ -21,21 +27,39 @@ def matches(presented: str, secret: SecretStr | None) -> bool:
     return secret is not None and hmac.compare_digest(presented.encode(), secret.get_secret_value().encode())
 
 
-def editor_named(presented: str, settings: Settings) -> str | None:
-    """The name of the editor token presented (MOVIEGENRE_FEEDBACK_TOKEN); None for none."""
+def named(presented: str, tokens: dict[str, str]) -> str | None:
+    """The name of the token presented, of `tokens` (token → name); None for none."""
     found = None
-    for token, name in settings.editors().items():
+    for token, name in tokens.items():
         if hmac.compare_digest(presented.encode(), token.encode()):
             found = name
     return found
 
 
+def editor_named(presented: str, settings: Settings) -> str | None:
+    """The name of the editor token presented (MOVIEGENRE_FEEDBACK_TOKEN); None for none."""
+    return named(presented, settings.editors())
+
+
 def key_owner(presented: str, settings: Settings) -> str | None:
-    """Who a valid key belongs to ("api", "admin" or "editor:<name>"); None for no key or one nobody was given.
-    The rate limit counts a request by this, so a key made up per request buys no allowance of its own."""
+    """Who a valid key belongs to ("api:<consumer>", "admin" or "editor:<name>"); None for no key or one nobody
+    was given. The rate limit counts a request by this, so a key made up per request buys no allowance of its own."""
     if not presented:
         return None
-    editor = editor_named(presented, settings)
-    owners = [("api", matches(presented, settings.api_key)), ("admin", matches(presented, settings.admin_token)),
+    consumer, editor = named(presented, settings.api_keys()), editor_named(presented, settings)
+    owners = [(f"api:{consumer}", consumer is not None), ("admin", matches(presented, settings.admin_token)),
               (f"editor:{editor}", editor is not None)]
     return next((owner for owner, valid in owners if valid), None)
+
+
+def caller_of(scope, settings: Settings) -> str | None:
+    """The owner of the key a request presents (key_owner), worked out once and kept in its scope's state."""
+    state = scope.setdefault("state", {})
+    if "caller" not in state:
+        state["caller"] = key_owner(presented_key(Headers(scope=scope)), settings)
+    return state["caller"]
+
+
+def may_classify(caller: str | None, settings: Settings) -> bool:
+    """/classify is open without MOVIEGENRE_API_KEY; with it, only to the holders of an API key."""
+    return not settings.api_keys() or (caller or "").startswith("api:")

@@ -1,7 +1,7 @@
 """A pure ASGI middleware that refuses request bodies over a size before they are read whole."""
 from __future__ import annotations
 
-import json
+from service.api.errors import error_response
 
 
 class _TooLarge(Exception):
@@ -21,7 +21,7 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await self._refuse(send)
+            return await self._refuse(scope, receive, send)
         state = {"received": 0, "over": False, "answered": False}
 
         async def counting_receive():
@@ -38,18 +38,15 @@ class BodySizeLimit:
                 return await send(message)
             if message["type"] == "http.response.start" and not state["answered"]:
                 state["answered"] = True
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             pass
         if state["over"] and not state["answered"]:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send):
-        body = json.dumps({"error": f"request body is larger than {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope, receive, send):
+        response = error_response(413, f"request body is larger than {self.max_bytes} bytes", close=True)
+        await response(scope, receive, send)

@@ -1,7 +1,8 @@
 """Prometheus metrics of one app (its own registry, so every app and every Ray Serve replica counts its own):
-requests by path, method, status, backend and route, their latency, the LLM's outcomes, lookups by source and
+requests by path, method, status, backend, route and consumer (the API key's name, an editor's, "admin" or
+"anonymous"), their latency, the LLM's outcomes (a busy LLM among them: the vote answered), lookups by source and
 outcome, requests refused by load shedding or rate limits; read at scrape time from the runtime serving: the
-index build and film count, the LLM answer cache's hits and misses.
+index build and film count, the LLM answer cache's hits and misses, the LLM's queue.
 
 The handlers put what they learned on `request.state` (backend, route, llm_outcomes, lookup_outcomes); the
 RequestLog middleware, which times every request anyway, hands it here once the response has started."""
@@ -11,9 +12,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from service.api.keys import ANONYMOUS
 from service.store import build_id_of, index_identity
 
-LABELS = ("path", "method", "status", "backend", "route")
+LABELS = ("path", "method", "status", "backend", "route", "consumer")
 # seconds: a lone English request takes ~10 ms here, a foreign one ~25, one with the LLM seconds
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -25,7 +27,8 @@ class Metrics:
         self.latency = Histogram("moviegenre_request_seconds", "HTTP request latency", LABELS, buckets=BUCKETS,
                                  registry=self.registry)
         self.llm = Counter("moviegenre_llm_requests", "Descriptions the LLM was asked about, by outcome "
-                           "(answered, timed_out, unusable, unreachable, failed)", ["backend", "outcome"],
+                           "(answered; busy: the vote answered at once; timed_out, unusable, unreachable, failed)",
+                           ["backend", "outcome"],
                            registry=self.registry)
         self.lookups = Counter("moviegenre_lookups", "Lookups by source (imdb, tmdb, reference) and outcome "
                                "(found, not_found, failed, skipped)", ["source", "outcome"], registry=self.registry)
@@ -35,16 +38,17 @@ class Metrics:
                                 "by dependency (rate_limit_store, corrections_store)", ["dependency"],
                                 registry=self.registry)
         self.registry.register(RuntimeCollector(state))
+        self.registry.register(AdmissionCollector(state))
 
     def observe(self, scope: dict, status: int, seconds: float) -> None:
         state = scope.get("state") or {}
         backend = state.get("backend") or ""
         labels = (getattr(scope.get("route"), "path", None) or "other", scope["method"], str(status), backend,
-                  state.get("route") or "")
+                  state.get("route") or "", state.get("caller") or ANONYMOUS)
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(seconds)
         for outcome in state.get("llm_outcomes") or ():
-            self.llm.labels(backend, outcome).inc()
+            self.llm.labels(state.get("llm_backend") or backend, outcome).inc()
         for source, outcome in (state.get("lookup_outcomes") or {}).items():
             self.lookups.labels(source, outcome).inc()
         for dependency in state.get("degraded") or ():
@@ -81,3 +85,30 @@ class RuntimeCollector(Collector):
                                              "runtime serving was loaded)", labels=["backend"])
                 family.add_metric([classifier.llm.name], stats[name])
                 yield family
+            for name, value in classifier.llm.load().items():
+                if name in ("in_flight", "waiting"):
+                    gauge = GaugeMetricFamily(f"moviegenre_llm_{name}", f"LLM questions {name.replace('_', ' ')}",
+                                              labels=["backend"])
+                    gauge.add_metric([classifier.llm.name], value)
+                    yield gauge
+
+
+class AdmissionCollector(Collector):
+    """The CPU slots as they stand (api/admission.py): held, waited for, what one costs lately, bodies being read."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def collect(self):
+        admission = getattr(self.state, "admission", None)
+        if admission is None:
+            return
+        for name, help_text, value in (
+                ("moviegenre_slots_in_flight", "Requests holding a CPU slot", admission.queue.in_flight),
+                ("moviegenre_slots_waiting", "Requests waiting for a CPU slot", admission.queue.waiting),
+                ("moviegenre_slot_seconds", "The mean time a request held its CPU slot lately (what the queue's "
+                                            "bound is measured by)", admission.queue.slot_s),
+                ("moviegenre_requests_reading_body", "Requests whose body is being read", admission.reading)):
+            gauge = GaugeMetricFamily(name, help_text)
+            gauge.add_metric([], value)
+            yield gauge

@@ -216,6 +216,13 @@ class AnswerCacheOut(BaseModel):
     capacity: int
 
 
+class LLMLoadOut(BaseModel):
+    in_flight: int = Field(description="questions the LLM is answering now")
+    waiting: int = Field(description="questions waiting for one of its slots")
+    concurrency: int = Field(description="LLM_CONCURRENCY: questions in flight at most")
+    answer_s: float = Field(description="the mean time an answer took lately: what the queue's bound is measured by")
+
+
 class LLMHealth(BaseModel):
     backend: str
     configured: bool
@@ -224,6 +231,7 @@ class LLMHealth(BaseModel):
     last_error: str | None
     fusion: dict[str, FusionOut] = Field({}, description="per route (english, multilingual): the LLM's say")
     cache: AnswerCacheOut | None = None
+    load: LLMLoadOut | None = Field(None, description="The LLM's queue in this process (LLM_CONCURRENCY slots)")
 
 
 class MultilingualHealth(BaseModel):

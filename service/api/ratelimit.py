@@ -1,8 +1,9 @@
 """Per-client rate limits (MOVIEGENRE_RATE_LIMIT, e.g. "60/minute"), counted by the `limits` library's sliding
 window counter: in this process by default, or in a store several replicas share (redis://host:6379).
 
-A client is the owner of a valid key (keys.py), else its address: a key made up per request is no key, and
-shares its address's allowance. IPv6 addresses count by their /64, the block one subscriber gets.
+A client is the owner of a valid key (keys.py: each API key's consumer has its own allowance), else its address: a
+key made up per request is no key, and shares its address's allowance. IPv6 addresses count by their /64, the
+block one subscriber gets.
 
 In this process at most MAX_CLIENTS clients are counted at once, the oldest windows forgotten first. limits' own
 memory storage keeps every client until a sweep over all of them, which it starts again after every hit: a
@@ -24,9 +25,7 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.storage import storage_from_string
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from starlette.datastructures import Headers
-
-from service.api.keys import key_owner, presented_key
+from service.api.keys import caller_of
 from service.settings import ConfigurationError, Settings
 
 log = logging.getLogger("moviegenre")
@@ -93,7 +92,7 @@ class BoundedMemoryStorage(MemoryStorage):
 
 def client_of(scope, settings: Settings) -> str:
     """Whom a request is counted against: a valid key's owner, else the client's address (IPv6 by its /64)."""
-    owner = key_owner(presented_key(Headers(scope=scope)), settings)
+    owner = caller_of(scope, settings)
     if owner is not None:
         return f"key:{owner}"
     host = (scope.get("client") or ("unknown",))[0]

@@ -29,17 +29,16 @@ INPUT_PREFIX = "in:"
 
 
 def classify_items(classifier, items: list[Item], text_column: str, max_chars: int,
-                   llm_batch: int | None = None, types: dict | None = None) -> pa.Table:
-    """`llm_batch`: with the LLM on, how many records share one LLM deadline (the classifier asks it about
-    them concurrently, bounded by its pool). `types`: the input columns' own types, where the file states them."""
+                   types: dict | None = None) -> pa.Table:
+    """The records classified together; with the LLM on, it is asked about all of them at once, LLM_CONCURRENCY
+    in flight (llm/gate.py). `types`: the input columns' own types, where the file states them."""
     texts, positions, reasons = [], [], [None] * len(items)
     for i, (record, problem) in enumerate(items):
         reasons[i] = problem or _unusable(record, text_column, max_chars)
         if reasons[i] is None:
             texts.append(record[text_column])
             positions.append(i)
-    step = llm_batch or len(texts) or 1
-    results = [r for start in range(0, len(texts), step) for r in classifier.classify_many(texts[start:start + step])]
+    results = classifier.classify_many(texts) if texts else []
     answers: list = [None] * len(items)
     for i, result in zip(positions, results):
         answers[i] = result

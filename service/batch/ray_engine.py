@@ -69,11 +69,10 @@ def classify_file_on_ray(job: Job, actors: int | None = None, object_store_mb: i
     try:
         manifest = read_manifest(job.settings.index_dir) or {}
         resources = ray.cluster_resources()
-        llm_total = job.settings.llm_concurrency if job.llm_batch else None
+        llm_total = job.settings.llm_concurrency if job.uses_llm else None
         size, notes = pool_size(int(resources.get("CPU", 1)), resources.get("memory", 0), actors, llm_total)
         per_actor = max(1, (llm_total or size) // size)
-        share = dataclasses.replace(job, settings=job.settings.model_copy(update={"llm_concurrency": per_actor}),
-                                    llm_batch=per_actor * 2 if job.llm_batch else None)
+        share = dataclasses.replace(job, settings=job.settings.model_copy(update={"llm_concurrency": per_actor}))
         remote = ray.remote(ClassifyActor).options(num_cpus=1, memory=ACTOR_MEMORY_MB << 20, max_restarts=RESTARTS,
                                                    max_task_retries=RESTARTS)
         pool = [remote.remote(share) for _ in range(size)]

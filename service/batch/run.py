@@ -35,7 +35,7 @@ class Job:
     text_column: str
     chunk_rows: int
     settings: Settings  # llm_backend "none" unless the LLM was asked for
-    llm_batch: int | None
+    uses_llm: bool
     types: dict  # the input columns' own types, where the format states them (Parquet)
 
     @classmethod
@@ -45,12 +45,12 @@ class Job:
         # a file run answers from the corrections as they were when it started (no polling midway)
         settings = settings.model_copy(update={"corrections_poll_s": 0} | ({} if llm else {"llm_backend": "none"}))
         return cls(source, output, text_column(source, column), chunk_rows, settings,
-                   settings.llm_concurrency * 2 if llm else None, column_types(source))
+                   llm, column_types(source))
 
     def label(self, classifier, items: list[Item]) -> pa.Table:
         """One chunk classified as this job asks, by whichever engine holds the classifier."""
         return classify_items(classifier, items, self.text_column, self.settings.max_description_chars,
-                              self.llm_batch, self.types)
+                              self.types)
 
     def fingerprint(self, manifest: dict) -> dict:
         """What must be the same for a rerun to take over the chunks of a previous one: the input and how it is

@@ -17,7 +17,6 @@ from service.calibration import Fusion, Observation
 from service.corpus import Film
 from service.evaluation.runner import llm_observations, prepare, prepare_held_out
 from service.evaluation.split import halves, validation_split
-from service.llm import make_backend
 from service.settings import Settings
 from service.store import index_identity, read_manifest
 
@@ -25,11 +24,9 @@ from service.store import index_identity, read_manifest
 def run(settings: Settings, films: int = 300, foreign_films: int = 50, languages: dict[str, Path] | None = None,
         progress: bool = True) -> dict:
     """Calibrate, store, and return what was measured per route."""
-    backend = make_backend(settings)
-    if backend is None:
+    llm = settings.llm_identity()
+    if llm is None:
         raise ValueError("no LLM is configured: set LLM_BACKEND (ollama or openai) to calibrate it")
-    llm = backend.identity()
-    backend.close()
     default = Fusion(settings.fusion_weight, settings.fusion_floor)
     observed = {"english": _english(settings, films, progress)}
     if languages and settings.multilingual_model:

@@ -21,7 +21,7 @@ from service.evaluation.metrics import score
 from service.evaluation.split import Exclusion, exclusion, halves, validation_split
 from service.heads import BlendedScorer
 from service.language import LanguageDetector
-from service.llm import make_backend
+from service.llm import make_gate
 from service.settings import Settings
 from service.store import ReferenceIndex, load_parts, read_manifest
 from service.training import train_scorer
@@ -82,7 +82,7 @@ class Setup:
         if "multilingual" in self.parts:
             multilingual = Route.of("multilingual", self.parts["multilingual"], self.embedders["multilingual"],
                                     self.scorer("multilingual"), self.settings)
-        backend = make_backend(self.settings, llm_answers_file(self.settings)) if llm else None
+        backend = make_gate(self.settings, llm_answers_file(self.settings)) if llm else None
         return Classifier(self.reference, self.embedders["english"], backend, self.settings, self.scorer("english"),
                           multilingual, self.detector)
 

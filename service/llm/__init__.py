@@ -5,6 +5,7 @@ from pathlib import Path
 
 from service.llm.base import LLMBackend, LLMError, parse_genres
 from service.llm.cache import CachedBackend
+from service.llm.gate import LLMGate
 from service.settings import Settings
 
 
@@ -23,4 +24,11 @@ def make_backend(settings: Settings, answers_file: Path | None = None) -> Cached
     return CachedBackend(backend, settings.llm_cache_size, answers_file)
 
 
-__all__ = ["CachedBackend", "LLMBackend", "LLMError", "make_backend", "parse_genres"]
+def make_gate(settings: Settings, answers_file: Path | None = None) -> LLMGate | None:
+    """The configured backend as the classifier asks it: behind its cache and its gate (LLM_CONCURRENCY calls at
+    once, a queue bounded by expected wait); None for `none`."""
+    backend = make_backend(settings, answers_file)
+    return LLMGate(backend, settings.llm_concurrency, settings.llm_timeout_s) if backend is not None else None
+
+
+__all__ = ["CachedBackend", "LLMBackend", "LLMError", "LLMGate", "make_backend", "make_gate", "parse_genres"]

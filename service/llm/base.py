@@ -9,7 +9,9 @@ from service.genres import Vocabulary
 
 class LLMError(RuntimeError):
     """The LLM could not give a usable answer. `outcome` says how, for metrics: "unreachable", "timed_out",
-    "failed" (the server answered an HTTP error) or "unusable" (an answer that is not usable JSON)."""
+    "busy" (no answer could be expected within the request's budget: this service's LLM queue is full, or the
+    server said it is), "failed" (the server answered another HTTP error) or "unusable" (an answer that is not
+    usable JSON)."""
 
     def __init__(self, message: str, outcome: str = "unusable"):
         super().__init__(message)
@@ -18,20 +20,37 @@ class LLMError(RuntimeError):
 
 def timed_out(timeout_s: float) -> LLMError:
     """The one message for an LLM that is too slow, whichever clock noticed first."""
-    return LLMError(f"the LLM did not answer within {timeout_s:g} s", "timed_out")
+    return LLMError(f"the LLM did not answer within {timeout_s:.3g} s", "timed_out")
+
+
+def busy(why: str) -> LLMError:
+    """The one message for an LLM that cannot answer in time because it is busy: the vote answers at once."""
+    return LLMError(f"the LLM is busy ({why}): the vote answers alone", "busy")
+
+
+# HTTP statuses with which a server says it is busy rather than broken: Ollama answers 503 when its queue
+# (OLLAMA_MAX_QUEUE) is full; vLLM and hosted OpenAI-compatible servers answer 429
+BUSY_STATUSES = (429, 503)
+
+
+def http_error(server: str, status: int, detail: str = "") -> LLMError:
+    if status in BUSY_STATUSES:
+        return busy(f"{server} answered HTTP {status}")
+    return LLMError(f"{server} answered HTTP {status}{': ' + detail[:120] if detail else ''}", "failed")
 
 
 class LLMBackend(ABC):
+    """An LLM server through its official async client: waiting on it holds no thread (llm/gate.py)."""
     name: str
     model: str
     endpoint: str  # the server's address: two servers may serve different models under one name (llama.cpp)
 
     @abstractmethod
-    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
+    async def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
         """The model's raw answer to the chat messages, constrained to the JSON schema. Raises LLMError."""
 
     @abstractmethod
-    def reachable(self) -> bool:
+    async def reachable(self) -> bool:
         """Whether the server answers at all (cheap; used by /health)."""
 
     def describe(self) -> str:
@@ -41,7 +60,7 @@ class LLMBackend(ABC):
         """Everything that tells this model's answers from another's: what caches and calibrations are kept by."""
         return {"backend": self.name, "model": self.model, "base_url": self.endpoint}
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Release the client's connections."""
 
 

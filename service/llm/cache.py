@@ -1,8 +1,8 @@
 """An LLM's usable answers kept by server, model and prompt: a repeated description costs no second call.
 
 In the service, an LRU in memory (LLM_CACHE_SIZE answers). For calibration and evaluation, also a SQLite
-file, so a rerun or a changed grid makes no new call. Only parsed, usable answers are kept: a failure, an
-empty, truncated or off-vocabulary answer is asked again next time.
+file, so a rerun or a changed grid makes no new call. A cached answer takes no place in the LLM's queue. Only
+parsed, usable answers are kept: a failure, an empty, truncated or off-vocabulary answer is asked again next time.
 """
 from __future__ import annotations
 
@@ -19,32 +19,39 @@ from service.llm.base import LLMBackend, parse_genres
 
 
 class CachedBackend:
-    """The backend the classifier asks: `genres()` answers from the cache or asks the backend and parses."""
+    """A backend's usable answers by server, model and prompt: `cached()` looks one up (no call, no wait), `ask()`
+    asks the backend and keeps what it parsed. Both are used on the LLM gate's event loop (llm/gate.py)."""
 
     def __init__(self, inner: LLMBackend, size: int, path: Path | None = None):
         self.inner = inner
         self.name = inner.name
         self._memory: LRUCache = LRUCache(maxsize=size)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # stats() is read from other threads
         self._disk = _open(path) if path else None
         self.hits = self.misses = 0
 
-    def genres(self, messages: list[dict[str, str]], schema: dict, vocabulary: Vocabulary) -> list[str]:
-        """The labels of `vocabulary` the model picks for the prompt (`schema` constrains its answer to them).
-        Raises LLMError (nothing cached) when it cannot answer."""
-        key = hashlib.sha256(json.dumps([self.inner.identity(), messages, schema], sort_keys=True,
-                                        ensure_ascii=False).encode("utf-8")).hexdigest()
+    def key(self, messages: list[dict[str, str]], schema: dict) -> str:
+        return hashlib.sha256(json.dumps([self.inner.identity(), messages, schema], sort_keys=True,
+                                         ensure_ascii=False).encode("utf-8")).hexdigest()
+
+    def cached(self, key: str) -> list[str] | None:
+        """The answer kept under `key`, counted as a hit; None (a miss) when there is none."""
         with self._lock:
             answer = self._memory.get(key)
             if answer is None and self._disk is not None:
                 row = self._disk.execute("SELECT genres FROM answers_v2 WHERE key = ?", (key,)).fetchone()
                 answer = json.loads(row[0]) if row else None
-            if answer is not None:
-                self.hits += 1
-                self._memory[key] = answer
-                return list(answer)
-            self.misses += 1
-        answer = parse_genres(self.inner.complete(messages, schema), vocabulary)
+            if answer is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._memory[key] = answer
+            return list(answer)
+
+    async def ask(self, key: str, messages: list[dict[str, str]], schema: dict, vocabulary: Vocabulary) -> list[str]:
+        """The labels of `vocabulary` the model picks for the prompt (`schema` constrains its answer to them), kept
+        under `key`. Raises LLMError (nothing kept) when it cannot answer."""
+        answer = parse_genres(await self.inner.complete(messages, schema), vocabulary)
         with self._lock:
             self._memory[key] = answer
             if self._disk is not None:
@@ -57,17 +64,14 @@ class CachedBackend:
             return {"hits": self.hits, "misses": self.misses, "size": len(self._memory),
                     "capacity": int(self._memory.maxsize)}
 
-    def reachable(self) -> bool:
-        return self.inner.reachable()
-
     def describe(self) -> str:
         return self.inner.describe()
 
     def identity(self) -> dict[str, str]:
         return self.inner.identity()
 
-    def close(self) -> None:
-        self.inner.close()
+    async def close(self) -> None:
+        await self.inner.close()
         if self._disk is not None:
             with self._lock:
                 self._disk.close()

@@ -1,10 +1,10 @@
-"""Ollama through the official client: POST /api/chat with a JSON-schema `format`."""
+"""Ollama through the official async client: POST /api/chat with a JSON-schema `format`."""
 from __future__ import annotations
 
 import httpx
 import ollama
 
-from service.llm.base import LLMBackend, LLMError, timed_out
+from service.llm.base import LLMBackend, LLMError, http_error, timed_out
 
 SEED = 7
 
@@ -16,26 +16,26 @@ class OllamaBackend(LLMBackend):
         self.model = model
         self.endpoint = host.rstrip("/")
         self.timeout_s = timeout_s
-        self.client = ollama.Client(host=host, timeout=timeout_s)
+        self.client = ollama.AsyncClient(host=host, timeout=timeout_s)
 
-    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
+    async def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
         try:
-            response = self.client.chat(model=self.model, messages=messages, format=schema, stream=False,
-                                        options={"temperature": 0, "seed": SEED})
+            response = await self.client.chat(model=self.model, messages=messages, format=schema, stream=False,
+                                              options={"temperature": 0, "seed": SEED})
         except ollama.ResponseError as exc:
-            raise LLMError(f"ollama answered HTTP {exc.status_code}: {str(exc.error)[:120]}", "failed") from exc
+            raise http_error("ollama", exc.status_code, str(exc.error)) from exc
         except httpx.TimeoutException as exc:
             raise timed_out(self.timeout_s) from exc
         except (ConnectionError, httpx.HTTPError) as exc:
             raise LLMError(f"ollama is unreachable: {type(exc).__name__}", "unreachable") from exc
         return response.message.content or ""
 
-    def reachable(self) -> bool:
+    async def reachable(self) -> bool:
         try:
-            self.client.list()
+            await self.client.list()
             return True
         except Exception:  # noqa: BLE001 - an HTTP 200 that is not JSON raises whatever the client meets
             return False
 
-    def close(self) -> None:
-        self.client.close()
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,11 +1,13 @@
-"""Any OpenAI-compatible chat-completions server (DashScope compatible mode, vLLM, llama.cpp)."""
+"""Any OpenAI-compatible chat-completions server (vLLM, llama.cpp, DashScope compatible mode), through the
+official async client."""
 from __future__ import annotations
 
 import openai
 
-from service.llm.base import LLMBackend, LLMError, timed_out
+from service.llm.base import LLMBackend, LLMError, http_error, timed_out
 
 SEED = 7
+SERVER = "the OpenAI-compatible server"
 
 
 class OpenAIBackend(LLMBackend):
@@ -15,31 +17,30 @@ class OpenAIBackend(LLMBackend):
         self.model = model
         self.endpoint = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+        self.client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
-    def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
+    async def complete(self, messages: list[dict[str, str]], schema: dict) -> str:
         try:
-            response = self.client.chat.completions.create(
+            response = await self.client.chat.completions.create(
                 model=self.model, messages=messages, temperature=0, seed=SEED,
                 response_format={"type": "json_schema",
                                  "json_schema": {"name": "genres", "schema": schema, "strict": True}})
         except openai.APIStatusError as exc:
-            raise LLMError(f"the OpenAI-compatible server answered HTTP {exc.status_code}", "failed") from exc
+            raise http_error(SERVER, exc.status_code) from exc
         except openai.APITimeoutError as exc:
             raise timed_out(self.timeout_s) from exc
         except openai.APIError as exc:
-            raise LLMError(f"the OpenAI-compatible server is unreachable: {type(exc).__name__}",
-                           "unreachable") from exc
+            raise LLMError(f"{SERVER} is unreachable: {type(exc).__name__}", "unreachable") from exc
         if not response.choices:
-            raise LLMError("the OpenAI-compatible server answered no choice")
+            raise LLMError(f"{SERVER} answered no choice")
         return response.choices[0].message.content or ""
 
-    def reachable(self) -> bool:
+    async def reachable(self) -> bool:
         try:
-            self.client.models.list()
+            await self.client.models.list()
             return True
         except Exception:  # noqa: BLE001 - an odd answer raises whatever the client meets: not reachable
             return False
 
-    def close(self) -> None:
-        self.client.close()
+    async def close(self) -> None:
+        await self.client.close()

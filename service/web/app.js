@@ -219,8 +219,10 @@ async function refine(id, chosen, payload, started) {
     const body = await response.json();
     if (id !== asked) return;
     draw(body, performance.now() - started, payload.description);
+    // a busy or failing LLM leaves the vote's answer, and says why
+    const why = body.fallback_reason ? ` (${body.fallback_reason})` : "";
     showRefine(body.llm_genres ? `Refined by the LLM (it picked ${body.llm_genres.join(", ")}).`
-      : "The LLM did not refine this answer: the vote's genres stand.", false);
+      : `The LLM did not refine this answer${why}: the vote's genres stand.`, false);
   } catch (_) {
     if (id === asked) showRefine("The LLM's refinement did not arrive: the vote's genres stand.", false);
   }

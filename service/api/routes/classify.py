@@ -6,6 +6,7 @@ import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from service.api.degraded import notes_of
 from service.api.deps import check_lengths, current_runtime, only_query_params, require_api_key
@@ -55,15 +56,14 @@ def _lookup_out(found: LookupResult) -> LookupOut:
                      known_genres=found.known_genres, plot_source=found.plot_source, notes=found.notes)
 
 
-def _note(request: Request, results: list[Classification], found: LookupResult | None = None) -> None:
+def _note(request: Request, results: list[Classification], llm: str | None) -> None:
     """What the request log and the metrics read of this request (api/metrics.py)."""
     request.state.backend = results[0].backend if results else None
+    request.state.llm_backend = llm
     request.state.route = results[0].route if results else None
     request.state.llm_outcomes = [r.llm_outcome for r in results if r.llm_outcome]
     state = request.scope.setdefault("state", {})
     state["degraded"] = list(dict.fromkeys(state.get("degraded", []) + [d for r in results for d in r.degraded]))
-    if found is not None:
-        request.state.lookup_outcomes = found.outcomes()
 
 
 Mode = Literal["description", "lookup", "auto"]
@@ -72,13 +72,25 @@ Mode = Literal["description", "lookup", "auto"]
 LLM_QUERY = Query(True, description="false: answer from the vote alone, without asking the LLM (fast)")
 
 
+async def _classified(request: Request, runtime: Runtime, texts: list[str], use_llm: bool,
+                      labels: list[str] | None = None) -> list[Classification]:
+    """The pipeline's CPU stages under an admission slot (on a worker thread), then, the slot released, the LLM
+    stage within the request's budget (LLM_TIMEOUT): its wait holds no slot and no thread."""
+    classifier = runtime.classifier
+    results = await request.app.state.admission.run(classifier.draft, texts, labels)
+    if use_llm:
+        await classifier.refine(texts, results, classifier.settings.llm_timeout_s)
+    _note(request, results, classifier.llm.name if classifier.llm is not None else None)
+    return results
+
+
 @router.post("/classify", response_model=ClassifyResponse,
              dependencies=[Depends(only_query_params("mode", "explain", "llm"))])
-def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
-                 "description", description="description: the text is a plot; lookup: a title, a review or a company "
-                                            "name to look up; auto: whichever the text reads as"),
-             explain: bool = False, llm: bool = LLM_QUERY,
-             runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
+async def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
+                       "description", description="description: the text is a plot; lookup: a title, a review or a "
+                                                  "company name to look up; auto: whichever the text reads as"),
+                   explain: bool = False, llm: bool = LLM_QUERY,
+                   runtime: Runtime = Depends(current_runtime)) -> ClassifyResponse:
     """Genres of a film from its description; with mode=lookup, from a title, a review or a company name
     looked up in the reference, IMDb and TMDb; with mode=auto, from whatever the text is."""
     check_lengths(request, [body.description])
@@ -86,15 +98,15 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
     started = time.perf_counter()
     kind = body.kind or (detect_kind(body.description) if mode == "auto" else None)
     if mode == "description" or kind == "description":
-        result = runtime.classifier.classify(body.description, llm, body.labels)
-        _note(request, [result])
+        [result] = await _classified(request, runtime, [body.description], llm, body.labels)
         response = _response(request, result, explain, started)
         if mode != "description":  # the text was taken for a description: say so
             response.lookup = _lookup_out(LookupResult("description", body.description))
         return response
-    found = runtime.lookup.lookup(body.description, kind)
-    result = runtime.classifier.classify(found.plot or body.description, llm, body.labels)
-    _note(request, [result], found)
+    # a lookup waits on IMDb's database and TMDb: I/O, on a worker thread, holding no slot
+    found = await run_in_threadpool(runtime.lookup.lookup, body.description, kind)
+    [result] = await _classified(request, runtime, [found.plot or body.description], llm, body.labels)
+    request.state.lookup_outcomes = found.outcomes()
     response = _response(request, result, explain, started)
     if body.labels is None:  # with the request's own labels, the answer is theirs alone
         response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
@@ -104,14 +116,13 @@ def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
 
 @router.post("/classify/batch", response_model=BatchResponse,
              dependencies=[Depends(only_query_params("explain", "llm"))])
-def classify_batch(request: Request, body: BatchRequest, explain: bool = False, llm: bool = LLM_QUERY,
-                   runtime: Runtime = Depends(current_runtime)) -> BatchResponse:
-    """Many descriptions in one call, embedded together."""
+async def classify_batch(request: Request, body: BatchRequest, explain: bool = False, llm: bool = LLM_QUERY,
+                         runtime: Runtime = Depends(current_runtime)) -> BatchResponse:
+    """Many descriptions in one call, embedded together; the LLM asked about them at once, within its limits."""
     limit = request.app.state.settings.max_batch_items
     if len(body.descriptions) > limit:
         raise HTTPException(422, f"a batch is limited to {limit} descriptions")
     check_lengths(request, body.descriptions)
     started = time.perf_counter()
-    results = runtime.classifier.classify_many(body.descriptions, llm)
-    _note(request, results)
+    results = await _classified(request, runtime, body.descriptions, llm)
     return BatchResponse(results=[_response(request, r, explain, started) for r in results])

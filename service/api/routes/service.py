@@ -9,7 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import current_runtime, require_admin
 from service.api.models import (AnswerCacheOut, ErrorResponse, FeedbackHealth, FusionOut, GenresResponse,
-                                HealthResponse, LLMHealth, MultilingualHealth, ProbeResponse, ReloadResponse)
+                                HealthResponse, LLMHealth, LLMLoadOut, MultilingualHealth, ProbeResponse,
+                                ReloadResponse)
 from service.api.state import Runtime, reload_runtime
 from service.store import IndexLoadError
 
@@ -27,7 +28,8 @@ def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> Hea
                     configured=classifier.llm is not None, reachable=reachable, degraded=degraded,
                     last_error=classifier.llm_last_error,
                     fusion={r.name: FusionOut(**vars(r.fusion)) for r in classifier.routes()} if classifier.llm else {},
-                    cache=AnswerCacheOut(**classifier.llm.stats()) if classifier.llm else None)
+                    cache=AnswerCacheOut(**classifier.llm.stats()) if classifier.llm else None,
+                    load=LLMLoadOut(**classifier.llm.load()) if classifier.llm else None)
     multilingual = MultilingualHealth(status=classifier.multilingual_status,
                                       model=classifier.settings.multilingual_model or None,
                                       last_error=request.app.state.multilingual_error)
