@@ -235,8 +235,9 @@ def test_a_rebuild_folds_the_corrections_in_and_the_side_index_starts_empty(tmp_
     assert len(load_classifier(settings).corrections) == 2
 
     report = build_index(corpus, index_dir, settings, progress=False)
-    assert report.manifest["summary"]["corrections"] == {"through": 2, "read": 2, "superseded": 0, "added": 1,
-                                                         "replaced": 1}
+    # four changes: three corrections sent, one revoked
+    assert report.manifest["summary"]["corrections"] == {"store": store.store_id, "through_change": 4, "read": 2,
+                                                         "superseded": 0, "added": 1, "replaced": 1}
     classifier = load_classifier(settings)
     assert len(classifier.corrections) == 0
     films = {f.title: f for f in classifier.index.films}
