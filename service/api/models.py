@@ -113,7 +113,7 @@ class RejectRequest(BaseModel):
     client: str | None = Field(None, pattern=CLIENT_PATTERN,
                                description="Reject what this client sent (`client` of a listed correction)")
     older_than_hours: float | None = Field(None, ge=0, le=24 * 366 * 10,
-                                           description="Reject what has waited longer than this")
+                                           description="Reject what has waited this long or longer (0: all)")
 
     @model_validator(mode="after")
     def _says_which(self) -> RejectRequest:

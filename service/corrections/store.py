@@ -176,9 +176,9 @@ class CorrectionStore:
         return replace(found[0], revoked_at=at, revoked_by=author, served_change=None)
 
     def reject(self, author: str, client: str | None = None, sent_before: str | None = None) -> list[int]:
-        """Revoke every pending correction of `client` and/or sent before `sent_before` (ISO), in one
-        transaction: the ids rejected."""
-        where = " AND ".join(c for c, v in (("client = :client", client), ("created_at < :before", sent_before))
+        """Revoke every pending correction of `client` and/or sent by `sent_before` (ISO), in one transaction:
+        the ids rejected."""
+        where = " AND ".join(c for c, v in (("client = :client", client), ("created_at <= :before", sent_before))
                              if v is not None)
         with self._write() as db:
             ids = [row[0] for row in db.execute(f"SELECT correction_id FROM pending WHERE {where or '1'} "

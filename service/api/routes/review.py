@@ -75,7 +75,7 @@ def revoke(correction_id: int = CORRECTION_ID, author: str = Depends(require_edi
 def reject(body: RejectRequest, author: str = Depends(require_editor),
            runtime: Runtime = Depends(current_runtime)) -> RejectResult:
     """Reject at once every correction waiting for review that one client sent (`client`, as listed), or that
-    waited longer than `older_than_hours`, or both."""
+    has waited `older_than_hours` or longer (0: all), or both."""
     corrections = corrections_of(runtime)
     before = None
     if body.older_than_hours is not None:
