@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints,
-                      model_validator)
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictStr,
+                      StringConstraints, model_validator)
 
 from service.corrections.store import CLIENT_PATTERN
 from service.genres import MAX_LABEL_CHARS
@@ -112,7 +112,7 @@ class RejectRequest(BaseModel):
 
     client: str | None = Field(None, pattern=CLIENT_PATTERN,
                                description="Reject what this client sent (`client` of a listed correction)")
-    older_than_hours: float | None = Field(None, ge=0, le=24 * 366 * 10,
+    older_than_hours: StrictFloat | None = Field(None, ge=0, le=24 * 366 * 10,
                                            description="Reject what has waited this long or longer (0: all)")
 
     @model_validator(mode="after")

@@ -213,6 +213,11 @@ class CorrectionStore:
                                      f"({','.join('?' * len(films))})) t GROUP BY t.film", films).fetchall())
         return {id_ for id_, c in served.items() if (latest.get(c.film) or 0) > c.served_change}
 
+    def waiting(self) -> int:
+        """How many corrections wait for an editor (what the queue's bound counts)."""
+        with self._connection() as db:
+            return db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+
     def pending_clients(self, limit: int) -> list[tuple[str | None, int, str]]:
         """The clients with corrections waiting, the most first: (client, how many, the oldest sent)."""
         with self._connection() as db:

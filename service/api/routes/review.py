@@ -35,7 +35,7 @@ def listing(offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1,
                           offset=offset, limit=limit, next_offset=offset + limit if offset + limit < total else None)
 
 
-@router.post("/feedback/{correction_id}/approve", response_model=CorrectionOut,
+@router.post("/feedback/{correction_id:int}/approve", response_model=CorrectionOut,
              dependencies=[Depends(only_query_params())])
 def approve(request: Request, correction_id: int = CORRECTION_ID, author: str = Depends(require_editor),
             runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
@@ -58,7 +58,7 @@ def approve(request: Request, correction_id: int = CORRECTION_ID, author: str = 
     return correction_out(approved, approved.id in corrections.store.superseded([approved]))
 
 
-@router.delete("/feedback/{correction_id}", response_model=CorrectionOut)
+@router.delete("/feedback/{correction_id:int}", response_model=CorrectionOut)
 def revoke(correction_id: int = CORRECTION_ID, author: str = Depends(require_editor),
            runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
     """Revoke (or, for one waiting for review, reject) a correction: it stops counting at once, and an earlier
@@ -92,5 +92,5 @@ def queue(request: Request, _: str = Depends(require_editor),
     store = corrections_of(runtime).store
     clients = [QueueClient(client=client, waiting=waiting, oldest=oldest)
                for client, waiting, oldest in store.pending_clients(QUEUE_CLIENTS)]
-    return ReviewQueue(waiting=store.count("pending"), max_waiting=request.app.state.settings.max_pending_feedback,
+    return ReviewQueue(waiting=store.waiting(), max_waiting=request.app.state.settings.max_pending_feedback,
                        client_share=client_share(request), clients=clients)
