@@ -75,7 +75,8 @@ def fold_corrections(corpus: Corpus, index_dir: Path) -> None:
     if path.is_file():
         store = CorrectionStore(path)
         try:
-            fold(corpus, store.served())
+            served, through = store.snapshot()
+            fold(corpus, served, through, store.store_id)
         finally:
             store.close()
 

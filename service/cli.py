@@ -45,7 +45,7 @@ def _print_build_summary(report) -> None:
         console.print(f"Editors' corrections folded in: {corrections['read']} ({corrections['replaced']} replaced a "
                       f"reference film's labels, {corrections['added']} added as films; "
                       f"{corrections.get('superseded', 0)} superseded by a newer one of the same film); the served "
-                      f"side index starts after correction {corrections['through']}")
+                      f"side index serves what changed after change {corrections['through_change']}")
     for name, part in report.manifest["parts"].items():
         if blend := part.get("blend"):
             console.print(f"{name} part, blend tuned on a validation split: vote {blend['vote']}, TF-IDF "

@@ -288,7 +288,8 @@ class Corpus:
             "unmapped_labels": dict(self.unmapped_labels.most_common()),
             # labels of the vocabulary with too few films to learn: only an LLM names them
             "left_to_llm": {label: self.genre_counts()[label] for label in self.vocabulary.llm_only},
-            "corrections": self.corrections or {"through": 0, "read": 0, "superseded": 0, "added": 0, "replaced": 0},
+            "corrections": self.corrections or {"store": None, "through_change": 0, "read": 0, "superseded": 0,
+                                                 "added": 0, "replaced": 0},
         }
 
 

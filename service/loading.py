@@ -64,7 +64,7 @@ def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: d
     index folder say: the service then answers from the index alone."""
     try:
         store = CorrectionStore(store_path(settings.index_dir))
-        return Corrections(store, embedders, folded_through(manifest), settings.corrections_poll_s)
+        return Corrections(store, embedders, folded_through(manifest, store.store_id), settings.corrections_poll_s)
     except (OSError, sqlite3.Error, StoreUnavailable) as exc:
         log.warning("corrections are off: %s cannot be opened (%s)", store_path(settings.index_dir), exc)
         return None

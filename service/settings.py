@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # what anonymous corrections (the page's) may do: so many per client address, so many waiting for an editor
     feedback_page_rate_limit: str = Field("20/hour", alias="MOVIEGENRE_FEEDBACK_PAGE_RATE_LIMIT")
     max_pending_feedback: int = Field(1000, ge=1, alias="MOVIEGENRE_MAX_PENDING_FEEDBACK")
+    # of those waiting, one client's at most, as a fraction of MOVIEGENRE_MAX_PENDING_FEEDBACK (an IPv6 client
+    # counted by its /48): one client cannot fill the queue
+    pending_share: float = Field(0.05, gt=0, le=1, alias="MOVIEGENRE_PENDING_SHARE")
     # corrections served beside the index at most (the side index holds their vectors): a build folds them in
     max_corrections: int = Field(20_000, ge=1, alias="MOVIEGENRE_MAX_CORRECTIONS")
     # how often a process reads the corrections other processes stored (0: never; a file run keeps its snapshot)

@@ -2,6 +2,7 @@
 a film is the one that counts; anonymous corrections wait for an editor; the store and the side index are bounded
 and a change costs what it changes."""
 import pytest
+from fastapi.testclient import TestClient
 
 from service.build import build_index
 from service.corrections import CorrectionStore, Corrections, store_path
@@ -142,17 +143,27 @@ def test_anonymous_corrections_are_limited_per_client_and_by_the_queue(index_dir
     limited = make_client(index_dir, feedback_page=True, feedback_page_rate_limit="2/hour", multilingual_model="")
     sent = [limited.post("/feedback", json={"text": f"{STORY} {i}", "genres": ["Drama"]}) for i in range(3)]
     assert [r.status_code for r in sent] == [202, 202, 429] and int(sent[2].headers["retry-after"]) > 0
-    full = make_client(index_dir, feedback_page=True, max_pending_feedback=2, multilingual_model="")
-    third = full.post("/feedback", json={"text": f"{STORY} 3", "genres": ["Drama"]})
+    full = make_client(index_dir, feedback_page=True, max_pending_feedback=4, pending_share=0.25, multilingual_model="")
+    clients = [TestClient(full.app, client=(f"198.51.100.{i}", 50000)) for i in range(5)]
+    codes = [c.post("/feedback", json={"text": f"{STORY} from {i}", "genres": ["Drama"]}).status_code
+             for i, c in enumerate(clients)]
+    assert codes == [202, 202, 503, 503, 503]  # two were waiting already, from the first client
+    third = clients[4].post("/feedback", json={"text": f"{STORY} 3", "genres": ["Drama"]})
     assert third.status_code == 503 and "waiting for an editor" in third.json()["error"]
 
 
-def test_the_corrections_served_beside_the_index_are_bounded(index_dir):
+def test_the_films_corrected_beside_the_index_are_bounded_and_a_film_corrected_again_is_no_new_one(index_dir):
     client = make_client(index_dir, feedback_token=EDITORS, max_corrections=2, multilingual_model="")
     codes = [client.post("/feedback", headers=ALICE, json={"text": f"{STORY} {i}", "genres": ["Drama"]}).status_code
              for i in range(3)]
     assert codes == [201, 201, 507]
-    assert client.post("/feedback", headers=ALICE, json={"text": f"{STORY} 0", "genres": ["War"]}).status_code == 507
+    assert "MOVIEGENRE_MAX_CORRECTIONS" in client.post("/feedback", headers=ALICE, json={
+        "text": f"{STORY} 2", "genres": ["Drama"]}).json()["error"]
+    # at the bound, a correction of a film already corrected beside the index supersedes the other: no new film
+    again = client.post("/feedback", headers=ALICE, json={"text": f"{STORY} 0", "genres": ["War"]})
+    assert again.status_code == 201 and again.json()["status"] == "served"
+    assert _genres(client, f"{STORY} 0") == ["War"]
+    assert client.get("/health").json()["feedback"]["corrections"] == 2
 
 
 class CountingEmbedder:

@@ -235,8 +235,9 @@ def test_a_rebuild_folds_the_corrections_in_and_the_side_index_starts_empty(tmp_
     assert len(load_classifier(settings).corrections) == 2
 
     report = build_index(corpus, index_dir, settings, progress=False)
-    assert report.manifest["summary"]["corrections"] == {"through": 2, "read": 2, "superseded": 0, "added": 1,
-                                                         "replaced": 1}
+    # four changes: three corrections sent, one revoked
+    assert report.manifest["summary"]["corrections"] == {"store": store.store_id, "through_change": 4, "read": 2,
+                                                         "superseded": 0, "added": 1, "replaced": 1}
     classifier = load_classifier(settings)
     assert len(classifier.corrections) == 0
     films = {f.title: f for f in classifier.index.films}
@@ -263,3 +264,33 @@ def test_a_store_that_cannot_be_opened_leaves_the_service_answering_without_corr
     refused = client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": CORRECTED})
     assert refused.status_code == 503 and "could not be opened" in refused.json()["error"]
     assert client.get("/health").json()["feedback"]["corrections"] == 0
+
+
+def test_an_approval_after_a_build_is_served_by_every_process_after_a_restart_and_by_the_next_build(tmp_path):
+    from service.build import build_index
+    from service.loading import load_classifier
+    from service.settings import Settings
+
+    corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 80))
+    index_dir = tmp_path / "index"
+    settings = Settings(index_dir=index_dir, llm_backend="none", multilingual_model="", corrections_poll_s=1e-9)
+    store = CorrectionStore(store_path(index_dir))
+    waiting = store.add(STORY, STORY, CORRECTED, None, None, "page", review=True)  # sent from the page
+    store.add("Another story an editor corrected.", "Another story an editor corrected.", ["Drama"], None, None,
+              "alice")  # sent after it, served at once: the build takes it, and not the one waiting
+    build_index(corpus, index_dir, settings, progress=False)
+    approving, other = load_classifier(settings), load_classifier(settings)  # two replicas on the index
+    assert approving.classify(STORY).genres != CORRECTED
+    approved = approving.corrections.approve(waiting.id, "alice")
+    assert approved.status == "served"
+    assert approving.classify(STORY).genres == CORRECTED
+    assert other.classify(STORY).genres == CORRECTED  # read from the store at its next poll
+    restarted = load_classifier(settings)
+    assert restarted.classify(STORY).genres == CORRECTED
+    for classifier in (approving, other, restarted):
+        classifier.close()
+    report = build_index(corpus, index_dir, settings, progress=False)
+    assert report.manifest["summary"]["corrections"]["read"] == 2
+    rebuilt = load_classifier(settings)
+    assert len(rebuilt.corrections) == 0 and rebuilt.classify(STORY).genres == CORRECTED  # the index's own now
+    rebuilt.close()

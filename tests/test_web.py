@@ -148,9 +148,15 @@ def test_not_right_sends_a_correction_that_answers_once_an_editor_approves_it(ow
             page.get_by_label("Music", exact=True).check()
             page.get_by_role("button", name="Send correction").click()
             page.locator("#correct-status").get_by_text("waiting for an editor's review").wait_for()
+            page.locator("#correct-status").evaluate("node => { node.textContent = ''; }")
+            page.get_by_role("button", name="Send correction").click()  # sent again: its key stores it once
+            page.locator("#correct-status").get_by_text("correction 1 is waiting").wait_for()
             page.get_by_role("button", name="Find genres").click()  # an anonymous correction is not served yet
             page.locator("#chips .chip").first.wait_for()
             assert page.locator("#recognised").is_hidden() and before != ["Music", "Western"]
+            page.locator("#correct-waiting").get_by_text("Your correction 1 of this text is waiting for an "
+                                                         "editor's review").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "page-correction-waiting.png"), full_page=True)
             editor = {"X-API-Key": "t0ken-alice"}
             pending = httpx.get(f"{url}/feedback?status=pending", headers=editor).json()["corrections"]
             assert [(c["id"], c["author"], c["status"]) for c in pending] == [(1, "page", "pending")]
@@ -158,6 +164,7 @@ def test_not_right_sends_a_correction_that_answers_once_an_editor_approves_it(ow
             page.get_by_role("button", name="Find genres").click()
             page.locator("#recognised").get_by_text("Learned from a correction").wait_for()
             assert sorted(page.locator("#chips .chip .name").all_inner_texts()) == ["Music", "Western"]
+            assert page.locator("#correct-waiting").is_hidden()
             page.screenshot(path=str(ARTIFACTS / "page-correction.png"), full_page=True)
         finally:
             page.close()

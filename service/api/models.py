@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, StringConstraints
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictStr,
+                      StringConstraints, model_validator)
 
+from service.corrections.store import CLIENT_PATTERN
 from service.genres import MAX_LABEL_CHARS
 from service.text import VISIBLE, is_blank
 
@@ -87,6 +89,8 @@ class CorrectionOut(BaseModel):
         description="pending: sent from the page, waiting for an editor's approval; served: answers use it; "
                     "superseded: a newer correction of the same film answers instead; revoked")
     author: str = Field(description="The name of the token that sent it (never the token); 'page' from the web page")
+    client: str | None = Field(None, description="Sent from the page: its client (the address, an IPv6 one by its "
+                                                 "/48) as a pseudonym, to list or reject its corrections by")
     created_at: str
     approved_at: str | None = None
     approved_by: str | None = None
@@ -100,6 +104,40 @@ class CorrectionPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None = Field(description="The offset of the next page; null on the last")
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"client": "c0123456789abcdef"}, {"older_than_hours": 72}]})
+
+    client: str | None = Field(None, pattern=CLIENT_PATTERN,
+                               description="Reject what this client sent (`client` of a listed correction)")
+    older_than_hours: StrictFloat | None = Field(None, ge=0, le=24 * 366 * 10,
+                                           description="Reject what has waited this long or longer (0: all)")
+
+    @model_validator(mode="after")
+    def _says_which(self) -> RejectRequest:
+        if self.client is None and self.older_than_hours is None:
+            raise ValueError("say which corrections to reject: `client`, `older_than_hours`, or both")
+        return self
+
+
+class RejectResult(BaseModel):
+    rejected: int = Field(description="How many corrections waiting for review were rejected")
+    ids: list[int]
+
+
+class QueueClient(BaseModel):
+    client: str | None = Field(description="null: sent before clients were kept")
+    waiting: int
+    oldest: str
+
+
+class ReviewQueue(BaseModel):
+    waiting: int = Field(description="Corrections from the page waiting for an editor's review")
+    max_waiting: int = Field(description="The most that may wait (MOVIEGENRE_MAX_PENDING_FEEDBACK)")
+    client_share: int = Field(description="The most one client may have waiting (MOVIEGENRE_PENDING_SHARE of it)")
+    clients: list[QueueClient] = Field(description="The clients with the most waiting, the most first")
 
 
 class BatchRequest(BaseModel):

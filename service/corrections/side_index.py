@@ -3,12 +3,12 @@
 A correction is one more labelled film: searched with the reference, it is a neighbour like any other, and a
 description close enough to it is recognised as the corrected film (recognition.py). A correction of a
 reference film (its `film` is that film's key) also shadows the film: the film's own neighbour carries the
-corrected labels. Only the current correction of each film counts (store.current): a newer one supersedes it.
+corrected labels. Only the current correction of each film counts (served.Newest): one served later supersedes it.
 
 The store is the truth, memory a copy: every `poll_s` seconds a request first reads what other processes added,
 approved or revoked (a few microseconds when nothing changed), so replicas on one index folder agree within
-seconds. A build folds the current corrections into the reference (fold.py) and records the last one it took:
-those are then the index's own films, and this side index starts with the ones after it.
+seconds. What is served is one rule (served.py): a build folds in what was served through its last change and
+records that change; this side index serves what became served after it, in every process and after a restart.
 
 Requests read a snapshot that no change alters for them. A change costs what it changes, not what is stored: new
 rows are appended past the rows any snapshot reads, and a superseded or revoked row is zeroed and left out; once
@@ -26,7 +26,8 @@ import faiss
 import numpy as np
 
 from service.corpus import Film, film_key
-from service.corrections.store import Correction, CorrectionStore, Newest, StoreUnavailable
+from service.corrections.served import Newest
+from service.corrections.store import Correction, CorrectionStore, StoreUnavailable
 from service.embedding import Embedder
 from service.store import Neighbour
 
@@ -62,39 +63,54 @@ class Corrections:
                  poll_s: float = 1.0):
         self.store = store
         self.embedders = embedders
-        self.through = through  # the last correction the built index already holds
         self.poll_s = poll_s    # 0: a fixed snapshot (a file run must not change its answers midway)
         self._lock = threading.Lock()
         self.generation = 0  # moves with every change served, this process's own or another's (lookup caches)
         self.problem: str | None = None  # why the last read of the store failed, until one succeeds
-        self._seen = store.version()
         self._newest = Newest()
         self._snapshot = _Snapshot.empty(embedders)
-        self._change(store.served(after=through), set())
+        served, self._seen = store.snapshot(through)
+        if self._seen < through:  # a store that lost changes the build read (restored from a backup, say)
+            log.warning("the corrections store ends at change %d, before the %d the index was built through: "
+                        "serving every correction it holds beside the index", self._seen, through)
+            through, served = 0, store.served()
+        self.through = through  # the last change the built index holds (served.py)
+        self._change(served, set())
         self._polled = time.monotonic()
 
     def __len__(self) -> int:
+        """The films served corrected beside the index."""
         return len(self._snapshot.by_film)
 
     def add(self, text: str, plot: str, genres: list[str], title: str | None, year: int | None, author: str,
             film: str | None = None, review: bool = False) -> Correction:
         """Stored on disk, then served at once by this process (unless it waits for an editor's review)."""
         correction = self.store.add(text, plot, genres, title, year, author, film, review)
-        if correction.status == "served":
-            self._apply([correction], set())
+        self.serve(correction)
         return correction
 
     def approve(self, correction_id: int, author: str) -> Correction | None:
-        correction = self.store.approve(correction_id, author)
-        if correction is not None and correction.status == "served":
-            self._apply([correction], set())
-        return correction
+        written = self.store.approve(correction_id, author)
+        if written is not None:
+            self.serve(written.correction)
+        return written.correction if written else None
 
     def revoke(self, correction_id: int, author: str) -> Correction | None:
         correction = self.store.revoke(correction_id, author)
         if correction is not None:
-            self._apply([], {correction_id})
+            self.withdraw({correction_id})
         return correction
+
+    def serve(self, correction: Correction) -> None:
+        """A correction just written, served at once by this process (the others read it at their next poll):
+        its text is embedded here, the CPU work of a change."""
+        if correction.served_change is not None and correction.served_change > self.through:
+            self._apply([correction], set())
+
+    def withdraw(self, revoked: set[int]) -> None:
+        """Corrections just revoked, no longer served by this process."""
+        if revoked:
+            self._apply([], revoked)
 
     def refresh(self) -> str | None:
         """Take what other processes changed, at most every `poll_s` seconds; a request that finds another
@@ -106,7 +122,7 @@ class Corrections:
             self._polled = time.monotonic()
             changes = self.store.changes_since(self._seen)
             if changes.served or changes.revoked:
-                self._change([c for c in changes.served if c.id > self.through], changes.revoked)
+                self._change([c for c in changes.served if c.served_change > self.through], changes.revoked)
             self._seen, self.problem = changes.version, None
         except StoreUnavailable as exc:
             if self.problem is None:

@@ -2,67 +2,47 @@
 
 A correction says: this film (a reference film, named by title and year, or the film a description tells of)
 has these genres. Its `film` is decided once, when it is sent (corpus.film_key, or the description's plot_key),
-so the service that serves it and the build that folds it in change the same film. The newest served
-correction of a film is the one that counts (`Newest`): a later one supersedes it, and revoking the later one
-brings the earlier one back.
+so the service that serves it and the build that folds it in change the same film. What is served, and which
+correction of a film counts, is one rule (served.py), read by every path.
 
-A correction is never changed: revoking it, or an editor approving one sent anonymously (which waits for that
-before it is served), appends a row of its own. Every write is committed in WAL mode with `synchronous=FULL`, so
-a correction is on disk before it is acknowledged, and a crash mid-write loses at most the unacknowledged one.
-Several processes (replicas on one index folder) write and read the same file; `changes_since` tells each what
-the others added, approved or revoked.
+A correction is never changed: sending it, an editor approving it (one sent anonymously waits for that) and
+revoking it are each a numbered change (schema.py). Every write is one `BEGIN IMMEDIATE` transaction committed in
+WAL mode with `synchronous=FULL`: its bounds are checked inside it (bounds.py), it is on disk before it is
+acknowledged, and its answer is built from what it wrote. Several processes (replicas on one index folder) write
+and read the same file; `changes_since` tells each what the others changed.
 """
 from __future__ import annotations
 
-import bisect
+import hashlib
+import hmac
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from service.corpus import film_key, plot_key
+from service.corrections import idempotency, schema
+from service.corrections.bounds import Limits, check_queue_room, check_served_room
+from service.corrections.idempotency import IdempotencyKey
+from service.corrections.served import SERVED_SINCE, STATE, STATUS
 
 FILE_NAME = "corrections.sqlite"
 BUSY_TIMEOUT_S = 5.0  # another process writing holds the lock for milliseconds; a stuck one is an error
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS corrections (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    text TEXT NOT NULL,            -- what was sent
-    plot TEXT NOT NULL,            -- what is embedded: the text, or the plot of the reference film it names
-    genres TEXT NOT NULL,          -- JSON list, the index's labels
-    title TEXT,
-    year INTEGER,
-    author TEXT NOT NULL,          -- the name of the token that sent it, never the token; 'page' when anonymous
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revocations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    correction_id INTEGER NOT NULL UNIQUE REFERENCES corrections(id),
-    author TEXT NOT NULL,
-    revoked_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS approvals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    correction_id INTEGER NOT NULL UNIQUE REFERENCES corrections(id),
-    author TEXT NOT NULL,
-    approved_at TEXT NOT NULL
-);
-"""
-# added by this version: the film a correction changes, and whether it waits for an editor
-_COLUMNS = {"film": "TEXT", "review": "INTEGER NOT NULL DEFAULT 0"}
+CLIENT_PATTERN = "^c[0-9a-f]{16}$"  # a client as stored and shown (CorrectionStore.pseudonym)
 
 Status = Literal["pending", "served", "revoked"]
 
 
 class StoreUnavailable(RuntimeError):
-    """The store could not be read or written (a disk error, a lock held past the busy timeout, a damaged file).
-    Serving goes on with the corrections already read; a correction that could not be stored says so."""
+    """The store could not be read or written (a disk error, a lock held past the busy timeout, a damaged file,
+    a newer version's store). Serving goes on with the corrections already read; a correction that could not be
+    stored says so."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +57,12 @@ class Correction:
     created_at: str
     film: str = ""                 # the film it corrects (see the module's docstring)
     review: bool = False           # sent anonymously: served only once an editor approves it
+    client: str | None = None      # a page correction's client, as a pseudonym
     approved_at: str | None = None
     approved_by: str | None = None
     revoked_at: str | None = None
     revoked_by: str | None = None
+    served_change: int | None = None  # the change that serves it (served.py); None while pending or revoked
 
     @property
     def status(self) -> Status:
@@ -89,62 +71,38 @@ class Correction:
         return "pending" if self.review and self.approved_at is None else "served"
 
 
-class Newest:
-    """Of served corrections, the newest of each film: the one that counts. A later correction of the film
-    supersedes it, and revoking the later one brings it back. Kept up to date change by change; the side index
-    serves it and a build folds it in (fold.py), so both change the same films the same way."""
+@dataclass(frozen=True)
+class Draft:
+    """A correction to write: what was sent, the film it changes, and who sent it."""
+    text: str
+    plot: str
+    genres: tuple[str, ...]
+    title: str | None
+    year: int | None
+    author: str
+    film: str | None = None        # default: the title's film, else the plot's
+    review: bool = False
+    client: str | None = None
 
-    def __init__(self, corrections: Iterable[Correction] = ()):
-        self._of_film: dict[str, list[Correction]] = {}  # film → its served corrections, oldest first
-        self._film_of: dict[int, str] = {}
-        self.update(corrections, set())
 
-    def update(self, served: Iterable[Correction], revoked: set[int]) -> set[str]:
-        """The films whose newest correction may have changed."""
-        touched = set()
-        for correction in sorted(served, key=lambda c: c.id):
-            if correction.id not in self._film_of:
-                bisect.insort(self._of_film.setdefault(correction.film, []), correction, key=lambda c: c.id)
-                self._film_of[correction.id] = correction.film
-                touched.add(correction.film)
-        for correction_id in revoked:
-            film = self._film_of.pop(correction_id, None)
-            if film is not None:
-                self._of_film[film] = [c for c in self._of_film[film] if c.id != correction_id]
-                if not self._of_film[film]:
-                    del self._of_film[film]
-                touched.add(film)
-        return touched
-
-    def of(self, film: str) -> Correction | None:
-        corrections = self._of_film.get(film)
-        return corrections[-1] if corrections else None
-
-    def all(self) -> list[Correction]:
-        """The newest correction of every film, oldest first."""
-        return sorted((corrections[-1] for corrections in self._of_film.values()), key=lambda c: c.id)
+@dataclass(frozen=True)
+class Written:
+    correction: Correction  # as written by this request, or by the first request with its Idempotency-Key
+    replayed: bool = False  # nothing new was written
 
 
 @dataclass(frozen=True)
 class Version:
-    """How far a reader has read: the last correction, revocation and approval it saw."""
-    corrections: int = 0
-    revocations: int = 0
-    approvals: int = 0
+    """How far the store goes: which store (a replaced file is another), and its last change."""
+    store: str = ""
+    change: int = 0
 
 
 @dataclass(frozen=True)
 class Changes:
-    served: list[Correction]  # served since: sent by an editor, or approved
+    served: list[Correction]  # served by a change since: sent by an editor, or approved
     revoked: set[int]
-    version: Version
-
-
-_SELECT = ("SELECT c.id, c.text, c.plot, c.genres, c.title, c.year, c.author, c.created_at, c.film, c.review, "
-           "a.approved_at, a.author, r.revoked_at, r.author FROM corrections c "
-           "LEFT JOIN approvals a ON a.correction_id = c.id LEFT JOIN revocations r ON r.correction_id = c.id")
-_WHERE_STATUS = {"revoked": "r.id IS NOT NULL", "pending": "r.id IS NULL AND c.review = 1 AND a.id IS NULL",
-                 "served": "r.id IS NULL AND (c.review = 0 OR a.id IS NOT NULL)"}
+    version: int
 
 
 class CorrectionStore:
@@ -154,85 +112,153 @@ class CorrectionStore:
         self._lock = threading.Lock()  # one connection, shared by the request threads
         self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
                                    isolation_level=None)
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
-            db.executescript(_SCHEMA)
-            _upgrade(db)
+        try:
+            with self._connection() as db:
+                _wal(db)
+                db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
+                schema.prepare(db)
+                kept = schema.meta(db)
+        except (StoreUnavailable, schema.NewerStore) as exc:
+            self._db.close()
+            raise StoreUnavailable(str(exc)) from exc
+        self.store_id = kept["store_id"]
+        self._secret = bytes.fromhex(kept["client_secret"])
+
+    def write(self, draft: Draft, limits: Limits = Limits(), key: IdempotencyKey | None = None) -> Written:
+        """Stored and on disk when this returns, within `limits` (bounds.py raises); with a key already used for
+        the same request, the correction that request stored (idempotency.py)."""
+        film = draft.film or _film_of(draft.title, draft.year, draft.plot)
+        now = datetime.now(UTC)
+        with self._write() as db:
+            first = idempotency.stored(db, key, now) if key else None
+            if first is not None:
+                return Written(_as_sent(self._rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]), replayed=True)
+            if draft.review:
+                check_queue_room(db, limits, draft.client)
+            else:
+                check_served_room(db, limits, film)
+            correction = _insert(db, replace(draft, film=film), _stamp(now))
+            if key:
+                idempotency.record(db, key, correction.id, now)
+        return Written(correction)
 
     def add(self, text: str, plot: str, genres: list[str], title: str | None, year: int | None, author: str,
             film: str | None = None, review: bool = False) -> Correction:
-        """Stored and on disk when this returns. `film` defaults to the title's film, else the plot's."""
-        film = film or _film_of(title, year, plot)
-        created = _now()
-        with self._connection() as db:
-            cursor = db.execute(
-                "INSERT INTO corrections (text, plot, genres, title, year, author, created_at, film, review) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                (text, plot, json.dumps(list(genres), ensure_ascii=False), title, year, author, created, film,
-                 int(review)))
-        return Correction(cursor.lastrowid, text, plot, tuple(genres), title, year, author, created, film, review)
+        """`write` without bounds or key."""
+        return self.write(Draft(text, plot, tuple(genres), title, year, author, film, review)).correction
 
-    def approve(self, correction_id: int, author: str) -> Correction | None:
-        """A pending correction, approved and so served (by this call or an earlier one); None for no such one.
-        A revoked correction stays revoked."""
+    def replayed(self, key: IdempotencyKey) -> Correction | None:
+        """The correction this key already stored, as it was written (KeyReused for another body)."""
         with self._connection() as db:
-            db.execute("INSERT OR IGNORE INTO approvals (correction_id, author, approved_at) "
-                       "SELECT id, ?, ? FROM corrections WHERE id = ? AND review = 1", (author, _now(), correction_id))
-        return self.get(correction_id)
+            first = idempotency.stored(db, key, datetime.now(UTC))
+            return _as_sent(self._rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]) if first is not None else None
+
+    def approve(self, correction_id: int, author: str, limits: Limits = Limits()) -> Written | None:
+        """A pending correction, approved and so served from now on (OverBound beyond `limits`); one approved
+        before, or revoked, as it is (`replayed`: nothing written); None for no such correction."""
+        with self._write() as db:
+            found = self._rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
+            if not found or found[0].status != "pending":
+                return Written(found[0], replayed=True) if found else None
+            check_served_room(db, limits, found[0].film)
+            seq, at = _change(db, correction_id, "approved", author)
+            db.execute("DELETE FROM pending WHERE correction_id = ?", (correction_id,))
+        return Written(replace(found[0], approved_at=at, approved_by=author, served_change=seq))
 
     def revoke(self, correction_id: int, author: str) -> Correction | None:
         """The correction, revoked (by this call or an earlier one); None when there is no such correction."""
-        with self._connection() as db:
-            db.execute("INSERT OR IGNORE INTO revocations (correction_id, author, revoked_at) "
-                       "SELECT id, ?, ? FROM corrections WHERE id = ?", (author, _now(), correction_id))
-        return self.get(correction_id)
+        with self._write() as db:
+            found = self._rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
+            if not found or found[0].status == "revoked":
+                return found[0] if found else None
+            _, at = _change(db, correction_id, "revoked", author)
+            db.execute("DELETE FROM pending WHERE correction_id = ?", (correction_id,))
+        return replace(found[0], revoked_at=at, revoked_by=author, served_change=None)
+
+    def reject(self, author: str, client: str | None = None, sent_before: str | None = None) -> list[int]:
+        """Revoke every pending correction of `client` and/or sent by `sent_before` (ISO), in one transaction:
+        the ids rejected."""
+        where = " AND ".join(c for c, v in (("client = :client", client), ("created_at <= :before", sent_before))
+                             if v is not None)
+        with self._write() as db:
+            ids = [row[0] for row in db.execute(f"SELECT correction_id FROM pending WHERE {where or '1'} "
+                                                "ORDER BY correction_id", {"client": client, "before": sent_before})]
+            at = _now()
+            db.executemany("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, 'revoked', ?, ?)",
+                           [(id_, author, at) for id_ in ids])
+            db.executemany("DELETE FROM pending WHERE correction_id = ?", [(id_,) for id_ in ids])
+        return ids
 
     def get(self, correction_id: int) -> Correction | None:
-        rows = self._query(f"{_SELECT} WHERE c.id = ?", (correction_id,))
+        rows = self._query(f"{STATE} WHERE s.id = ?", (correction_id,))
         return rows[0] if rows else None
 
-    def page(self, offset: int, limit: int, status: Status | None = None) -> tuple[list[Correction], int]:
-        """The newest first (of one status, or all), and how many there are in all."""
-        return self._query(f"{_SELECT} {_where(status)} ORDER BY c.id DESC LIMIT ? OFFSET ?", (limit, offset)), \
-            self.count(status)
+    def page(self, offset: int, limit: int, status: Status | None = None,
+             client: str | None = None) -> tuple[list[Correction], int]:
+        """The newest first (of one status and/or one client, or all), and how many there are in all."""
+        where, params = _where(status, client)
+        with self._read() as db:
+            rows = self._rows(db, f"{STATE} {where} ORDER BY s.id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+            total = db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
+        return rows, total
 
-    def newest_served(self, film: str) -> int | None:
-        """The id of the newest served correction of `film`, if any: the one that counts."""
+    def superseded(self, corrections: list[Correction]) -> set[int]:
+        """Of these served corrections, those a correction of the same film served after them supersedes."""
+        served = {c.id: c for c in corrections if c.served_change is not None}
+        if not served:
+            return set()
+        films = sorted({c.film for c in served.values()})
         with self._connection() as db:
-            row = db.execute(f"SELECT MAX(c.id) FROM ({_SELECT} WHERE {_WHERE_STATUS['served']} AND c.film = ?) c",
-                             (film,)).fetchone()
-        return row[0]
+            latest = dict(db.execute(f"SELECT t.film, MAX(t.served_change) FROM ({STATE} WHERE s.film IN "
+                                     f"({','.join('?' * len(films))})) t GROUP BY t.film", films).fetchall())
+        return {id_ for id_, c in served.items() if (latest.get(c.film) or 0) > c.served_change}
+
+    def waiting(self) -> int:
+        """How many corrections wait for an editor (what the queue's bound counts)."""
+        with self._connection() as db:
+            return db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
+
+    def pending_clients(self, limit: int) -> list[tuple[str | None, int, str]]:
+        """The clients with corrections waiting, the most first: (client, how many, the oldest sent)."""
+        with self._connection() as db:
+            return db.execute("SELECT client, COUNT(*), MIN(created_at) FROM pending GROUP BY client "
+                              "ORDER BY COUNT(*) DESC, client LIMIT ?", (limit,)).fetchall()
 
     def served(self, after: int = 0) -> list[Correction]:
-        """The served corrections of id above `after`, oldest first (superseded ones too: see `Newest`)."""
-        return self._query(f"{_SELECT} WHERE c.id > ? AND {_WHERE_STATUS['served']} ORDER BY c.id", (after,))
+        """The corrections served by a change after `after`, in the order they were served (superseded ones
+        too: see served.Newest)."""
+        return self.snapshot(after)[0]
+
+    def snapshot(self, after: int = 0) -> tuple[list[Correction], int]:
+        """`served(after)` and the last change it reflects, read together."""
+        with self._read() as db:
+            return self._served(db, after), _last_change(db)
 
     def count(self, status: Status | None = None) -> int:
         """How many corrections there are (of one status, or all)."""
+        where, params = _where(status, None)
         with self._connection() as db:
-            return db.execute(f"SELECT COUNT(*) FROM ({_SELECT} {_where(status)})").fetchone()[0]
+            return db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
 
-    def version(self) -> Version:
+    def version(self) -> int:
+        """The last change: what a reader that read through it has seen."""
         with self._connection() as db:
-            row = db.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM corrections), "
-                             "(SELECT COALESCE(MAX(id), 0) FROM revocations), "
-                             "(SELECT COALESCE(MAX(id), 0) FROM approvals)").fetchone()
-        return Version(*row)
+            return _last_change(db)
 
-    def changes_since(self, seen: Version) -> Changes:
-        """What became served and what was revoked (by any process) since `seen`: cheap when nothing was."""
-        now = self.version()
-        if now == seen:
-            return Changes([], set(), now)
-        served = self._query(
-            f"{_SELECT} WHERE {_WHERE_STATUS['served']} AND ((c.id > ? AND c.id <= ? AND c.review = 0) OR "
-            f"(a.id > ? AND a.id <= ?)) ORDER BY c.id",
-            (seen.corrections, now.corrections, seen.approvals, now.approvals))
-        with self._connection() as db:
+    def changes_since(self, seen: int) -> Changes:
+        """What became served and what was revoked (by any process) after change `seen`: cheap when nothing was."""
+        with self._read() as db:
+            now = _last_change(db)
+            if now == seen:
+                return Changes([], set(), now)
             revoked = {row[0] for row in db.execute(
-                "SELECT correction_id FROM revocations WHERE id > ? AND id <= ?", (seen.revocations, now.revocations))}
-        return Changes(served, revoked, now)
+                "SELECT correction_id FROM changes WHERE seq > ? AND kind = 'revoked'", (seen,))}
+            return Changes(self._served(db, seen), revoked, now)
+
+    def pseudonym(self, client: str) -> str:
+        """A client (an address, ratelimit.client_of) as stored and shown: keyed by this store's secret, so it
+        names the same client in every replica, and the address cannot be read back from it."""
+        return "c" + hmac.new(self._secret, client.encode(), hashlib.sha256).hexdigest()[:16]
 
     def close(self) -> None:
         with self._lock:
@@ -246,34 +272,99 @@ class CorrectionStore:
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"the corrections store failed ({type(exc).__name__}: {exc})") from exc
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the store's write lock from its start: all of it, or none of it."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            yield db
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Reads that see one state of the store, whatever other processes commit meanwhile."""
+        with self._transaction("BEGIN") as db:
+            yield db
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._connection() as db:
+            db.execute(begin)
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
     def _query(self, sql: str, params: tuple) -> list[Correction]:
         with self._connection() as db:
-            rows = db.execute(sql, params).fetchall()
+            return self._rows(db, sql, params)
+
+    @staticmethod
+    def _rows(db: sqlite3.Connection, sql: str, params: tuple) -> list[Correction]:
         return [Correction(id_, text, plot, tuple(json.loads(genres)), title, year, author, created, film,
-                           bool(review), approved, approver, revoked, revoker)
-                for id_, text, plot, genres, title, year, author, created, film, review, approved, approver,
-                revoked, revoker in rows]
+                           bool(review), client, approved, approver, revoked, revoker, served_change)
+                for id_, text, plot, genres, title, year, author, created, film, review, client, approved, approver,
+                revoked, revoker, served_change in db.execute(sql, params).fetchall()]
+
+    def _served(self, db: sqlite3.Connection, after: int) -> list[Correction]:
+        return sorted(self._rows(db, SERVED_SINCE, (after,)), key=lambda c: c.served_change)
 
 
-def _where(status: Status | None) -> str:
-    return f"WHERE {_WHERE_STATUS[status]}" if status else ""
+def _insert(db: sqlite3.Connection, draft: Draft, created: str) -> Correction:
+    """The correction, its `sent` change and (when it waits for an editor) its place in the queue."""
+    cursor = db.execute(
+        "INSERT INTO sent_corrections (text, plot, genres, title, year, author, created_at, film, review, client) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)", (draft.text, draft.plot, json.dumps(list(draft.genres), ensure_ascii=False),
+                                         draft.title, draft.year, draft.author, created, draft.film,
+                                         int(draft.review), draft.client))
+    id_ = cursor.lastrowid
+    seq = db.execute("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, 'sent', ?, ?)",
+                     (id_, draft.author, created)).lastrowid
+    if draft.review:
+        db.execute("INSERT INTO pending (correction_id, client, created_at) VALUES (?, ?, ?)",
+                   (id_, draft.client, created))
+    return Correction(id_, draft.text, draft.plot, tuple(draft.genres), draft.title, draft.year, draft.author,
+                      created, draft.film, draft.review, draft.client, served_change=None if draft.review else seq)
+
+
+def _change(db: sqlite3.Connection, correction_id: int, kind: str, author: str) -> tuple[int, str]:
+    at = _now()
+    cursor = db.execute("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, ?, ?, ?)",
+                        (correction_id, kind, author, at))
+    return cursor.lastrowid, at
+
+
+def _as_sent(correction: Correction) -> Correction:
+    """A correction as the request that sent it wrote it (what a retry with its Idempotency-Key is answered)."""
+    return replace(correction, approved_at=None, approved_by=None, revoked_at=None, revoked_by=None)
+
+
+def _last_change(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+
+
+def _where(status: Status | None, client: str | None) -> tuple[str, tuple]:
+    conditions = ([STATUS[status]] if status else []) + (["s.client = ?"] if client is not None else [])
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), ((client,) if client is not None else ())
 
 
 def _film_of(title: str | None, year: int | None, plot: str) -> str:
     return film_key(title, year) if title else plot_key(plot)
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """A store written by the version before: the columns it lacks, and each correction's film as that version
-    matched it (by title and year where it had a title, else by its plot)."""
-    present = {row[1] for row in db.execute("PRAGMA table_info(corrections)")}
-    for column, kind in _COLUMNS.items():
-        if column not in present:
-            db.execute(f"ALTER TABLE corrections ADD COLUMN {column} {kind}")
-    for id_, title, year, plot in db.execute("SELECT id, title, year, plot FROM corrections WHERE film IS NULL")\
-            .fetchall():
-        db.execute("UPDATE corrections SET film = ? WHERE id = ?", (_film_of(title, year, plot), id_))
-    db.execute("CREATE INDEX IF NOT EXISTS corrections_film ON corrections(film)")
+def _wal(db: sqlite3.Connection) -> None:
+    """WAL mode (kept in the file). Two processes creating the store at once may find the switch locked for a
+    moment, which the busy timeout does not cover."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def store_path(index_dir: Path) -> Path:
@@ -287,10 +378,14 @@ def stored_version(index_dir: Path) -> Version:
         return Version()
     store = CorrectionStore(path)
     try:
-        return store.version()
+        return Version(store.store_id, store.version())
     finally:
         store.close()
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return _stamp(datetime.now(UTC))

@@ -88,19 +88,41 @@ function drawMeta(body, elapsedMs) {
 }
 
 // "Not right?": with page feedback allowed (MOVIEGENRE_FEEDBACK_PAGE), a person ticks the genres the film has
-// and sends them to /feedback, where an editor reviews them before the service answers with them (202).
+// and sends them to /feedback, where an editor reviews them before the service answers with them (202). Until
+// then, every answer to the same text says that its correction is waiting. A send carries an Idempotency-Key:
+// sending again what was sent (a retry after a lost answer) stores nothing twice.
 const feedbackPage = health.then((h) => Boolean(h && h.feedback.page));
 const vocabulary = fetch("/genres").then((r) => r.json()).then((g) => g.genres).catch(() => []);
 let corrected = "";  // the text the correction box is about
+let correctionKey = null;  // the Idempotency-Key of the correction being sent; a new one when the genres change
+const waiting = new Map();  // text → the id of this page's correction of it that waits for an editor
+
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();  // secure contexts only
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function drawWaiting(body, classified) {
+  const note = document.getElementById("correct-waiting");
+  const id = waiting.get(classified);
+  if (id !== undefined && body.recognised && body.recognised.correction_id === id) waiting.delete(classified);
+  note.hidden = !waiting.has(classified);
+  if (waiting.has(classified)) {
+    note.textContent = `Your correction ${id} of this text is waiting for an editor's review: this answer does not ` +
+      "use it yet.";
+  }
+}
 
 async function drawCorrection(body, classified) {
   const box = document.getElementById("correct");
   if (!await feedbackPage) return;
+  drawWaiting(body, classified);
   if (classified !== corrected) {  // another text: a fresh, closed box
     document.getElementById("correct-status").textContent = "";
     box.open = false;
   }
   corrected = classified;
+  correctionKey = null;  // the ticks are drawn afresh: what is sent next is another correction
   const chosen = new Set(body.genres);
   const boxes = (await vocabulary).map((genre) => el("label", {},
     el("input", { type: "checkbox", name: "genre", value: genre, checked: chosen.has(genre) }), ` ${genre}`));
@@ -113,21 +135,26 @@ async function sendCorrection() {
   const status = document.getElementById("correct-status");
   const genres = [...document.querySelectorAll("#correct-genres input:checked")].map((input) => input.value);
   if (!genres.length) { status.textContent = "Tick at least one genre."; return; }
+  correctionKey = correctionKey || newKey();
   const response = await fetch("/feedback", {
-    method: "POST", headers: { "Content-Type": "application/json" },
+    method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": correctionKey },
     body: JSON.stringify({ text: corrected, genres }),
   }).catch(() => null);
-  if (!response) { status.textContent = "The service cannot be reached."; return; }
+  if (!response) { status.textContent = "The service cannot be reached: send it again (it is stored once)."; return; }
   if (!response.ok) { status.textContent = `The correction was not stored: ${await errorMessage(response)}`; return; }
   const stored = await response.json();
   if (stored.status === "pending") {
-    status.textContent = `Thank you: correction ${stored.id} is waiting for an editor's review; answers use it once approved.`;
+    waiting.set(corrected, stored.id);
+    document.getElementById("correct-waiting").hidden = true;  // the status below says it
+    status.textContent = `Thank you: correction ${stored.id} is waiting for an editor's review. Answers use it ` +
+      "once an editor approves it.";
     return;
   }
   status.textContent = `Thank you: correction ${stored.id} stored. The answer below now comes from it.`;
   await submit();
 }
 
+document.getElementById("correct-genres").addEventListener("change", () => { correctionKey = null; });
 document.getElementById("correct-send").addEventListener("click", sendCorrection);
 
 function candidateLink(c) {

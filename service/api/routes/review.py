@@ -1,0 +1,96 @@
+"""The editors' /feedback routes: list the corrections, approve one sent from the page, revoke (or reject) one,
+reject many waiting for review at once, and see who fills the review queue."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+
+from service.api.corrections import (client_share, correction_out, corrections_of, limits_of, refused,
+                                     serve_at_once)
+from service.api.deps import current_runtime, only_query_params, require_editor
+from service.api.models import CorrectionOut, CorrectionPage, QueueClient, RejectRequest, RejectResult, ReviewQueue
+from service.api.state import Runtime
+from service.corrections import OverBound
+from service.corrections.store import CLIENT_PATTERN
+
+router = APIRouter(tags=["feedback"])
+CORRECTION_ID = Path(ge=1, le=2**63 - 1)
+QUEUE_CLIENTS = 50  # the clients /feedback/queue lists, the most waiting first
+
+
+@router.get("/feedback", response_model=CorrectionPage,
+            dependencies=[Depends(only_query_params("offset", "limit", "status", "client"))])
+def listing(offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+            status: str | None = Query(None, pattern="^(pending|served|revoked)$",
+                                       description="only these: pending (waiting for an editor), served, revoked"),
+            client: str | None = Query(None, pattern=CLIENT_PATTERN,
+                                       description="only those sent from the page by this client"),
+            _: str = Depends(require_editor), runtime: Runtime = Depends(current_runtime)) -> CorrectionPage:
+    """The corrections, the newest first, with who sent them, when, and whether they are served."""
+    store = corrections_of(runtime).store
+    page, total = store.page(offset, limit, status, client)
+    superseded = store.superseded(page)
+    return CorrectionPage(corrections=[correction_out(c, c.id in superseded) for c in page], total=total,
+                          offset=offset, limit=limit, next_offset=offset + limit if offset + limit < total else None)
+
+
+@router.post("/feedback/{correction_id:int}/approve", response_model=CorrectionOut,
+             dependencies=[Depends(only_query_params())])
+def approve(request: Request, correction_id: int = CORRECTION_ID, author: str = Depends(require_editor),
+            runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
+    """Approve a correction sent from the page: served from now on, by every replica and the next build (a
+    revoked one cannot be approved; 507 when the side index is at its bound)."""
+    corrections = corrections_of(runtime)
+    try:
+        written = corrections.store.approve(correction_id, author, limits_of(request, corrections))
+    except OverBound as exc:
+        raise refused(exc) from exc
+    if written is None:
+        raise HTTPException(404, f"no correction {correction_id}")
+    approved = written.correction
+    if approved.status == "revoked":
+        raise HTTPException(409, f"correction {correction_id} was revoked by {approved.revoked_by}: it cannot be "
+                                 "approved")
+    if not written.replayed:  # approved by this request: served last, so the one that counts for its film
+        serve_at_once(corrections, approved)
+        return correction_out(approved)
+    return correction_out(approved, approved.id in corrections.store.superseded([approved]))
+
+
+@router.delete("/feedback/{correction_id:int}", response_model=CorrectionOut)
+def revoke(correction_id: int = CORRECTION_ID, author: str = Depends(require_editor),
+           runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
+    """Revoke (or, for one waiting for review, reject) a correction: it stops counting at once, and an earlier
+    correction of the same film counts again (one folded into the index by a build counts until the next)."""
+    corrections = corrections_of(runtime)
+    revoked = corrections.store.revoke(correction_id, author)
+    if revoked is None:
+        raise HTTPException(404, f"no correction {correction_id}")
+    corrections.withdraw({correction_id})
+    return correction_out(revoked)
+
+
+@router.post("/feedback/reject", response_model=RejectResult, dependencies=[Depends(only_query_params())])
+def reject(body: RejectRequest, author: str = Depends(require_editor),
+           runtime: Runtime = Depends(current_runtime)) -> RejectResult:
+    """Reject at once every correction waiting for review that one client sent (`client`, as listed), or that
+    has waited `older_than_hours` or longer (0: all), or both."""
+    corrections = corrections_of(runtime)
+    before = None
+    if body.older_than_hours is not None:
+        before = (datetime.now(UTC) - timedelta(hours=body.older_than_hours)).isoformat(timespec="seconds")
+    ids = corrections.store.reject(author, body.client, before)
+    corrections.withdraw(set(ids))
+    return RejectResult(rejected=len(ids), ids=ids)
+
+
+@router.get("/feedback/queue", response_model=ReviewQueue, dependencies=[Depends(only_query_params())])
+def queue(request: Request, _: str = Depends(require_editor),
+          runtime: Runtime = Depends(current_runtime)) -> ReviewQueue:
+    """The review queue: how many wait, its bounds, and the clients with the most waiting."""
+    store = corrections_of(runtime).store
+    clients = [QueueClient(client=client, waiting=waiting, oldest=oldest)
+               for client, waiting, oldest in store.pending_clients(QUEUE_CLIENTS)]
+    return ReviewQueue(waiting=store.waiting(), max_waiting=request.app.state.settings.max_pending_feedback,
+                       client_share=client_share(request), clients=clients)
