@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
 
 from service.api.corrections import correction_out, corrections_of, limits_of, refused, review_client, serve_at_once
+from service.api.errors import error_response
 from service.api.deps import check_lengths, current_runtime, editor_or_page, only_query_params
 from service.api.models import AmbiguousFilm, CorrectionOut, ErrorResponse, FeedbackRequest
 from service.api.routes import review as review_routes
@@ -54,10 +54,16 @@ class Ambiguous(Exception):
              responses={202: {"model": CorrectionOut, "description": "Sent from the page: waits for an editor"},
                         409: {"model": AmbiguousFilm}},
              dependencies=[Depends(only_query_params())])
-def add(request: Request, response: Response, body: FeedbackRequest, author: str = Depends(editor_or_page),
-        runtime: Runtime = Depends(current_runtime), idempotency_key: str | None = IDEMPOTENCY_KEY):
+async def add(request: Request, response: Response, body: FeedbackRequest, author: str = Depends(editor_or_page),
+              runtime: Runtime = Depends(current_runtime), idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Store a correction: the genres the film should have had. 201 once it is on disk and served; 202 when it
     was sent from the page and waits for an editor's approval."""
+    # under a CPU slot, taken once the request is authorised and valid: serving it embeds it
+    return await request.app.state.admission.run(_add, request, response, body, author, runtime, idempotency_key)
+
+
+def _add(request: Request, response: Response, body: FeedbackRequest, author: str, runtime: Runtime,
+         idempotency_key: str | None):
     check_lengths(request, [body.text])
     corrections = corrections_of(runtime)
     genres = _labels(runtime, body.genres)
@@ -71,7 +77,7 @@ def add(request: Request, response: Response, body: FeedbackRequest, author: str
         target = _target(runtime, body)
     except Ambiguous as exc:
         candidates = [{"title": f.title, "year": f.year} for f in sorted(exc.films, key=lambda f: f.year or 0)]
-        return JSONResponse({"error": str(exc), "candidates": candidates}, status_code=409)
+        return error_response(409, str(exc), candidates=candidates)
     draft = Draft(body.text, target.plot, tuple(genres), target.title, target.year, author, target.film, review,
                   client)
     try:

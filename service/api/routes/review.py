@@ -37,10 +37,15 @@ def listing(offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1,
 
 @router.post("/feedback/{correction_id:int}/approve", response_model=CorrectionOut,
              dependencies=[Depends(only_query_params())])
-def approve(request: Request, correction_id: int = CORRECTION_ID, author: str = Depends(require_editor),
-            runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
+async def approve(request: Request, correction_id: int = CORRECTION_ID, author: str = Depends(require_editor),
+                  runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
     """Approve a correction sent from the page: served from now on, by every replica and the next build (a
     revoked one cannot be approved; 507 when the side index is at its bound)."""
+    # under a CPU slot: serving it embeds it
+    return await request.app.state.admission.run(_approve, request, correction_id, author, runtime)
+
+
+def _approve(request: Request, correction_id: int, author: str, runtime: Runtime) -> CorrectionOut:
     corrections = corrections_of(runtime)
     try:
         written = corrections.store.approve(correction_id, author, limits_of(request, corrections))
