@@ -6,7 +6,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from service.corpus import Film, build_corpus, normalise_title
+from service.corpus import Film, build_corpus
+from service.films import normalise_title
 from service.evaluation.split import matching_positions
 from service.language import LanguageDetector
 

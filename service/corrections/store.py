@@ -1,7 +1,7 @@
 """Editors' corrections, kept durably and append-only in one SQLite file beside the built index.
 
 A correction says: this film (a reference film, named by title and year, or the film a description tells of)
-has these genres. Its `film` is decided once, when it is sent (corpus.film_key, or the description's plot_key),
+has these genres. Its `film` is decided once, when it is sent (films.film_key, or the description's plot_key),
 so the service that serves it and the build that folds it in change the same film. The newest served
 correction of a film is the one that counts (`Newest`): a later one supersedes it, and revoking the later one
 brings the earlier one back.
@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from service.corpus import film_key, plot_key
+from service.corpus import plot_key
+from service.films import film_key
 
 FILE_NAME = "corrections.sqlite"
 BUSY_TIMEOUT_S = 5.0  # another process writing holds the lock for milliseconds; a stuck one is an error

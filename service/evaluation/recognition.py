@@ -13,18 +13,14 @@ import csv
 from dataclasses import asdict
 from pathlib import Path
 
-from service.corpus import Film, films_by_title, normalise_title, parse_year, years_agree
+from service.corpus import Film, parse_year
+from service.films import TitleIndex, same_film
 from service.evaluation.metrics import score
 from service.genres import DEFAULT, split_labels
 from service.recognition import RULES, NamesRule, recognise
 
 SIMILARITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
 LEADS = (0.0, 0.05, 0.1, 0.15)
-
-
-def _same(a: Film, b: Film) -> bool:
-    """The same film: the same normalised title and, where both have one, the same year."""
-    return years_agree(a.year, b.year) and normalise_title(a.title) == normalise_title(b.title)
 
 
 def descriptions(path: Path) -> list[Film]:
@@ -45,9 +41,9 @@ def table(classifier, path: Path) -> list[dict]:
     found = classifier.index.search(classifier.embedder.embed(texts), 12)
     known, unseen = [], []  # (film, neighbours as searched, the answer without a rule)
     for film, neighbours, answer in zip(films, found, served):
-        if any(_same(film, n.film) for n in neighbours):
+        if any(same_film(film, n.film) for n in neighbours):
             known.append((film, neighbours, answer))
-            neighbours = [n for n in neighbours if not _same(film, n.film)]
+            neighbours = [n for n in neighbours if not same_film(film, n.film)]
         unseen.append((film, neighbours, answer))
     rows = []
     for similarity in SIMILARITIES:
@@ -62,7 +58,7 @@ def table(classifier, path: Path) -> list[dict]:
                 row[f"{name}_f1_without"] = round(score(gold, [a for _, _, a in cases])["micro_f1"], 4)
                 row[f"{name}_f1_with"] = round(score(gold, answers)["micro_f1"], 4)
             row["known_right"] = sum(1 for (film, ns, _) in known if len(ns) > 1 and ns[0].similarity >= similarity
-                                     and ns[0].similarity - ns[1].similarity >= lead and _same(film, ns[0].film))
+                                     and ns[0].similarity - ns[1].similarity >= lead and same_film(film, ns[0].film))
             rows.append(row)
     return rows
 
@@ -82,11 +78,11 @@ def multilingual_table(classifier, files: dict[str, Path], english: Path) -> lis
     from service.evaluation.split import halves
 
     route = classifier.multilingual
-    by_title = films_by_title(route.index.films)
+    titles = TitleIndex(route.index.films)
 
     def own(film: Film) -> set[int]:
         """The reference's films that are this one: the same title (or another of its titles) and year."""
-        return {id(f) for f in by_title.get(normalise_title(film.title), []) if years_agree(f.year, film.year)}
+        return {id(f) for f in titles.of(film).films}
 
     cases: dict[str, tuple[list, list]] = {}
     for code, path in files.items():
@@ -98,7 +94,7 @@ def multilingual_table(classifier, files: dict[str, Path], english: Path) -> lis
                 known.append((neighbours, id(neighbours[0].film) in ids, film.plot, ids))
                 unseen.append(([n for n in neighbours if id(n.film) not in ids], False, film.plot, ids))
         cases[code] = (known, unseen)
-    others = [f for f in descriptions(english) if normalise_title(f.title) not in by_title]
+    others = [f for f in descriptions(english) if not titles.holds(f.title)]
     english_found = route.index.search(route.embedder.embed([f.plot for f in others], role="passage"), 12)
     rows = []
     for similarity in ML_SIMILARITIES:

@@ -13,7 +13,8 @@ from service import calibration
 from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.classifier import Classification, Classifier, Route
-from service.corpus import Film, films_by_title, load_corpus, normalise_title, years_agree
+from service.corpus import Film, load_corpus
+from service.films import TitleIndex
 from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.genres import Vocabulary
 from service.evaluation import methods
@@ -255,10 +256,10 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
 def _recall(reference: list[Film], films: list[Film], results: list[Classification]) -> dict:
     """Recognition recall: of the films whose own reference film their title and year name (matched), how many
     were recognised as that very film."""
-    by_title = films_by_title(reference)
+    titles = TitleIndex(reference)
     matched = right = 0
     for film, result in zip(films, results):
-        own = {id(f) for f in by_title.get(normalise_title(film.title), []) if years_agree(f.year, film.year)}
+        own = {id(f) for f in titles.of(film).films}
         if own:
             matched += 1
             right += result.recognised is not None and id(result.recognised.film) in own

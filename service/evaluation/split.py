@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.corpus import Film, normalise_title, plot_key
+from service.corpus import Film, plot_key
+from service.films import TitleIndex, normalise_title
 from service.store import ReferenceIndex
 
 # A reference plot this close to a held-out plot (inner product of normalised vectors, by index part) is the same
@@ -53,19 +54,11 @@ def exclusion(parts: Mapping[str, ReferenceIndex], held_out: Sequence[Film],
 
 
 def matching_positions(reference: Sequence[Film], held_out: Sequence[Film]) -> set[int]:
-    """Positions of reference films that are one of the held-out films: same normalised title (the reference
-    film's own or one of its other titles: a French film held out under its French title) and, where both have
-    one, the same year."""
-    years_by_title: dict[str, set[int | None]] = {}
-    for film in held_out:
-        years_by_title.setdefault(normalise_title(film.title), set()).add(film.year)
-    matches = set()
-    for i, film in enumerate(reference):
-        for title in (film.title, *film.aliases):
-            years = years_by_title.get(normalise_title(title))
-            if years is not None and (film.year is None or None in years or film.year in years):
-                matches.add(i)
-    return matches
+    """Positions of reference films that are one of the held-out films (films.TitleIndex: a title in common, the
+    reference film's own or one of its other titles, and years that agree): a French film held out under its
+    French title."""
+    titles = TitleIndex(reference)
+    return {i for film in held_out for i in titles.of(film).positions}
 
 
 def validation_split(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:

@@ -17,7 +17,8 @@ from fastapi.responses import JSONResponse
 from service.api.deps import check_lengths, current_runtime, editor_or_page, only_query_params, require_editor
 from service.api.models import AmbiguousFilm, CorrectionOut, CorrectionPage, ErrorResponse, FeedbackRequest
 from service.api.state import Runtime
-from service.corpus import Film, film_key, plot_key
+from service.corpus import Film, plot_key
+from service.films import film_key
 from service.corrections import Correction, Corrections
 from service.lookup.kinds import detect_kind, parse_title
 
