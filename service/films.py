@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, Literal, Protocol, TypeVar
 
 
@@ -24,6 +25,7 @@ class Titled(Protocol):
 
 F = TypeVar("F", bound=Titled)
 _FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
+_NOT_ALNUM = re.compile(r"[\W_]")  # \w is what str.isalnum() accepts, and the underscore
 
 
 def normalise_title(title: str) -> str:
@@ -31,16 +33,20 @@ def normalise_title(title: str) -> str:
     and Greek letters folded ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Japanese
     dakuten, Hangul stays whole); '&' reads as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold())
-    kept, base_folds = [], False
+    kept, base = [], ""
     for char in text:
-        if unicodedata.combining(char):
-            if not base_folds:
-                kept.append(char)
+        if not unicodedata.combining(char):
+            base = char
+        elif _folds_accents(base):  # looked up only for a letter that carries a mark
             continue
-        base_folds = _FOLDS_ACCENTS.match(unicodedata.name(char, "")) is not None
         kept.append(char)
     text = unicodedata.normalize("NFC", "".join(kept)).replace("&", " and ")
-    return " ".join("".join(c if c.isalnum() else " " for c in text).split())
+    return " ".join(_NOT_ALNUM.sub(" ", text).split())
+
+
+@lru_cache(maxsize=4096)
+def _folds_accents(char: str) -> bool:
+    return bool(char) and _FOLDS_ACCENTS.match(unicodedata.name(char, "")) is not None
 
 
 def title_key(title: str) -> str:
