@@ -97,6 +97,13 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
     return prepare_held_out(settings, lambda reference, vocabulary: load_corpus(eval_path, vocabulary).films)
 
 
+def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
+    """A dev file's evaluation half held out (split.halves: the calibration half chose the recognition model and
+    the LLM's say), the reference without its films."""
+    return prepare_held_out(settings.model_copy(update={"llm_backend": "none"}),
+                            lambda reference, vocabulary: halves(load_corpus(path, vocabulary).films)[1])
+
+
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     """The index without the films `held_out_of(reference films, its vocabulary)` returns: matched by title and
     year, by plot text, or by a plot that close (split.exclusion)."""
@@ -254,16 +261,20 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
 
 
 def _recall(reference: list[Film], films: list[Film], results: list[Classification]) -> dict:
-    """Recognition recall: of the films whose own reference film their title and year name (matched), how many
-    were recognised as that very film."""
+    """Recognition as films.TitleIndex tells films apart: of the films whose title and year name their own
+    reference films (matched), how many were recognised as one of them (right) or as another film (wrong); and of
+    all the films, how many were recognised as a film of another year (a sequel, a prequel, a remake)."""
     titles = TitleIndex(reference)
-    matched = right = 0
+    matched = right = wrong = other_year = 0
     for film, result in zip(films, results):
         own = {id(f) for f in titles.of(film).films}
-        if own:
-            matched += 1
-            right += result.recognised is not None and id(result.recognised.film) in own
-    return {"recognised_matched": matched, "recognised_right": right}
+        taken = result.recognised.film if result.recognised is not None else None
+        matched += bool(own)
+        right += bool(own) and taken is not None and id(taken) in own
+        wrong += bool(own) and taken is not None and id(taken) not in own
+        other_year += taken is not None and None not in (taken.year, film.year) and taken.year != film.year
+    return {"recognised_matched": matched, "recognised_right": right, "recognised_wrong": wrong,
+            "recognised_other_year": other_year}
 
 
 def wizard_check(setup: Setup) -> dict:
@@ -314,13 +325,10 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
             results["served_fp32"] = evaluate_served(fp32_variant(setup))
         elif step.startswith("language:"):
             code = step.split(":", 1)[1]
-            other = language_setups[code] = prepare(settings.model_copy(update={"llm_backend": "none"}),
-                                                    languages[code])
-            evaluation_half = halves(other.held_out)[1]  # the calibration half tunes (recognition, the LLM's say)
+            other = language_setups[code] = prepare_evaluation_half(settings, languages[code])
             results["languages"][code] = evaluate_served(other) | {
-                "data": str(languages[code]), "excluded": other.excluded.counts(),
-                "evaluation_half": evaluate_served(replace(other, held_out=evaluation_half)),
-                "known_evaluation_half": evaluate_known(settings, evaluation_half)}
+                "data": str(languages[code]), "half": "evaluation", "excluded": other.excluded.counts(),
+                "known": evaluate_known(settings, other.held_out)}
         elif step == "wizard":
             results["wizard"] = wizard_check(setup)
         elif step == "llm":
@@ -329,7 +337,7 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
         else:
             other = language_setups[step.split(":", 1)[1]]
             other.settings = settings
-            films = _sample(halves(other.held_out)[1], llm_language_limit)
+            films = _sample(other.held_out, llm_language_limit)
             results["languages"][step.split(":", 1)[1]]["llm"] = evaluate_served_with_llm(other, films, False)
     return results
 
