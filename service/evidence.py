@@ -73,24 +73,24 @@ class Evidence:
         film_names = [self.names.names_of(n.film) for n in neighbours]
         positions = [self.position(n.film) for n in neighbours]
         siblings = self._siblings(film_names, positions)
-        found = []
+        similarities = [n.similarity for n in neighbours]
+        closest_other, heaviest_other = _best_of_others(similarities), _best_of_others([s.weight for s in shared])
+        anyones = described & frozenset().union(*film_names)  # the text's names some close film has
+        weigh, found = self.names.weigh, []
         for j, (neighbour, mine) in enumerate(zip(neighbours, shared)):
-            others = [k for k in range(len(neighbours)) if k != j]
-            sibling_names = set().union(*(film_names[k] for k in siblings[j]))
-            elsewhere = (described - film_names[j]) & set().union(*(film_names[k] for k in others))
-            weigh = self.names.weigh
+            sibling_names = frozenset().union(*(film_names[k] for k in siblings[j]))
             features = (
                 neighbour.similarity,
-                neighbour.similarity - max((neighbours[k].similarity for k in others), default=0.0),
+                neighbour.similarity - closest_other[j],
                 math.log1p(mine.weight),
-                _signed_log(mine.weight - max((shared[k].weight for k in others), default=0.0)),
+                _signed_log(mine.weight - heaviest_other[j]),
                 math.log1p(weigh((described & film_names[j]) - sibling_names)),
-                math.log1p(weigh(elsewhere)),
+                math.log1p(weigh(anyones - film_names[j])),
                 float(mine.count),
                 mine.weight / (mine.weight + mine.missing + weigh(film_names[j] - described) + 1e-9),
                 float(mine.title and not siblings[j]),
                 float(neighbour.film.year in years),
-                neighbour.similarity - max((neighbours[k].similarity for k in siblings[j]),
+                neighbour.similarity - max((similarities[k] for k in siblings[j]),
                                            default=neighbour.similarity - NO_SIBLING_LEAD),
             )
             found.append(Candidate(neighbour.film, neighbour.similarity, features, siblings[j],
@@ -107,6 +107,15 @@ class Evidence:
                     found[a].append(b)
                     found[b].append(a)
         return [tuple(f) for f in found]
+
+
+def _best_of_others(values: list[float]) -> list[float]:
+    """For each value, the largest of the others (0 when there is none)."""
+    if len(values) < 2:
+        return [0.0] * len(values)
+    first = max(range(len(values)), key=values.__getitem__)
+    second = max(v for k, v in enumerate(values) if k != first)
+    return [second if k == first else values[first] for k in range(len(values))]
 
 
 def _signed_log(value: float) -> float:

@@ -25,6 +25,7 @@ class Titled(Protocol):
 
 F = TypeVar("F", bound=Titled)
 _FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _NOT_ALNUM = re.compile(r"[\W_]")  # \w is what str.isalnum() accepts, and the underscore
 
 
@@ -32,16 +33,28 @@ def normalise_title(title: str) -> str:
     """Casefolded letters and digits of every script, other characters read as spaces; accents on Latin
     and Greek letters folded ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Japanese
     dakuten, Hangul stays whole); '&' reads as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold())
-    kept, base = [], ""
-    for char in text:
-        if not unicodedata.combining(char):
-            base = char
-        elif _folds_accents(base):  # looked up only for a letter that carries a mark
-            continue
-        kept.append(char)
-    text = unicodedata.normalize("NFC", "".join(kept)).replace("&", " and ")
+    text = _without_accents(unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold()))
+    text = unicodedata.normalize("NFC", text).replace("&", " and ")
     return " ".join(_NOT_ALNUM.sub(" ", text).split())
+
+
+def _without_accents(text: str) -> str:
+    """The decomposed text without the marks on Latin and Greek letters (a mark's letter is the last character
+    before it that is no mark); only the characters outside ASCII are looked at."""
+    if text.isascii():
+        return text
+    kept, start = [], 0
+    for match in _NON_ASCII.finditer(text):
+        at = match.start()
+        if unicodedata.combining(text[at]):
+            base = at - 1
+            while base >= 0 and unicodedata.combining(text[base]):
+                base -= 1
+            if base >= 0 and _folds_accents(text[base]):
+                kept.append(text[start:at])
+                start = at + 1
+    kept.append(text[start:])
+    return "".join(kept)
 
 
 @lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ from service.films import Titled, normalise_title, titles_of
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 _POSSESSIVE = re.compile(r"['’]s$")
-_SENTENCE_END = re.compile(r"([.!?…:;\n\"“”«»]+)")
+_TOKEN = re.compile(r"([.!?…:;\n\"“”«»]+)|([^\W\d_][\w'’-]*)")  # a run ending a sentence, or a word
 MIN_LETTERS = 3
 _ABBREVIATION = re.compile(r"[A-Z][a-z]{0,2}")  # Mr, Dr, St, Mrs, Jr: a title before a name
 # Chinese, Japanese (kana and kanji) and Thai are written without spaces between words
@@ -55,30 +55,37 @@ def stop_words_of(words: Iterable[str]) -> frozenset[str]:
     return frozenset(word for word in found if language in table[word])
 
 
+def words_and_capitalised(text: str) -> tuple[list[str], list[tuple[str, bool]]]:
+    """Every word of the text, and each capitalised word of three letters or more (a possessive's "'s" dropped; a
+    hyphenated word whole and each capitalised part: "Jedi-Ritter", "Jedi") with whether it opens a sentence (the
+    text's first word, or the first after a full stop, a colon, a quotation mark, a line break; not after "Mr.")."""
+    words, found = [], []
+    opens, last_end, last_word, first_of_piece = True, -1, "", True
+    for match in _TOKEN.finditer(text):
+        end, word = match.group(1), match.group(2)
+        if end is not None:
+            opens = not (end == "." and not first_of_piece and last_end == match.start()
+                         and _ABBREVIATION.fullmatch(last_word) is not None)
+            first_of_piece = True
+            continue
+        words.append(word)
+        if word[0].isupper():
+            word = _POSSESSIVE.sub("", word)
+            found += [(part, opens and first_of_piece) for part in dict.fromkeys([word, *word.split("-")])
+                      if len(part) >= MIN_LETTERS and part[0].isupper()]
+        last_end, last_word, first_of_piece = match.end(), match.group(2), False
+    return words, found
+
+
 def capitalised_words(text: str) -> list[tuple[str, bool]]:
-    """Each capitalised word of three letters or more (a possessive's "'s" dropped; a hyphenated word whole and
-    each capitalised part: "Jedi-Ritter", "Jedi"), and whether it opens a sentence (the text's first word, or
-    the first after a full stop, a colon, a quotation mark, a line break; not after "Mr." or "Dr.")."""
-    found, pieces = [], _SENTENCE_END.split(text)
-    after_title = False
-    for piece, end in zip(pieces[::2], [*pieces[1::2], ""]):
-        words = _WORD.findall(piece)
-        for k, word in enumerate(words):
-            if word[0].isupper():
-                word = _POSSESSIVE.sub("", word)
-                opens = k == 0 and not after_title
-                found += [(part, opens) for part in dict.fromkeys([word, *word.split("-")])
-                          if len(part) >= MIN_LETTERS and part[0].isupper()]
-        if words or end:
-            after_title = end == "." and bool(words) and _ABBREVIATION.fullmatch(words[-1]) is not None \
-                and piece.endswith(words[-1])
-    return found
+    return words_and_capitalised(text)[1]
 
 
 def candidate_names(text: str) -> set[str]:
     """Words of the text that may be names: capitalised mid-sentence, no stop word of its language."""
-    stop = stop_words_of(word.casefold() for word in _WORD.findall(text))
-    return {word for word, opens in capitalised_words(text) if not opens and word.casefold() not in stop}
+    words, capitalised = words_and_capitalised(text)
+    stop = stop_words_of(word.casefold() for word in words)
+    return {word for word, opens in capitalised if not opens and word.casefold() not in stop}
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,10 @@ class Names:
     def _count(self) -> dict[str, float]:
         counts, lower, by_film = Counter(), Counter(), {}
         for film in self.films:
-            names = self._film_names(film)
-            by_film[id(film)] = names
+            words, capitalised = words_and_capitalised(film.plot)
+            names = by_film[id(film)] = self._film_names(film, words, capitalised)
             counts.update(names)
-            lower.update({word.casefold() for word in _WORD.findall(film.plot) if word[0].islower()})
+            lower.update({word.casefold() for word in words if word[0].islower()})
         weights = {name: math.log(len(self.films) / (1 + n)) for name, n in counts.items()
                    if lower[name.casefold()] < n}
         self._by_film = {key: frozenset(n for n in names if n in weights) for key, names in by_film.items()}
@@ -125,10 +132,15 @@ class Names:
         return weights
 
     @staticmethod
-    def _film_names(film: Titled) -> set[str]:
+    def _film_names(film: Titled, words: list[str] | None = None,
+                    capitalised: list[tuple[str, bool]] | None = None) -> set[str]:
+        """The capitalised words of its titles and its plot's names, no stop word of its plot's language."""
+        if words is None or capitalised is None:
+            words, capitalised = words_and_capitalised(film.plot)
+        stop = stop_words_of(word.casefold() for word in words)
         title_words = {word for title in titles_of(film) for word, _ in capitalised_words(title)}
-        stop = stop_words_of(word.casefold() for word in _WORD.findall(film.plot))
-        return {w for w in title_words if w.casefold() not in stop} | candidate_names(film.plot)
+        return {w for w in title_words if w.casefold() not in stop} | \
+            {w for w, opens in capitalised if not opens and w.casefold() not in stop}
 
     def names_of(self, film: Titled) -> frozenset[str]:
         """The film's names (precomputed for the reference's films; counted now for another, a correction)."""
