@@ -237,6 +237,7 @@ def evaluate_served(setup: Setup) -> dict:
     """Exactly what /classify answers with no LLM, over the reference without the evaluation films, with
     the share of films each route answered."""
     classifier = setup.classifier()
+    classifier.recogniser.warm_up()  # as the service does when it starts: not in the films' time
     plots = [f.plot for f in setup.held_out]
     results, seconds = _timed(lambda: [r for i in range(0, len(plots), 64)
                                        for r in classifier.classify_many(plots[i:i + 64])])
