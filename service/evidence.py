@@ -97,9 +97,13 @@ class Evidence:
                                    _contradicted(normalised, positions[j])))
         return found
 
+    def rare_weight(self) -> float:
+        """SIBLING_NAME_WEIGHT; in a small index, where no name weighs that much, a name of at most two films."""
+        return min(SIBLING_NAME_WEIGHT, math.log(max(len(self.names.films), 3) / 3))
+
     def _siblings(self, film_names: list[frozenset[str]], positions: list[Position]) -> list[tuple[int, ...]]:
-        weights = self.names.weights()
-        rare = [frozenset(n for n in names if weights[n] >= SIBLING_NAME_WEIGHT) for names in film_names]
+        weights, rare_weight = self.names.weights(), self.rare_weight()
+        rare = [frozenset(n for n in names if weights[n] >= rare_weight) for names in film_names]
         found: list[list[int]] = [[] for _ in positions]
         for a in range(len(positions)):
             for b in range(a + 1, len(positions)):
