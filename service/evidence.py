@@ -5,7 +5,7 @@
 - the names they share (names.py): their weight, its lead over the other candidates', the weight of those no film
   of the candidate's series among the candidates shares too (a sequel shares its series' names; only the names
   of its own story tell it from them), the weight of the text's names another candidate has and this one lacks,
-  how many they are, and how much of both sides' names they cover;
+  how many they are (up to 3), and how much of both sides' names they cover;
 - whether the text holds the film's title (counted only for a film with no series sibling among the candidates:
   a sequel's description names its series, which is its first film's title), and the film's year;
 - its similarity's lead over its closest series sibling.
@@ -29,6 +29,9 @@ FEATURES = ("similarity", "lead", "names", "names_lead", "distinct_names", "name
 CANDIDATES = 10  # the closest films weighed
 SIBLING_NAME_WEIGHT = 6.0  # names this rare (a film in ~40 of 16k) that two films share make them one series
 SIBLING_NAMES = 2
+# how many shared names count as such: descriptions of calibration have 0-3, a long plot a dozen, and a linear
+# weight learned on the former must not read the latter
+MAX_NAMES_COUNTED = 3
 NO_SIBLING_LEAD = 0.1  # a candidate without a sibling leads its series by as much as a clear lead
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 
@@ -86,7 +89,7 @@ class Evidence:
                 _signed_log(mine.weight - heaviest_other[j]),
                 math.log1p(weigh((described & film_names[j]) - sibling_names)),
                 math.log1p(weigh(anyones - film_names[j])),
-                float(mine.count),
+                float(min(mine.count, MAX_NAMES_COUNTED)),
                 mine.weight / (mine.weight + mine.missing + weigh(film_names[j] - described) + 1e-9),
                 float(mine.title and not siblings[j]),
                 float(neighbour.film.year in years),
