@@ -26,7 +26,7 @@ from service.labels import LabelScorer, ZeroShotScale, nearest_in
 from service.pipeline.answer import Classification
 from service.pipeline.llm import LLMStage
 from service.pipeline.routes import MULTILINGUAL_MISSING, Route, route_all
-from service.recognition import NAMES_RULES, RULES, Names, Recognition, lean_on, recognise, recognise_correction
+from service.recognition import Recogniser, Recognition, lean_on, recognise_correction
 from service.settings import Settings
 from service.store import Neighbour, ReferenceIndex, index_identity
 from service.vote import TEMPERATURES, decide, vote
@@ -50,7 +50,7 @@ class Classifier:
         scale = ZeroShotScale.of_part(index.manifest.get("parts", {}).get(zero_shot.name, {}))
         self.label_scorer = LabelScorer(zero_shot.embedder, self.vocabulary, scale, nearest_in(zero_shot.index))
         self.detector = detector
-        self.names = Names(index.films)  # the names films are told with (recognition.py), counted on first use
+        self.recogniser = Recogniser(index.films)  # known films (recognition.py); their names counted on first use
         self.corrections = corrections  # editors' corrections since the build, searched beside the index
         self.llm = llm
         self.settings = settings
@@ -161,12 +161,8 @@ class Classifier:
         return results
 
     def _recognised(self, route: Route, text: str, neighbours: list[Neighbour]) -> Recognition | None:
-        """The reference film the description tells of: by closeness (RULES), or on the multilingual route, where a
-        translation is hardly closer to its film than other films are, by the names they share (NAMES_RULES)."""
-        found = recognise(neighbours, RULES[route.name])
-        if found is None and route.name in NAMES_RULES:
-            found = self.names.recognise(text, neighbours, NAMES_RULES[route.name])
-        return found
+        """The reference film the description tells of, the evidence weighed by the route's model (recognition.py)."""
+        return self.recogniser.recognise(text, neighbours, route.name)
 
     def _search(self, index: ReferenceIndex, vectors) -> list[list[Neighbour]]:
         """A batch's queries split across the cores (FAISS releases the GIL while it searches): 32 queries take
@@ -196,8 +192,8 @@ class Classifier:
             self.detector.warm_up()
         for route in self.routes():
             route.embedder.embed(["warm-up"])
-        if any(route.name in NAMES_RULES for route in self.routes()):
-            self.names.weights()  # a second or so: not the first foreign description's to pay
+        if self.settings.recognise_films:
+            self.recogniser.warm_up()  # the films' names and series places, a few seconds: not a request's to pay
         release_freed_heap()
 
     def close(self) -> None:

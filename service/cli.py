@@ -306,48 +306,39 @@ def cmd_bench_file(args, settings: Settings) -> int:
 
 
 def cmd_tune_recognition(args, settings: Settings) -> int:
-    from service.loading import load_classifier
-    from service.evaluation import recognition
-
-    if args.multilingual:
-        return _tune_multilingual_recognition(settings, Path(args.data))
-    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none", "multilingual_model": "",
-                                                             "recognise_films": False}))
-    rows = recognition.table(classifier, Path(args.data))
-    table = Table(title=f"Recognition rules on {args.data} ({rows[0]['known']} known films, {rows[0]['unseen']} "
-                        "searched without their film); micro-F1 without → with the rule")
-    for column in ("similarity ≥", "lead ≥", "fires on known (right)", "known F1", "fires without the film",
-                   "unseen F1"):
-        table.add_column(column, justify="right")
-    for r in rows:
-        table.add_row(str(r["similarity"]), str(r["lead"]), f"{r['known_fires']} ({r['known_right']})",
-                      f"{r['known_f1_without']:.4f} → {r['known_f1_with']:.4f}", str(r["unseen_fires"]),
-                      f"{r['unseen_f1_without']:.4f} → {r['unseen_f1_with']:.4f}")
-    console.print(table)
-    return 0
-
-
-def _tune_multilingual_recognition(settings: Settings, english: Path) -> int:
     from service.evaluation import recognition
     from service.loading import load_classifier
 
-    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
+    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none", "recognise_films": False}))
     files = {path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
-    rows = recognition.multilingual_table(classifier, files, english)
-    table = Table(title="Multilingual recognition rules on the calibration halves of dev-eval/multilingual: fires on "
-                        "known films right/wrong (of known); share fired on descriptions searched without their film")
-    for column in ("similarity ≥", "lead ≥", *[f"{code}" for code in files], "English descriptions of other films"):
-        table.add_column(column, justify="right")
-    for r in rows:
-        cells = [f"{r[c]['right']}/{r[c]['wrong']} of {r[c]['known']}; {r[c]['unseen_share']:.1%}" for c in files]
-        if "names_rule" in r:  # a names rule beside the similarity rule served
-            rule = r["names_rule"]
-            first, second = f"names ≥ {rule['min_names']}, weight ≥ {rule['min_weight']:g}", f"{rule['min_lead']:g}"
-        else:
-            first, second = str(r["similarity"]), str(r["lead"])
-        table.add_row(first, second, *cells, f"{r['english_unseen_share']:.1%}")
-    console.print(table)
+    result = recognition.tune(classifier, Path(args.data), files)
+    for route, rows in result["tables"].items():
+        _print_recognition_table(route, rows, result["routes"].get(route))
+    if not args.dry_run:
+        recognition.write(result["routes"])
+        console.print(f"stored in {recognition.MODELS_FILE}", highlight=False)
     return 0
+
+
+def _print_recognition_table(route: str, rows: list[dict], chosen: dict | None) -> None:
+    sets = [key for key in rows[0] if isinstance(rows[0][key], dict)]
+    table = Table(title=f"Recognition on the {route} route, calibration data: known films recognised right / as "
+                        "another (of known); recognised as a film of another year; recognised once its own films and "
+                        "suspects are left out (of all); * within the limits, ▶ chosen")
+    for column in ("threshold", "near tie", *sets):
+        table.add_column(column, justify="right")
+    pick = (chosen["threshold"], chosen["near_tie"]) if chosen else None
+    for r in rows:
+        if r["threshold"] * 4 % 2 and pick != (r["threshold"], r["near_tie"]):
+            continue  # every other threshold, to keep the table short
+        mark = "▶" if pick == (r["threshold"], r["near_tie"]) else "*" if r["allowed"] else ""
+        cells = []
+        for name in sets:
+            t = r[name]
+            n, false = max(t["descriptions"], 1), t["lacking_recognised" if not t["known"] else "unseen_recognised"]
+            cells.append(f"{t['right']}/{t['wrong']} of {t['known']}; {t['other_year'] / n:.1%}; {false / n:.1%}")
+        table.add_row(f"{mark}{r['threshold']:g}", f"{r['near_tie']:g}", *cells)
+    console.print(table)
 
 
 def cmd_bench_fresh(args, settings: Settings) -> int:
@@ -468,10 +459,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_file.add_argument("--ray-rows", type=int, default=20_000, help="rows for the Ray engine (0: skip it)")
     bench_file.add_argument("--out", default="bench")
     bench_file.set_defaults(func=cmd_bench_file)
-    tune = commands.add_parser("tune-recognition", help="the table the film-recognition rule was chosen from")
-    tune.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "n_movies.csv"))
-    tune.add_argument("--multilingual", action="store_true",
-                      help="the multilingual route's rules on the dev files' calibration halves")
+    tune = commands.add_parser("tune-recognition", help="fit each route's film-recognition model on calibration data "
+                                                        "and store it in service/data/recognition.json")
+    tune.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "n_movies.csv"),
+                      help="IMDb's English descriptions (default: dev-eval/n_movies.csv)")
+    tune.add_argument("--dry-run", action="store_true", help="print the tables, store nothing")
     tune.set_defaults(func=cmd_tune_recognition)
     fresh = commands.add_parser("bench-fresh", help="time a fresh clone's `make run` to its first answer")
     fresh.set_defaults(func=cmd_bench_fresh)

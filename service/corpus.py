@@ -8,12 +8,12 @@ import csv
 import hashlib
 import json
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from service.films import normalise_title, other_titles, years_agree
 from service.genres import DEFAULT, Vocabulary, clean_label, from_corpus, split_labels
 
 csv.field_size_limit(10 * 1024 * 1024)
@@ -63,50 +63,9 @@ def parse_year(text: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def normalise_title(title: str) -> str:
-    """Casefolded letters and digits of every script, other characters read as spaces; accents on Latin
-    and Greek letters folded ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Japanese
-    dakuten, Hangul stays whole); '&' reads as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold())
-    kept, base_folds = [], False
-    for char in text:
-        if unicodedata.combining(char):
-            if not base_folds:
-                kept.append(char)
-            continue
-        base_folds = _FOLDS_ACCENTS.match(unicodedata.name(char, "")) is not None
-        kept.append(char)
-    text = unicodedata.normalize("NFC", "".join(kept)).replace("&", " and ")
-    return " ".join("".join(c if c.isalnum() else " " for c in text).split())
-
-
-_FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
-
-
-def film_key(title: str, year: int | None) -> str:
-    """Which film this is: its normalised title and its year. After deduplication no two reference films share
-    one (films of one title and no year, or of one title and the same year, were merged), so a correction
-    keyed by it changes one film."""
-    return f"{normalise_title(title) or title}|{year or ''}"
-
-
 def plot_key(plot: str) -> str:
     """Which film a description is, when it names none: its normalised text (a prefix film_key never has)."""
     return "plot:" + hashlib.sha256((normalise_title(plot) or plot).encode()).hexdigest()[:24]
-
-
-def years_agree(a: int | None, b: int | None) -> bool:
-    """Two years of one film: equal, or one of them unknown."""
-    return a is None or b is None or a == b
-
-
-def films_by_title(films: Iterable[Film]) -> dict[str, list[Film]]:
-    """Normalised title → the films that go by it, under their own title or one of their other titles."""
-    found: dict[str, list[Film]] = {}
-    for film in films:
-        for key in dict.fromkeys(normalise_title(title) for title in (film.title, *film.aliases)):
-            found.setdefault(key, []).append(film)
-    return found
 
 
 def _clean(text: str | None) -> str:
@@ -126,18 +85,7 @@ def _read_tmdb_5000(path: Path) -> Iterator[RawFilm]:
         labels = tuple(g["name"] for g in json.loads(row["genres"] or "[]"))
         companies = tuple(c["name"] for c in json.loads(row.get("production_companies") or "[]"))
         yield RawFilm(row["title"], parse_year(row["release_date"]), row["overview"], labels, companies,
-                      _aliases([row.get("original_title")], row["title"]))
-
-
-def _aliases(titles, title: str) -> tuple[str, ...]:
-    """The other titles given, cleaned, without the title itself or repeats."""
-    own = normalise_title(title)
-    kept: dict[str, str] = {}
-    for alias in titles:
-        alias = _clean(alias)
-        if alias and normalise_title(alias) != own:
-            kept.setdefault(normalise_title(alias) or alias, alias)
-    return tuple(kept.values())
+                      other_titles([row.get("original_title")], row["title"]))
 
 
 _DATED_LINE = re.compile(r"^(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2});")
@@ -206,7 +154,7 @@ def _read_generic(path: Path) -> Iterator[RawFilm]:
     for row in _rows(path):
         companies = tuple(c.strip() for c in (row.get("companies") or "").split("|") if c.strip())
         yield RawFilm(row["title"], parse_year(row.get("year")), row["plot"], tuple(split_labels(row["genres"])),
-                      companies, _aliases((row.get("aliases") or "").split("|"), row["title"] or ""))
+                      companies, other_titles((row.get("aliases") or "").split("|"), row["title"] or ""))
 
 
 Reader = Callable[[Path], Iterator[RawFilm]]

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from service.corpus import film_key, plot_key
+from service.corpus import plot_key
+from service.films import film_key
 from service.corrections import CorrectionStore, Corrections, StoreUnavailable, store_path
 from service.corrections.fold import folded_through
 

@@ -40,7 +40,9 @@ def test_a_story_of_no_known_film_is_not_recognised_whatever_names_it_has(classi
 
 
 def test_common_nouns_written_capitalised_are_not_names():
-    films = [type("F", (), {"title": t, "plot": p})() for t, p in [
+    from service.corpus import Film
+
+    films = [Film(t, None, p, ("Drama",), "test") for t, p in [
         ("Agent Zero", "An agent of the city hires a doctor."), ("City Lights", "The city agent meets Lecter."),
         ("Doctor Sleep", "A doctor and an agent leave the city for Gotham.")]]
     weights = Names(films).weights()
@@ -76,8 +78,6 @@ def test_an_index_built_now_stays_readable_by_the_version_before(small_index_dir
 
 def test_common_nouns_shared_with_a_film_do_not_count_as_its_names():
     from service.corpus import Film
-    from service.recognition import NamesRule
-    from service.store import Neighbour
 
     def film(title, plot):
         return Film(title, None, plot, ("Drama",), "test")
@@ -85,9 +85,8 @@ def test_common_nouns_shared_with_a_film_do_not_count_as_its_names():
     others = [film(f"Film {i}", "an agent from the city meets a doctor in the city.") for i in range(20)]
     target = film("Smithereens", "Agent Smith walks into the City with Doctor Lanyon.")
     names = Names([target, *others])
-    rule = NamesRule(min_weight=1.0, min_lead=0.5, min_similarity=0.0, min_names=3)
-    candidates = [Neighbour(target, 0.9), Neighbour(others[0], 0.8)]
-    # one name (Smith) beside three common nouns the reference writes in lower case: not three names
-    assert names.recognise("Der Agent Smith fährt in die City zu einem Doctor.", candidates, rule) is None
-    assert names.recognise("Agent Smith trifft Doctor Lanyon in der City; Smithereens.", candidates, rule) \
-        is not None  # Smith, Lanyon and the title: three names
+    # one name (Smith) beside three common nouns the reference writes in lower case
+    described = names.described("Der Agent Smith fährt in die City zu einem Doctor.")
+    assert described == {"Smith"} and names.shared(described, "", target).count == 1
+    described = names.described("Agent Smith trifft Doctor Lanyon in der City; Smithereens.")
+    assert described == {"Smith", "Lanyon"}  # "Smithereens" opens its sentence: no name of its own

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from service.corpus import load_corpus, normalise_title
+from service.corpus import load_corpus
+from service.films import normalise_title
 from service.lookup.kinds import detect_kind
 
 from .conftest import REFERENCE, make_client, write_generic_csv

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from service.corpus import Corpus, Film, SourceStats, film_key
+from service.corpus import Corpus, Film, SourceStats
+from service.films import film_key
 from service.corrections.served import Newest
 from service.corrections.store import Correction
 

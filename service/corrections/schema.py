@@ -22,7 +22,8 @@ import secrets
 import sqlite3
 import uuid
 
-from service.corpus import film_key, plot_key
+from service.corpus import plot_key
+from service.films import film_key
 
 SCHEMA_VERSION = 2
 NEWER = "corrections_store_of_schema_2_or_later_needs_a_newer_moviegenre"  # what an older reader's error names
@@ -38,7 +39,7 @@ _TABLES = [
         year INTEGER,
         author TEXT NOT NULL,          -- the name of the token that sent it, never the token; 'page' when anonymous
         created_at TEXT NOT NULL,
-        film TEXT NOT NULL,            -- the film it corrects (corpus.film_key, or the description's plot_key)
+        film TEXT NOT NULL,            -- the film it corrects (films.film_key, or the description's plot_key)
         review INTEGER NOT NULL,       -- 1: sent anonymously, served only once an editor approves it
         client TEXT                    -- a page correction's client, as a pseudonym (store.pseudonym)
     )""",

@@ -25,7 +25,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
-from service.corpus import Film, film_key
+from service.corpus import Film
+from service.films import film_key
 from service.corrections.served import Newest
 from service.corrections.store import Correction, CorrectionStore, StoreUnavailable
 from service.embedding import Embedder

@@ -1,7 +1,7 @@
 """Editors' corrections, kept durably and append-only in one SQLite file beside the built index.
 
 A correction says: this film (a reference film, named by title and year, or the film a description tells of)
-has these genres. Its `film` is decided once, when it is sent (corpus.film_key, or the description's plot_key),
+has these genres. Its `film` is decided once, when it is sent (films.film_key, or the description's plot_key),
 so the service that serves it and the build that folds it in change the same film. What is served, and which
 correction of a film counts, is one rule (served.py), read by every path.
 
@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from service.corpus import film_key, plot_key
+from service.corpus import plot_key
+from service.films import film_key
 from service.corrections import idempotency, schema
 from service.corrections.bounds import Limits, check_queue_room, check_served_room
 from service.corrections.idempotency import IdempotencyKey

@@ -1,30 +1,46 @@
-"""`moviegenre tune-recognition`: the table the recognition rule (recognition.py) was chosen from.
+"""`moviegenre tune-recognition`: fits each route's recognition model (recognition.py) on calibration data and
+stores it in service/data/recognition.json, with the table it was chosen from.
 
-IMDb's one-line descriptions of dev-eval/n_movies.csv (films only, not series; another source than the
-reference's plots, with IMDb's genres) are searched in the served English index. A description is of a
-known film when the reference holds a film of its title (and year). For each rule the table gives how
-often it fires on the right film and on a wrong one, and the micro-F1 of the answers against IMDb's genres
-with and without the rule: on the known films, and on the same descriptions searched as if the reference
-did not hold their film (plus every description of a film it never held), where a firing rule answers
-with another film's labels."""
+Calibration data, never an evaluation file: the English route reads IMDb's one-line descriptions of
+dev-eval/n_movies.csv (films only; another source than the reference's plots); the multilingual route the
+calibration halves of dev-eval/multilingual (split.halves) and the same English descriptions of films the
+reference does not hold, searched on that route. A description is of a known film when its title (and year)
+names reference films (films.TitleIndex): those are its own films.
+
+Each description is searched as it is (the model learns which close film is its own) and without its own films
+(every close film is another). A logistic regression over evidence.FEATURES, one row per close film, learns
+"this is the film described". Threshold and near-tie margin are then chosen on the same data as evaluation will
+measure them: the most known films recognised as themselves such that, in every calibration set, at most
+UNSEEN_SHARE of the descriptions is still recognised once its own films and every film the model would take it
+for are left out (what `make eval` calls unseen), at most OTHER_YEAR_SHARE is recognised as a film of another
+year (a sequel, a remake), and at most LACKING_SHARE of the English descriptions of films the reference lacks
+fire on the multilingual route; on the English route, at most LACKING_SHARE of the reference's own
+validation plots, each searched without its film, are recognised (a plot of a sequel the reference lacks finds
+the film before it).
+"""
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.corpus import Film, films_by_title, normalise_title, parse_year, years_agree
-from service.evaluation.metrics import score
+import numpy as np
+
+from service.corpus import Film, parse_year
+from service.evidence import FEATURES, CANDIDATES, Candidate
+from service.films import TitleIndex
 from service.genres import DEFAULT, split_labels
-from service.recognition import RULES, NamesRule, recognise
+from service.recognition import MODELS_FILE, Model, Recogniser
+from service.store import Neighbour
 
-SIMILARITIES = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
-LEADS = (0.0, 0.05, 0.1, 0.15)
-
-
-def _same(a: Film, b: Film) -> bool:
-    """The same film: the same normalised title and, where both have one, the same year."""
-    return years_agree(a.year, b.year) and normalise_title(a.title) == normalise_title(b.title)
+UNSEEN_SHARE = 0.04
+OTHER_YEAR_SHARE = 0.02
+LACKING_SHARE = 0.03  # descriptions of films the reference lacks, recognised as searched
+LACKING_SETS = ("english_on_multilingual", "reference_validation")
+SEARCHED = 20  # close films per description: the candidates, and more for when some are left out
+THRESHOLDS = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
+NEAR_TIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def descriptions(path: Path) -> list[Film]:
@@ -37,100 +53,187 @@ def descriptions(path: Path) -> list[Film]:
     return [f for f in films if f.genres]
 
 
-def table(classifier, path: Path) -> list[dict]:
-    """`classifier` serves without recognition; the rules are applied to its answers."""
-    films = descriptions(path)
-    texts = [f.plot for f in films]
-    served = [r.genres for i in range(0, len(texts), 64) for r in classifier.classify_many(texts[i:i + 64])]
-    found = classifier.index.search(classifier.embedder.embed(texts), 12)
-    known, unseen = [], []  # (film, neighbours as searched, the answer without a rule)
-    for film, neighbours, answer in zip(films, found, served):
-        if any(_same(film, n.film) for n in neighbours):
-            known.append((film, neighbours, answer))
-            neighbours = [n for n in neighbours if not _same(film, n.film)]
-        unseen.append((film, neighbours, answer))
-    rows = []
-    for similarity in SIMILARITIES:
-        for lead in LEADS:
-            row = {"similarity": similarity, "lead": lead, "known": len(known), "unseen": len(unseen)}
-            for name, cases in (("known", known), ("unseen", unseen)):
-                fires = [len(ns) > 1 and ns[0].similarity >= similarity and ns[0].similarity - ns[1].similarity >= lead
-                         for _, ns, _ in cases]
-                answers = [list(ns[0].film.genres) if fire else answer for (_, ns, answer), fire in zip(cases, fires)]
-                gold = [film.genres for film, _, _ in cases]
-                row[f"{name}_fires"] = sum(fires)
-                row[f"{name}_f1_without"] = round(score(gold, [a for _, _, a in cases])["micro_f1"], 4)
-                row[f"{name}_f1_with"] = round(score(gold, answers)["micro_f1"], 4)
-            row["known_right"] = sum(1 for (film, ns, _) in known if len(ns) > 1 and ns[0].similarity >= similarity
-                                     and ns[0].similarity - ns[1].similarity >= lead and _same(film, ns[0].film))
-            rows.append(row)
-    return rows
+@dataclass
+class Case:
+    """A calibration description, its own reference films (none: a film the reference lacks), the films closest
+    to it, and its candidates as searched, without its own films, and after other exclusions (cached)."""
+    film: Film
+    own: frozenset[int]
+    neighbours: list[Neighbour]
+    _candidates: dict[frozenset[int], list[Candidate]] = field(default_factory=dict)
+    _scored: dict[tuple, list[tuple[float, Candidate]]] = field(default_factory=dict)
+
+    def candidates(self, recogniser: Recogniser, left_out: frozenset[int] = frozenset()) -> list[Candidate]:
+        if left_out not in self._candidates:
+            kept = [n for n in self.neighbours if id(n.film) not in left_out][:CANDIDATES]
+            self._candidates[left_out] = recogniser.evidence.candidates(self.film.plot, kept)
+        return self._candidates[left_out]
+
+    def scored(self, recogniser: Recogniser, model: Model, left_out: frozenset[int] = frozenset()) -> list:
+        """(score, candidate) as Recogniser.scored gives them; the scores do not depend on the threshold or the
+        near-tie margin, so a grid of those reads them from here."""
+        key = (model.weights, model.bias, left_out)
+        if key not in self._scored:
+            self._scored[key] = [(float("-inf") if c.contradicted else model.score(c.features), c)
+                                 for c in self.candidates(recogniser, left_out)]
+        return self._scored[key]
 
 
-ML_SIMILARITIES = (0.84, 0.86, 0.88, 0.90)
-ML_LEADS = (0.02, 0.03, 0.04, 0.05)
-# the names rule (recognition.NamesRule) beside the multilingual route's similarity rule
-NAMES_GRID = [NamesRule(weight, lead, 0.83, names) for weight in (8.0, 10.0, 12.0) for lead in (5.0, 8.0)
-              for names in (2, 3)]
+def cases(films: Sequence[Film], found: list[list[Neighbour]], titles: TitleIndex) -> list[Case]:
+    return [Case(film, frozenset(id(f) for f in titles.of(film).films), neighbours)
+            for film, neighbours in zip(films, found)]
 
 
-def multilingual_table(classifier, files: dict[str, Path], english: Path) -> list[dict]:
-    """The multilingual route's rules on the calibration half of each dev file: fires on known films (right),
-    and on the same descriptions searched without their film; and on IMDb's English descriptions of films the
-    reference does not hold, searched on the multilingual route (the English rule fires on 4.3% of those)."""
+def rows(recogniser: Recogniser, calibration: list[Case]) -> tuple[np.ndarray, np.ndarray]:
+    """One row per close film: as searched (own films are 1), and without the own films (all 0)."""
+    features, labels = [], []
+    for case in calibration:
+        variants = [(frozenset(), case.own)] + ([(case.own, frozenset())] if case.own else [])
+        for left_out, own in variants:
+            for c in case.candidates(recogniser, left_out):
+                features.append(c.features)
+                labels.append(id(c.film) in own)
+    return np.array(features, dtype=float), np.array(labels, dtype=int)
+
+
+def fit(features: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ...], float]:
+    """Logistic regression on standardised features, returned as weights and bias over the raw features."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = features.mean(axis=0), features.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=5000).fit((features - mean) / scale, labels)
+    weights = model.coef_[0] / scale
+    return tuple(round(float(w), 6) for w in weights), round(float(model.intercept_[0] - weights @ mean), 6)
+
+
+def decide(scored: list[tuple[float, Candidate]], threshold: float, near_tie: float) -> Candidate | None:
+    """recognition.Recogniser.recognise's decision, for any threshold and margin."""
+    if not scored:
+        return None
+    best, candidate = max(scored, key=lambda pair: pair[0])
+    if best < threshold or any(best - scored[k][0] < near_tie for k in candidate.siblings):
+        return None
+    return candidate
+
+
+@dataclass
+class Tally:
+    descriptions: int = 0
+    known: int = 0
+    right: int = 0
+    wrong: int = 0
+    other_year: int = 0
+    lacking_recognised: int = 0  # descriptions of films the reference lacks, recognised as searched
+    unseen_recognised: int = 0
+
+    def share(self, count: int) -> float:
+        return count / max(self.descriptions, 1)
+
+
+def tally(recogniser: Recogniser, model: Model, calibration: list[Case]) -> Tally:
+    """How the model decides on each description as searched, and once its own films and every film the model
+    would take it for are left out (evaluation's exclusion)."""
+    t = Tally()
+    for case in calibration:
+        scored = case.scored(recogniser, model)
+        taken = decide(scored, model.threshold, model.near_tie)
+        t.descriptions += 1
+        t.known += bool(case.own)
+        if taken is not None:
+            right = id(taken.film) in case.own
+            t.right += right
+            t.wrong += bool(case.own) and not right
+            t.other_year += None not in (taken.film.year, case.film.year) and taken.film.year != case.film.year
+            t.lacking_recognised += not case.own
+        suspects = frozenset(id(c.film) for s, c in scored if s >= model.threshold)
+        rescored = case.scored(recogniser, model, case.own | suspects)
+        t.unseen_recognised += decide(rescored, model.threshold, model.near_tie) is not None
+    return t
+
+
+def choose(recogniser: Recogniser, weights: tuple[float, ...], bias: float, sets: dict[str, list[Case]],
+           allowed: Callable[[str, Tally], bool]) -> tuple[Model | None, list[dict]]:
+    """The threshold and near-tie margin that recognise the most known films as themselves within the limits
+    (`allowed` per calibration set); the table of every pair tried."""
+    table, best, best_right = [], None, -1
+    for threshold in THRESHOLDS:
+        for near_tie in NEAR_TIES:
+            model = Model(weights, bias, float(threshold), near_tie)
+            tallies = {name: tally(recogniser, model, cases_) for name, cases_ in sets.items()}
+            ok = all(allowed(name, t) for name, t in tallies.items())
+            right = sum(t.right for t in tallies.values())
+            table.append({"threshold": float(threshold), "near_tie": near_tie, "allowed": ok,
+                          **{name: vars(t) for name, t in tallies.items()}})
+            if ok and right > best_right:
+                best, best_right = model, right
+    return best, table
+
+
+def within_limits(name: str, t: Tally) -> bool:
+    if name in LACKING_SETS:
+        return t.share(t.lacking_recognised) <= LACKING_SHARE
+    return t.share(t.unseen_recognised) <= UNSEEN_SHARE and t.share(t.other_year) <= OTHER_YEAR_SHARE
+
+
+def stored(route: str, weights: tuple[float, ...], bias: float, model: Model, fitted_on: dict) -> dict:
+    return {"features": list(FEATURES), "weights": list(weights), "bias": bias, "threshold": model.threshold,
+            "near_tie": model.near_tie, "fitted_on": fitted_on, "route": route}
+
+
+def write(routes: dict[str, dict], path: Path = MODELS_FILE) -> None:
+    from service.atomic import write_json
+
+    write_json(path, {"written_by": "moviegenre tune-recognition", "routes": routes})
+
+
+def tune(classifier, n_movies: Path, multilingual: dict[str, Path]) -> dict:
+    """Fits and chooses each route's model; returns what is stored and the tables (not yet written)."""
     from service.corpus import load_corpus
     from service.evaluation.split import halves
 
-    route = classifier.multilingual
-    by_title = films_by_title(route.index.films)
-
-    def own(film: Film) -> set[int]:
-        """The reference's films that are this one: the same title (or another of its titles) and year."""
-        return {id(f) for f in by_title.get(normalise_title(film.title), []) if years_agree(f.year, film.year)}
-
-    cases: dict[str, tuple[list, list]] = {}
-    for code, path in files.items():
-        films = halves(load_corpus(path).films)[0]
-        found = route.index.search(route.embedder.embed([f.plot for f in films], role="passage"), 12)
-        known, unseen = [], []
-        for film, neighbours in zip(films, found):
-            if ids := own(film):
-                known.append((neighbours, id(neighbours[0].film) in ids, film.plot, ids))
-                unseen.append(([n for n in neighbours if id(n.film) not in ids], False, film.plot, ids))
-        cases[code] = (known, unseen)
-    others = [f for f in descriptions(english) if normalise_title(f.title) not in by_title]
-    english_found = route.index.search(route.embedder.embed([f.plot for f in others], role="passage"), 12)
-    rows = []
-    for similarity in ML_SIMILARITIES:
-        for lead in ML_LEADS:
-            def fires(ns) -> bool:
-                return len(ns) > 1 and ns[0].similarity >= similarity and ns[0].similarity - ns[1].similarity >= lead
-
-            row = {"similarity": similarity, "lead": lead,
-                   "english_unseen_share": round(sum(map(fires, english_found)) / max(len(english_found), 1), 4)}
-            for code, (known, unseen) in cases.items():
-                row[code] = {"known": len(known), "right": sum(fires(ns) and right for ns, right, _, _ in known),
-                             "wrong": sum(fires(ns) and not right for ns, right, _, _ in known),
-                             "unseen_share": round(sum(fires(ns) for ns, *_ in unseen) / max(len(unseen), 1), 4)}
-            rows.append(row)
-    return rows + _names_rows(classifier, cases, list(zip([f.plot for f in others], english_found)))
+    recogniser = Recogniser(classifier.index.films, models={})
+    recogniser.warm_up()
+    titles = TitleIndex(classifier.index.films)
+    english = descriptions(n_movies)
+    sets = {"english": {"n_movies": _searched(classifier, classifier.english, english, titles),
+                        "reference_validation": _without_themselves(classifier, titles)}}
+    if classifier.multilingual is not None:
+        lacking = [film for film in english if not titles.of(film).films]
+        route = classifier.multilingual
+        sets["multilingual"] = {code: _searched(classifier, route, halves(load_corpus(path).films)[0], titles)
+                                for code, path in multilingual.items()}
+        sets["multilingual"]["english_on_multilingual"] = _searched(classifier, route, lacking, titles)
+    routes, tables = {}, {}
+    for route, calibration in sets.items():
+        weights, bias = fit(*rows(recogniser, [c for cases_ in calibration.values() for c in cases_]))
+        model, tables[route] = choose(recogniser, weights, bias, calibration, within_limits)
+        if model is not None:
+            fitted_on = {name: {"descriptions": len(c), "known": sum(bool(x.own) for x in c)}
+                         for name, c in calibration.items()}
+            routes[route] = stored(route, weights, bias, model, fitted_on)
+    return {"routes": routes, "tables": tables}
 
 
-def _names_rows(classifier, cases: dict[str, tuple[list, list]], english: list) -> list[dict]:
-    """The names rules of NAMES_GRID, each beside the multilingual route's similarity rule as served."""
-    rows = []
-    for rule in NAMES_GRID:
-        def found(text, neighbours):
-            return recognise(neighbours, RULES["multilingual"]) or classifier.names.recognise(text, neighbours, rule)
+def _searched(classifier, route, films: list[Film], titles: TitleIndex) -> list[Case]:
+    from service.evaluation.runner import embedded
 
-        row = {"names_rule": asdict(rule), "english_unseen_share": round(
-            sum(found(text, ns) is not None for text, ns in english) / max(len(english), 1), 4)}
-        for code, (known, unseen) in cases.items():
-            taken = [found(text, ns) for ns, _, text, _ in known]
-            row[code] = {"known": len(known),
-                         "right": sum(t is not None and id(t.film) in ids for t, (*_, ids) in zip(taken, known)),
-                         "wrong": sum(t is not None and id(t.film) not in ids for t, (*_, ids) in zip(taken, known)),
-                         "unseen_share": round(sum(found(text, ns) is not None for ns, _, text, _ in unseen)
-                                               / max(len(unseen), 1), 4)}
-        rows.append(row)
-    return rows
+    vectors = embedded(classifier.settings, route.embedder, [f.plot for f in films])
+    return cases(films, route.index.search(vectors, SEARCHED), titles)
+
+
+def _without_themselves(classifier, titles: TitleIndex) -> list[Case]:
+    """The plots of the reference's validation split (split.validation_split), each searched without its own film:
+    descriptions of films the reference lacks, written as its plots are, whose sequel or remake it may hold."""
+    from service.evaluation.runner import embedded
+    from service.evaluation.split import validation_split
+
+    reference = classifier.index.films
+    films = [reference[i] for i in validation_split(len(reference))[1]]
+    vectors = embedded(classifier.settings, classifier.english.embedder, [f.plot for f in films])
+    found = classifier.english.index.search(vectors, SEARCHED + 1)
+    cases_ = []
+    for film, neighbours in zip(films, found):
+        own = {id(f) for f in titles.of(film).films} | {id(film)}
+        cases_.append(Case(film, frozenset(), [n for n in neighbours if id(n.film) not in own]))
+    return cases_

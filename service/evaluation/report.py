@@ -62,41 +62,40 @@ def _interval(r: dict) -> str:
 def _excluded(counts: dict) -> str:
     return (f"{counts['total']} reference films excluded as the same films ({counts['by_title']} by title or other "
             f"title and year, {counts['by_plot_text']} more by the very plot text, {counts['by_plot_similarity']} "
-            "more by a plot that close: see split.NEAR_DUPLICATE)")
+            f"more by a plot that close: see split.NEAR_DUPLICATE, {counts.get('suspected_same_film', 0)} more "
+            "suspected the same film: the served recognition would take a held-out film for them)")
 
 
 def _languages(results: dict) -> list[str]:
-    """The served pipeline per language: the main file as English, then each multilingual dev file."""
+    """The served pipeline per language, on films the calibration never saw: the main file whole (English), each
+    multilingual dev file's evaluation half; unseen (excluded as above) and known (the index as it is)."""
     if not results.get("languages"):
         return []
-    lines = ["", "Served (/classify, no LLM) per language, each file's films excluded from the reference (by title, "
-                 "plot text, plot similarity):", "",
-             "| language | file | films | excluded (title / text / similar) | micro-F1 | macro-F1 | recognised | "
-             "multilingual route | ms/film |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    rows = {"en": results["served"] | {"data": results["data"], "excluded": results["excluded"]},
-            **results["languages"]}
+    lines = ["", "Served (/classify, no LLM) per language: the English file, and the evaluation half of each "
+                 "multilingual file (its calibration half chose the recognition model and the LLM's say). Unseen: "
+                 "each file's films excluded from the reference (title / plot text / plot similarity / suspected "
+                 "same film); recognised: answered with a reference film's labels, which for an unseen film is "
+                 "always another film. Known: the same films as the index holds them; recall: of the films whose "
+                 "title and year name their own reference film, how many were recognised as it; as another: "
+                 "recognised as another film; another year: of all the films, recognised as a film of another year:",
+             "", "| language | file | films | excluded | unseen micro-F1 | recognised | known micro-F1 | recall | "
+                 "as another | another year | multilingual route | ms/film |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = {"en": results["served"] | {"data": results["data"], "excluded": results["excluded"],
+                                       "known": results.get("served_known", {})}, **results["languages"]}
     for code, r in rows.items():
         share = r.get("routes", {}).get("multilingual", 0) / max(r["films"], 1)
-        e = r["excluded"]
-        lines.append(f"| {code} | `{Path(r['data']).name}` | {r['films']} | {e['total']} ({e['by_title']} / "
-                     f"{e['by_plot_text']} / {e['by_plot_similarity']}) | {r['micro_f1']:.3f} | {r['macro_f1']:.3f} | "
-                     f"{r['recognised']} | {share:.0%} | {r['latency_ms']:.2f} |")
-    halves = {code: r for code, r in results["languages"].items() if "known_evaluation_half" in r}
-    if halves:
-        lines += ["", "Each multilingual file's evaluation half (the calibration half chose the multilingual "
-                      "recognition rule and the LLM's say): unseen films (excluded as above) and the same films as the "
-                      "index holds them (known films, no exclusion); recognised: answered with a reference film's "
-                      "labels; recall: of the films whose title and year name their own reference film, how many "
-                      "were recognised as that very film:", "",
-                  "| language | films | unseen micro-F1 | recognised | known micro-F1 | recognised | recall |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        for code, r in halves.items():
-            unseen, known = r["evaluation_half"], r["known_evaluation_half"]
-            recall = f"{known['recognised_right']} of {known['recognised_matched']}" \
-                if "recognised_matched" in known else "–"
-            lines.append(f"| {code} | {unseen['films']} | {unseen['micro_f1']:.3f} | {unseen['recognised']} | "
-                         f"{known['micro_f1']:.3f} | {known['recognised']} | {recall} |")
+        e, known, n = r["excluded"], r.get("known", {}), max(r["films"], 1)
+        excluded = f"{e['total']} ({e['by_title']} / {e['by_plot_text']} / {e['by_plot_similarity']} / " \
+                   f"{e.get('suspected_same_film', 0)})"
+        recall = f"{known['recognised_right']} of {known['recognised_matched']}" if "recognised_matched" in known \
+            else "–"
+        wrong = f"{known['recognised_wrong']}" if "recognised_wrong" in known else "–"
+        other_year = f"{known['recognised_other_year'] / n:.1%}" if "recognised_other_year" in known else "–"
+        known_f1 = f"{known['micro_f1']:.3f}" if "micro_f1" in known else "–"
+        lines.append(f"| {code} | `{Path(r['data']).name}` | {r['films']} | {excluded} | {r['micro_f1']:.3f} | "
+                     f"{r['recognised']} ({r['recognised'] / n:.1%}) | {known_f1} | {recall} | {wrong} | "
+                     f"{other_year} | {share:.0%} | {r['latency_ms']:.2f} |")
     return lines
 
 

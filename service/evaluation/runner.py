@@ -13,7 +13,8 @@ from service import calibration
 from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.classifier import Classification, Classifier, Route
-from service.corpus import Film, films_by_title, load_corpus, normalise_title, years_agree
+from service.corpus import Film, load_corpus
+from service.films import TitleIndex
 from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.genres import Vocabulary
 from service.evaluation import methods
@@ -94,6 +95,13 @@ def llm_answers_file(settings: Settings) -> Path:
 
 def prepare(settings: Settings, eval_path: Path) -> Setup:
     return prepare_held_out(settings, lambda reference, vocabulary: load_corpus(eval_path, vocabulary).films)
+
+
+def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
+    """A dev file's evaluation half held out (split.halves: the calibration half chose the recognition model and
+    the LLM's say), the reference without its films."""
+    return prepare_held_out(settings.model_copy(update={"llm_backend": "none"}),
+                            lambda reference, vocabulary: halves(load_corpus(path, vocabulary).films)[1])
 
 
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
@@ -229,6 +237,7 @@ def evaluate_served(setup: Setup) -> dict:
     """Exactly what /classify answers with no LLM, over the reference without the evaluation films, with
     the share of films each route answered."""
     classifier = setup.classifier()
+    classifier.recogniser.warm_up()  # as the service does when it starts: not in the films' time
     plots = [f.plot for f in setup.held_out]
     results, seconds = _timed(lambda: [r for i in range(0, len(plots), 64)
                                        for r in classifier.classify_many(plots[i:i + 64])])
@@ -253,16 +262,20 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
 
 
 def _recall(reference: list[Film], films: list[Film], results: list[Classification]) -> dict:
-    """Recognition recall: of the films whose own reference film their title and year name (matched), how many
-    were recognised as that very film."""
-    by_title = films_by_title(reference)
-    matched = right = 0
+    """Recognition as films.TitleIndex tells films apart: of the films whose title and year name their own
+    reference films (matched), how many were recognised as one of them (right) or as another film (wrong); and of
+    all the films, how many were recognised as a film of another year (a sequel, a prequel, a remake)."""
+    titles = TitleIndex(reference)
+    matched = right = wrong = other_year = 0
     for film, result in zip(films, results):
-        own = {id(f) for f in by_title.get(normalise_title(film.title), []) if years_agree(f.year, film.year)}
-        if own:
-            matched += 1
-            right += result.recognised is not None and id(result.recognised.film) in own
-    return {"recognised_matched": matched, "recognised_right": right}
+        own = {id(f) for f in titles.of(film).films}
+        taken = result.recognised.film if result.recognised is not None else None
+        matched += bool(own)
+        right += bool(own) and taken is not None and id(taken) in own
+        wrong += bool(own) and taken is not None and id(taken) not in own
+        other_year += taken is not None and None not in (taken.year, film.year) and taken.year != film.year
+    return {"recognised_matched": matched, "recognised_right": right, "recognised_wrong": wrong,
+            "recognised_other_year": other_year}
 
 
 def wizard_check(setup: Setup) -> dict:
@@ -313,13 +326,10 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
             results["served_fp32"] = evaluate_served(fp32_variant(setup))
         elif step.startswith("language:"):
             code = step.split(":", 1)[1]
-            other = language_setups[code] = prepare(settings.model_copy(update={"llm_backend": "none"}),
-                                                    languages[code])
-            evaluation_half = halves(other.held_out)[1]  # the calibration half tunes (recognition, the LLM's say)
+            other = language_setups[code] = prepare_evaluation_half(settings, languages[code])
             results["languages"][code] = evaluate_served(other) | {
-                "data": str(languages[code]), "excluded": other.excluded.counts(),
-                "evaluation_half": evaluate_served(replace(other, held_out=evaluation_half)),
-                "known_evaluation_half": evaluate_known(settings, evaluation_half)}
+                "data": str(languages[code]), "half": "evaluation", "excluded": other.excluded.counts(),
+                "known": evaluate_known(settings, other.held_out)}
         elif step == "wizard":
             results["wizard"] = wizard_check(setup)
         elif step == "llm":
@@ -328,7 +338,7 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
         else:
             other = language_setups[step.split(":", 1)[1]]
             other.settings = settings
-            films = _sample(halves(other.held_out)[1], llm_language_limit)
+            films = _sample(other.held_out, llm_language_limit)
             results["languages"][step.split(":", 1)[1]]["llm"] = evaluate_served_with_llm(other, films, False)
     return results
 

@@ -25,7 +25,7 @@ def timed_out(timeout_s: float) -> LLMError:
 
 def busy(why: str) -> LLMError:
     """The one message for an LLM that cannot answer in time because it is busy: the vote answers at once."""
-    return LLMError(f"the LLM is busy ({why}): the vote answers alone", "busy")
+    return LLMError(f"the LLM is busy: {why}", "busy")
 
 
 # HTTP statuses with which a server says it is busy rather than broken: Ollama answers 503 when its queue

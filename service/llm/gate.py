@@ -104,8 +104,8 @@ class LLMGate:
 
     def _why_busy(self, remaining: float) -> str:
         queue = self._queue
-        return (f"{queue.in_flight} questions in flight on its {queue.slots} slots and {queue.waiting} waiting, about "
-                f"{queue.slot_s:.1f} s an answer: none can be expected within {remaining:.1f} s")
+        return (f"{queue.in_flight} of its {queue.slots} slots answering and {queue.waiting} waiting, about "
+                f"{queue.slot_s:.1f} s an answer: none to expect within {remaining:.1f} s")
 
     def load(self) -> dict:
         """The queue as it stands: calls in flight and waiting, the mean answer time measured."""

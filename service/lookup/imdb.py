@@ -18,7 +18,7 @@ import httpx
 from imdb import IMDbError
 
 from service.atomic import atomic_file, atomic_path
-from service.corpus import normalise_title
+from service.films import normalise_title
 from service.genres import DEFAULT
 from service.lookup.kinds import TitleQuery, spellings
 

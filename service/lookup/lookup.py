@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from service.corpus import Film, films_by_title, normalise_title, plot_key, years_agree
+from service.corpus import Film, plot_key
+from service.films import films_by_title, normalise_title, years_agree
 from service.corrections import Corrections
 from service.genres import DEFAULT
 from service.lookup.imdb import ImdbSource, ImdbUnavailable

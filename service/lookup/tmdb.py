@@ -12,7 +12,8 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from service.corpus import normalise_title, parse_year
+from service.corpus import parse_year
+from service.films import normalise_title
 from service.genres import DEFAULT
 from service.lookup.kinds import TitleQuery
 

@@ -247,9 +247,9 @@ async function refine(id, chosen, payload, started) {
     if (id !== asked) return;
     draw(body, performance.now() - started, payload.description);
     // a busy or failing LLM leaves the vote's answer, and says why
-    const why = body.fallback_reason ? ` (${body.fallback_reason})` : "";
+    const why = body.fallback_reason ? ` — ${body.fallback_reason}` : "";
     showRefine(body.llm_genres ? `Refined by the LLM (it picked ${body.llm_genres.join(", ")}).`
-      : `The LLM did not refine this answer${why}: the vote's genres stand.`, false);
+      : `The vote's genres stand${why}.`, false);
   } catch (_) {
     if (id === asked) showRefine("The LLM's refinement did not arrive: the vote's genres stand.", false);
   }

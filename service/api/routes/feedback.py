@@ -20,7 +20,8 @@ from service.api.deps import check_lengths, current_runtime, editor_or_page, onl
 from service.api.models import AmbiguousFilm, CorrectionOut, ErrorResponse, FeedbackRequest
 from service.api.routes import review as review_routes
 from service.api.state import Runtime
-from service.corpus import Film, film_key, plot_key
+from service.corpus import Film, plot_key
+from service.films import film_key
 from service.corrections import (Correction, Corrections, Draft, IdempotencyKey, KeyReused, OverBound, QueueFull,
                                  ShareFull, Written)
 from service.corrections.idempotency import KEEP_HOURS, MAX_KEY_CHARS, checked

@@ -1,0 +1,136 @@
+"""Film identity (films.py), series places (series.py), names (names.py) and recognition that tells a film from its
+sequel, with texts written for these tests."""
+import pytest
+
+from service.corpus import Film
+from service.films import TitleIndex, same_film
+from service.names import candidate_names
+from service.series import numbers_named, position_of
+
+from .conftest import make_classifier, served_settings, tmdb_rows, write_generic_csv
+
+# a German description that names its film, the third of a series whose first film it shares its names with
+KUNG_FU_PANDA_3 = ("In Kung Fu Panda 3 trainiert Po, der Drachenkrieger, unter Meister Shifu mit Tigress, "
+                   "Crane, Mantis, Viper und Monkey. Da taucht sein leiblicher Vater Li auf und führt ihn in ein "
+                   "verborgenes Pandadorf, während der Geisterkrieger Kai aus der Geisterwelt zurückkehrt und den "
+                   "Meistern ihr Chi raubt.")
+# a German story of no film whose capitalised words are nouns and sentence openers ("Der", "Das", "Nach", "Als")
+NOUNS_AND_OPENERS = ("Der Lehrer denkt an seine Jugend zurück. Das Kino seiner Heimat zeigte alte Filme, und die "
+                     "Schauspielerin schrieb ihm Briefe. Nach vielen Jahren fährt er zu ihr. Als er sie wiedersieht, "
+                     "ist sie alt und krank.")
+# an English plot that names German films by their titles: "Das", "Der", "Nach", "Als" written capitalised mid-sentence
+GERMAN_TITLES_FILM = {"title": "Die Welle der Erinnerung", "year": 2011, "genres": "Drama", "companies": "",
+                      "plot": "A film critic in Hamburg rewatches Das Boot, Der Untergang, Nach dem Sturm and Als wir "
+                              "träumten, the German films of his youth, and writes to the actress he once loved."}
+# "Nachts im Museum 2" is the German title of Night at the Museum: Battle of the Smithsonian
+NIGHT_AT_THE_MUSEUM_2 = ("Nachtwächter Larry Daley muss seinen lebendigen Ausstellungsstücken helfen, die in die "
+                         "Archive der Smithsonian Institution verlegt wurden. Dort trifft er auf die Fliegerin "
+                         "Amelia Earhart und einen machthungrigen Pharao.")
+
+
+def film(title, year=None, aliases=()):
+    return Film(title, year, "", ("Drama",), "test", (), tuple(aliases))
+
+
+def test_a_title_names_one_film_several_or_none():
+    films = [film("Halloween", 1978), film("Halloween", 2007), film("Spirited Away", 2001, ["千と千尋の神隠し"]),
+             film("Léon", 1994, ["The Professional"])]
+    titles = TitleIndex(films)
+    assert titles.named("halloween").kind == "several" and titles.named("Halloween", 2007).films == (films[1],)
+    assert titles.named("千と千尋の神隠し", 2001).kind == "one" and titles.named("LEON").positions == (3,)
+    assert titles.named("Halloween", 1990).kind == "none" and titles.named("Ghost").kind == "none"
+    assert titles.of(film("The Professional", 1994)).films == (films[3],)
+    assert same_film(film("Leon", None), films[3]) and not same_film(films[0], films[1])
+
+
+@pytest.mark.parametrize("title, series, number", [
+    ("Terminator 2: Judgment Day", "terminator", 2), ("The Terminator", "terminator", None), ("Rocky IV", "rocky", 4),
+    ("Star Wars: Episode IV - A New Hope", "star wars", 4), ("The Godfather: Part II", "godfather", 2),
+    ("Ride Along 2", "ride along", 2), ("Blade Runner 2049", "blade runner 2049", None),
+    ("Nachts im Museum 3: Das geheimnisvolle Grabmal", "nachts im museum", 3),
+    ("千と千尋の神隠し", "千と千尋の神隠し", None)])
+def test_a_title_tells_its_place_in_its_series(title, series, number):
+    position = position_of(title)
+    assert (position.series, position.number) == (series, number)
+
+
+def test_a_text_gives_a_series_its_numbers():
+    assert numbers_named("ben und james kehren in ride along 2 zurück", "ride along") == {2}
+    assert numbers_named("rocky iii und rocky iv", "rocky") == {3, 4}
+    assert numbers_named("ride along the river", "ride along") == set()
+
+
+def test_names_are_words_capitalised_mid_sentence_that_no_stop_word_list_holds():
+    assert candidate_names("Als Luke Skywalker auf Endor landet, wartet Darth Vader. Der Imperator lacht.") == {
+        "Luke", "Skywalker", "Endor", "Darth", "Vader", "Imperator"}  # a German noun is a candidate; no weight
+    assert candidate_names("Les deux amis partent. Mais Elle refuse, quand Pierre arrive à Paris.") == {"Pierre",
+                                                                                                        "Paris"}
+    assert candidate_names("Mr. Church meets Dr. Lecter.") == {"Church", "Lecter"}
+    assert candidate_names("一个年轻的巫师 🧙 مغامرة لهزيمة ساحر") == set()
+
+
+def test_text_in_any_script_is_weighed_and_a_title_in_a_script_without_spaces_names_its_film():
+    from service.evidence import FEATURES
+    from service.recognition import Recogniser
+    from service.store import Neighbour
+
+    spirited = Film("Spirited Away", 2001, "Chihiro wanders into a world of spirits ruled by the witch Yubaba.",
+                    ("Animation",), "test", (), ("千と千尋の神隠し",))
+    others = [Film(f"Film {i}", 2000 + i, "A quiet story of a family by the sea.", ("Drama",), "test")
+              for i in range(5)]
+    recogniser = Recogniser([spirited, *others], models={})
+    neighbours = [Neighbour(spirited, 0.85), *[Neighbour(f, 0.8) for f in others]]
+    texts = ("🎬 千と千尋の神隠し 🐉 少女千尋は湯屋で働く。", "مغامرة 🐉 千と千尋の神隠し", "🧙‍♂️ vs 🐉 🔥",
+             "\u202eevil wizard")
+    for text in texts:
+        candidates = recogniser.evidence.candidates(text, neighbours)
+        assert [c.film for c in candidates] == [spirited, *others]
+        named = candidates[0].features[FEATURES.index("title_named")]
+        assert named == (1.0 if "千と千尋の神隠し" in text else 0.0)
+
+
+def test_a_german_description_naming_a_sequel_is_not_taken_for_the_first_film(small_index_dir):
+    classifier = make_classifier(small_index_dir)
+    try:
+        result = classifier.classify(KUNG_FU_PANDA_3)
+    finally:
+        classifier.close()
+    assert result.route == "multilingual" and result.neighbours[0].film.title == "Kung Fu Panda"
+    assert result.recognised is None or result.recognised.film.title == "Kung Fu Panda 3"
+
+
+@pytest.fixture(scope="module")
+def german_titles_index(tmp_path_factory):
+    """100 real films and one whose English plot names German films, both index parts."""
+    from service.build import build_index
+
+    folder = tmp_path_factory.mktemp("german-titles")
+    corpus = write_generic_csv(folder / "films.csv", tmdb_rows(0, 100) + [GERMAN_TITLES_FILM])
+    build_index(corpus, folder / "index", served_settings(multilingual_model="multilingual-e5-small"), progress=False)
+    return folder / "index"
+
+
+def test_a_german_text_of_nouns_and_sentence_openers_is_not_recognised(german_titles_index):
+    classifier = make_classifier(german_titles_index)
+    try:
+        result = classifier.classify(NOUNS_AND_OPENERS)
+    finally:
+        classifier.close()
+    assert result.route == "multilingual" and result.neighbours[0].film.title == GERMAN_TITLES_FILM["title"]
+    assert result.recognised is None  # "Der", "Das", "Nach", "Als" open sentences: no names
+
+
+def test_the_exclusion_removes_a_translated_reference_film_title_matching_misses(small_index_dir):
+    from service.evaluation.split import exclusion
+
+    classifier = make_classifier(small_index_dir)
+    try:
+        parts = {route.name: route.index for route in classifier.routes()}
+        held_out = [Film("Nachts im Museum 2", 2009, NIGHT_AT_THE_MUSEUM_2, ("Comedy", "Family"), "de")]
+        vectors = {route.name: route.embedder.embed([NIGHT_AT_THE_MUSEUM_2], role="passage")
+                   for route in classifier.routes()}
+        excluded = exclusion(parts, held_out, vectors)
+    finally:
+        classifier.close()
+    titles = [parts["english"].films[i].title for i in excluded.positions]
+    assert excluded.by_title == 0 and "Night at the Museum: Battle of the Smithsonian" in titles
