@@ -8,11 +8,7 @@ other language through the multilingual part, which finds the English reference 
 """
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 
 from service.calibration import fusion_for
 from service.corrections import Corrections
@@ -24,19 +20,18 @@ from service.memory import release_freed_heap
 from service.genres import Vocabulary
 from service.labels import LabelScorer, ZeroShotScale, nearest_in
 from service.pipeline.answer import Classification
+from service.pipeline.draft import drafted
 from service.pipeline.llm import LLMStage
+from service.pipeline.recognise import recognised
+from service.pipeline.retrieve import retrieve
 from service.pipeline.routes import MULTILINGUAL_MISSING, Route, route_all
-from service.recognition import Recogniser, Recognition, lean_on, recognise_correction
+from service.pipeline.vote import vote_and_heads
+from service.recognition import Recogniser
 from service.settings import Settings
-from service.store import Neighbour, ReferenceIndex, index_identity
-from service.vote import TEMPERATURES, decide, vote
+from service.store import ReferenceIndex, index_identity
 
 __all__ = ["Classification", "Classifier", "Route"]
 
-SEARCH_SPLIT_MIN = 8  # queries per thread below which splitting a search costs more than it saves
-# threads for the parts of split searches, shared by every classifier of the process (a retired one may
-# still finish requests in flight); made when first needed
-_SEARCHERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="search")
 
 class Classifier:
     def __init__(self, index: ReferenceIndex, embedder: Embedder, llm: LLMGate | None, settings: Settings,
@@ -131,48 +126,16 @@ class Classifier:
 
     def _score(self, route: Route, texts: list[str]) -> list[Classification]:
         started = time.perf_counter()
-        # a description is compared with plots, text of its own kind: e5 wants the same prefix on both sides
-        # of such a symmetric comparison (measured on the dev sets: German 0.617 → 0.643, French 0.392 →
-        # 0.401 micro-F1 with "passage: " rather than "query: ")
-        vectors = route.embedder.embed(texts, role="passage")
-        all_neighbours = self._search(route.index, vectors)
-        if self.corrections is not None:
-            all_neighbours = self.corrections.beside(route.name, vectors, all_neighbours, self.settings.top_k)
-        all_scores = [vote(neighbours, TEMPERATURES.get(route.name)) for neighbours in all_neighbours]
-        if route.scorer is not None:
-            all_scores = route.scorer.blend_scores(texts, vectors, all_scores)
+        found = retrieve(route, texts, self.settings.top_k, self.settings.embed_workers, self.corrections)
+        all_scores = vote_and_heads(route, texts, found)
+        recogniser = self.recogniser if self.settings.recognise_films else None
+        results = [drafted(route, vector, neighbours, scores, recognised(recogniser, route, text, neighbours),
+                           self.settings.max_genres)
+                   for text, vector, neighbours, scores in zip(texts, found.vectors, found.neighbours, all_scores)]
         retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)
-        results = []
-        for text, vector, neighbours, scores in zip(texts, vectors, all_neighbours, all_scores):
-            recognised = self._recognised(route, text, neighbours) if self.settings.recognise_films else None
-            recognised = recognised or recognise_correction(neighbours)
-            if recognised is None:
-                genres = decide(scores, route.threshold, self.settings.max_genres)
-            else:
-                scores = lean_on(scores, recognised.film)
-                genres = list(recognised.film.genres)[:self.settings.max_genres]
-            result = Classification(genres, scores, "vote", neighbours, scores, genres, route=route.name,
-                                    timings_ms={"retrieval": retrieval_ms}, recognised=recognised)
-            if recognised is not None and recognised.source == "correction":
-                result.confidence, result.confidence_reason = "high", "an editor's correction of this film answers"
-            elif route.confidence is not None and neighbours:
-                result.confidence, result.confidence_reason = route.confidence.assess(vector, neighbours[0].similarity)
-            results.append(result)
+        for result in results:
+            result.timings_ms["retrieval"] = retrieval_ms
         return results
-
-    def _recognised(self, route: Route, text: str, neighbours: list[Neighbour]) -> Recognition | None:
-        """The reference film the description tells of, the evidence weighed by the route's model (recognition.py)."""
-        return self.recogniser.recognise(text, neighbours, route.name)
-
-    def _search(self, index: ReferenceIndex, vectors) -> list[list[Neighbour]]:
-        """A batch's queries split across the cores (FAISS releases the GIL while it searches): 32 queries take
-        6 ms instead of 12 on 2 cores. One query runs alone."""
-        parts = min(self.settings.embed_workers, len(vectors) // SEARCH_SPLIT_MIN)
-        if parts < 2:
-            return index.search(vectors, self.settings.top_k)
-        chunks = np.array_split(vectors, parts)
-        return [row for found in _SEARCHERS.map(lambda c: index.search(c, self.settings.top_k), chunks)
-                for row in found]
 
     def _route(self, result: Classification) -> Route:
         return self.multilingual if result.route == "multilingual" else self.english
