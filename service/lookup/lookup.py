@@ -10,16 +10,17 @@ Same-titled films: the one of the year given, else the most recent; the others a
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from service.corpus import Film, plot_key
-from service.films import films_by_title, normalise_title, years_agree
+
+from service.corpus import Film
+from service.films import normalise_title
 from service.corrections import Corrections
 from service.genres import DEFAULT
 from service.lookup.imdb import ImdbSource, ImdbUnavailable
 from service.lookup.kinds import Kind, TitleQuery, detect_kind, parse_title, spellings, titles_in_review
+from service.lookup.reference import ReferenceCatalogue, genre_shares
 from service.lookup.tmdb import TmdbClient, TmdbUnavailable
 from service.store import ReferenceIndex
 
@@ -86,14 +87,7 @@ class Lookup:
         self.why_no_tmdb = why_no_tmdb or "TMDb lookup skipped: no TMDB_API_KEY set"
         self._cache: LRUCache = LRUCache(maxsize=cache_size)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe; requests run in threads
-        films = index.films if index is not None else []
-        self._films = films
-        self._plots: dict[str, Film] | None = None
-        self._titles = films_by_title(films)
-        self._companies: dict[str, tuple[str, list[Film]]] = {}  # normalised name → (name, its films)
-        for film in films:
-            for company in film.companies:
-                self._companies.setdefault(normalise_title(company), (company, []))[1].append(film)
+        self.reference = ReferenceCatalogue(index.films if index is not None else [])
 
     def close(self) -> None:
         if self.tmdb is not None:
@@ -176,7 +170,7 @@ class Lookup:
         """The reference's own film of that title: its labels, and its plot where no database gave one
         (IMDb has no plots; with no database at all, the index still knows 15k films by title)."""
         for title, year in wanted:
-            chosen, films = self._reference_films(title, year)
+            chosen, films = self.reference.chosen(title, year)
             if chosen is None:
                 continue
             result.known_genres["reference"] = list(chosen.genres)
@@ -188,26 +182,6 @@ class Lookup:
             if result.plot is None:
                 result.plot, result.plot_source = chosen.plot, "reference"
             return
-
-    def films_titled(self, title: str) -> list[Film]:
-        """Every reference film of this title, under its own title or another one ("Matrix" finds "The Matrix")."""
-        films = [f for spelling in spellings(title) for f in self._titles.get(normalise_title(spelling), [])]
-        return list({id(f): f for f in films}.values())
-
-    def film_with_plot(self, text: str) -> Film | None:
-        """The reference film whose plot this text is (normalised: case, accents, punctuation aside)."""
-        with self._cache_lock:
-            if self._plots is None:  # keyed on first use: a second or so for 16k plots
-                self._plots = {plot_key(f.plot): f for f in self._films}
-        return self._plots.get(plot_key(text))
-
-    def _reference_films(self, title: str, year: int | None) -> tuple[Film | None, list[Film]]:
-        """(the film chosen, every film of the title): the year asked, else the newest."""
-        films = self.films_titled(title)
-        fitting = [f for f in films if years_agree(f.year, year)]
-        if not fitting:
-            return None, films
-        return max(fitting, key=lambda f: (f.year == year, f.year or 0)), films
 
     def _find_company(self, result: LookupResult, name: str) -> None:
         """TMDb's catalogue of the company when a key is set, and the reference's films of it: its genres are
@@ -221,7 +195,7 @@ class Lookup:
                 result.company = {"name": company.name, "tmdb_id": company.tmdb_id, "films": company.films,
                                   "genre_shares": company.genre_shares, "titles": [], "source": "tmdb"}
                 result.known_genres["tmdb"] = self.vocabulary.map_labels(_describing(company.genre_shares))[0]
-        names, films = self._reference_company(name)
+        names, films = self.reference.company(name)
         if films:
             shares = genre_shares(films)
             result.known_genres["reference"] = _describing(shares)
@@ -233,17 +207,6 @@ class Lookup:
         if result.company is None and not result.failed:
             result.notes.append(f"no company found for {name!r}")
 
-    def _reference_company(self, name: str) -> tuple[list[str], list[Film]]:
-        """The reference's companies of that name, or whose name goes on from it ("Pixar" → "Pixar
-        Animation Studios"; "Warner Bros." → "Warner Bros. Pictures", "Warner Bros. Animation"), and their films."""
-        wanted = normalise_title(name)
-        if not wanted:
-            return [], []
-        matches = [v for k, v in self._companies.items() if k == wanted or k.startswith(wanted + " ")]
-        matches.sort(key=lambda match: (normalise_title(match[0]) != wanted, -len(match[1])))
-        films = list({id(f): f for _, fs in matches for f in fs}.values())
-        return [company for company, _ in matches], films
-
 
 def _alias_matched(film: Film, asked: str) -> str | None:
     """The film's other title the text asked for, when it was not the film's own title."""
@@ -251,11 +214,6 @@ def _alias_matched(film: Film, asked: str) -> str | None:
     if normalise_title(film.title) in keys:
         return None
     return next((alias for alias in film.aliases if normalise_title(alias) in keys), None)
-
-
-def genre_shares(films: list[Film]) -> dict[str, float]:
-    counts = Counter(g for film in films for g in film.genres)
-    return {g: round(n / len(films), 3) for g, n in counts.most_common()}
 
 
 def _describing(shares: dict[str, float]) -> list[str]:

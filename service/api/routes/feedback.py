@@ -125,17 +125,18 @@ def _target(runtime: Runtime, body: FeedbackRequest) -> Target:
         query = parse_title(body.text)
         title, year, names_film = query.title, year or query.year, True
     if title is None:
-        same_plot = runtime.lookup.film_with_plot(body.text)
+        same_plot = runtime.lookup.reference.with_plot(body.text)
         return _of(same_plot, body.text) if same_plot else Target(plot_key(body.text), None, None, body.text)
-    films = runtime.lookup.films_titled(title)
-    fitting = ([f for f in films if f.year == year] or [f for f in films if f.year is None]) if year else films
-    if len(fitting) == 1:
-        return _of(fitting[0], fitting[0].plot if names_film else body.text)
-    if len(fitting) > 1:
-        raise Ambiguous(f"{title!r} names {len(fitting)} films of the reference: send the year of the one meant",
-                        fitting)
+    named = runtime.lookup.reference.named(title, year)
+    if named.kind == "one":
+        film = named.films[0]
+        return _of(film, film.plot if names_film else body.text)
+    if named.kind == "several":
+        raise Ambiguous(f"{title!r} names {len(named.films)} films of the reference: send the year of the one meant",
+                        list(named.films))
+    films = runtime.lookup.reference.named(title).films
     if films and names_film:
-        raise Ambiguous(f"the reference holds no {title!r} of {year}: send the year of the one meant", films)
+        raise Ambiguous(f"the reference holds no {title!r} of {year}: send the year of the one meant", list(films))
     if names_film:  # a text that reads as a title but names no film: taken as the description it may be
         return Target(plot_key(body.text), None, None, body.text)
     return Target(film_key(title, year), title, year, body.text)  # a film the reference does not hold
