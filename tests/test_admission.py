@@ -324,7 +324,7 @@ def test_a_corrections_store_failing_mid_service_answers_classify_and_refuses_fe
     assert client.post("/feedback", headers=editor, json={"text": WIZARD["description"],
                                                           "genres": ["Horror"]}).status_code == 201
     store = client.app.state.runtime.classifier.corrections.store
-    disk = store._db = FailingDisk(store._db)
+    disk = store._db.connection = FailingDisk(store._db.connection)
     time.sleep(0.02)  # the next request reads the store again
     answer = client.post("/classify", json=WIZARD)
     stored = client.post("/feedback", headers=editor, json={"text": "Another film", "genres": ["Drama"]})

@@ -17,10 +17,6 @@ import hashlib
 import hmac
 import json
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,20 +26,15 @@ from service.corpus import plot_key
 from service.films import film_key
 from service.corrections import idempotency, schema
 from service.corrections.bounds import Limits, check_queue_room, check_served_room
+from service.corrections.database import Database, StoreUnavailable, now, stamp
+from service.corrections.review import ReviewQueue
 from service.corrections.idempotency import IdempotencyKey
 from service.corrections.served import SERVED_SINCE, STATE, STATUS
 
 FILE_NAME = "corrections.sqlite"
-BUSY_TIMEOUT_S = 5.0  # another process writing holds the lock for milliseconds; a stuck one is an error
 CLIENT_PATTERN = "^c[0-9a-f]{16}$"  # a client as stored and shown (CorrectionStore.pseudonym)
 
 Status = Literal["pending", "served", "revoked"]
-
-
-class StoreUnavailable(RuntimeError):
-    """The store could not be read or written (a disk error, a lock held past the busy timeout, a damaged file,
-    a newer version's store). Serving goes on with the corrections already read; a correction that could not be
-    stored says so."""
 
 
 @dataclass(frozen=True)
@@ -109,14 +100,9 @@ class Changes:
 class CorrectionStore:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # one connection, shared by the request threads
-        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = Database(self.path)
         try:
-            with self._connection() as db:
-                _wal(db)
-                db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
+            with self._db.connected() as db:
                 schema.prepare(db)
                 kept = schema.meta(db)
         except (StoreUnavailable, schema.NewerStore) as exc:
@@ -124,23 +110,24 @@ class CorrectionStore:
             raise StoreUnavailable(str(exc)) from exc
         self.store_id = kept["store_id"]
         self._secret = bytes.fromhex(kept["client_secret"])
+        self.queue = ReviewQueue(self._db)
 
     def write(self, draft: Draft, limits: Limits = Limits(), key: IdempotencyKey | None = None) -> Written:
         """Stored and on disk when this returns, within `limits` (bounds.py raises); with a key already used for
         the same request, the correction that request stored (idempotency.py)."""
         film = draft.film or _film_of(draft.title, draft.year, draft.plot)
-        now = datetime.now(UTC)
-        with self._write() as db:
-            first = idempotency.stored(db, key, now) if key else None
+        moment = datetime.now(UTC)
+        with self._db.writing() as db:
+            first = idempotency.stored(db, key, moment) if key else None
             if first is not None:
-                return Written(_as_sent(self._rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]), replayed=True)
+                return Written(_as_sent(_rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]), replayed=True)
             if draft.review:
                 check_queue_room(db, limits, draft.client)
             else:
                 check_served_room(db, limits, film)
-            correction = _insert(db, replace(draft, film=film), _stamp(now))
+            correction = _insert(db, replace(draft, film=film), stamp(moment))
             if key:
-                idempotency.record(db, key, correction.id, now)
+                idempotency.record(db, key, correction.id, moment)
         return Written(correction)
 
     def add(self, text: str, plot: str, genres: list[str], title: str | None, year: int | None, author: str,
@@ -150,15 +137,15 @@ class CorrectionStore:
 
     def replayed(self, key: IdempotencyKey) -> Correction | None:
         """The correction this key already stored, as it was written (KeyReused for another body)."""
-        with self._connection() as db:
+        with self._db.connected() as db:
             first = idempotency.stored(db, key, datetime.now(UTC))
-            return _as_sent(self._rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]) if first is not None else None
+            return _as_sent(_rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]) if first is not None else None
 
     def approve(self, correction_id: int, author: str, limits: Limits = Limits()) -> Written | None:
         """A pending correction, approved and so served from now on (OverBound beyond `limits`); one approved
         before, or revoked, as it is (`replayed`: nothing written); None for no such correction."""
-        with self._write() as db:
-            found = self._rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
+        with self._db.writing() as db:
+            found = _rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
             if not found or found[0].status != "pending":
                 return Written(found[0], replayed=True) if found else None
             check_served_room(db, limits, found[0].film)
@@ -168,27 +155,13 @@ class CorrectionStore:
 
     def revoke(self, correction_id: int, author: str) -> Correction | None:
         """The correction, revoked (by this call or an earlier one); None when there is no such correction."""
-        with self._write() as db:
-            found = self._rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
+        with self._db.writing() as db:
+            found = _rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
             if not found or found[0].status == "revoked":
                 return found[0] if found else None
             _, at = _change(db, correction_id, "revoked", author)
             db.execute("DELETE FROM pending WHERE correction_id = ?", (correction_id,))
         return replace(found[0], revoked_at=at, revoked_by=author, served_change=None)
-
-    def reject(self, author: str, client: str | None = None, sent_before: str | None = None) -> list[int]:
-        """Revoke every pending correction of `client` and/or sent by `sent_before` (ISO), in one transaction:
-        the ids rejected."""
-        where = " AND ".join(c for c, v in (("client = :client", client), ("created_at <= :before", sent_before))
-                             if v is not None)
-        with self._write() as db:
-            ids = [row[0] for row in db.execute(f"SELECT correction_id FROM pending WHERE {where or '1'} "
-                                                "ORDER BY correction_id", {"client": client, "before": sent_before})]
-            at = _now()
-            db.executemany("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, 'revoked', ?, ?)",
-                           [(id_, author, at) for id_ in ids])
-            db.executemany("DELETE FROM pending WHERE correction_id = ?", [(id_,) for id_ in ids])
-        return ids
 
     def get(self, correction_id: int) -> Correction | None:
         rows = self._query(f"{STATE} WHERE s.id = ?", (correction_id,))
@@ -198,8 +171,8 @@ class CorrectionStore:
              client: str | None = None) -> tuple[list[Correction], int]:
         """The newest first (of one status and/or one client, or all), and how many there are in all."""
         where, params = _where(status, client)
-        with self._read() as db:
-            rows = self._rows(db, f"{STATE} {where} ORDER BY s.id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+        with self._db.reading() as db:
+            rows = _rows(db, f"{STATE} {where} ORDER BY s.id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
             total = db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
         return rows, total
 
@@ -209,21 +182,10 @@ class CorrectionStore:
         if not served:
             return set()
         films = sorted({c.film for c in served.values()})
-        with self._connection() as db:
+        with self._db.connected() as db:
             latest = dict(db.execute(f"SELECT t.film, MAX(t.served_change) FROM ({STATE} WHERE s.film IN "
                                      f"({','.join('?' * len(films))})) t GROUP BY t.film", films).fetchall())
         return {id_ for id_, c in served.items() if (latest.get(c.film) or 0) > c.served_change}
-
-    def waiting(self) -> int:
-        """How many corrections wait for an editor (what the queue's bound counts)."""
-        with self._connection() as db:
-            return db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
-
-    def pending_clients(self, limit: int) -> list[tuple[str | None, int, str]]:
-        """The clients with corrections waiting, the most first: (client, how many, the oldest sent)."""
-        with self._connection() as db:
-            return db.execute("SELECT client, COUNT(*), MIN(created_at) FROM pending GROUP BY client "
-                              "ORDER BY COUNT(*) DESC, client LIMIT ?", (limit,)).fetchall()
 
     def served(self, after: int = 0) -> list[Correction]:
         """The corrections served by a change after `after`, in the order they were served (superseded ones
@@ -232,29 +194,29 @@ class CorrectionStore:
 
     def snapshot(self, after: int = 0) -> tuple[list[Correction], int]:
         """`served(after)` and the last change it reflects, read together."""
-        with self._read() as db:
-            return self._served(db, after), _last_change(db)
+        with self._db.reading() as db:
+            return _served(db, after), _last_change(db)
 
     def count(self, status: Status | None = None) -> int:
         """How many corrections there are (of one status, or all)."""
         where, params = _where(status, None)
-        with self._connection() as db:
+        with self._db.connected() as db:
             return db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
 
     def version(self) -> int:
         """The last change: what a reader that read through it has seen."""
-        with self._connection() as db:
+        with self._db.connected() as db:
             return _last_change(db)
 
     def changes_since(self, seen: int) -> Changes:
         """What became served and what was revoked (by any process) after change `seen`: cheap when nothing was."""
-        with self._read() as db:
+        with self._db.reading() as db:
             now = _last_change(db)
             if now == seen:
                 return Changes([], set(), now)
             revoked = {row[0] for row in db.execute(
                 "SELECT correction_id FROM changes WHERE seq > ? AND kind = 'revoked'", (seen,))}
-            return Changes(self._served(db, seen), revoked, now)
+            return Changes(_served(db, seen), revoked, now)
 
     def pseudonym(self, client: str) -> str:
         """A client (an address, ratelimit.client_of) as stored and shown: keyed by this store's secret, so it
@@ -262,54 +224,22 @@ class CorrectionStore:
         return "c" + hmac.new(self._secret, client.encode(), hashlib.sha256).hexdigest()[:16]
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"the corrections store failed ({type(exc).__name__}: {exc})") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding the store's write lock from its start: all of it, or none of it."""
-        with self._transaction("BEGIN IMMEDIATE") as db:
-            yield db
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """Reads that see one state of the store, whatever other processes commit meanwhile."""
-        with self._transaction("BEGIN") as db:
-            yield db
-
-    @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute(begin)
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        self._db.close()
 
     def _query(self, sql: str, params: tuple) -> list[Correction]:
-        with self._connection() as db:
-            return self._rows(db, sql, params)
+        with self._db.connected() as db:
+            return _rows(db, sql, params)
 
-    @staticmethod
-    def _rows(db: sqlite3.Connection, sql: str, params: tuple) -> list[Correction]:
-        return [Correction(id_, text, plot, tuple(json.loads(genres)), title, year, author, created, film,
-                           bool(review), client, approved, approver, revoked, revoker, served_change)
-                for id_, text, plot, genres, title, year, author, created, film, review, client, approved, approver,
-                revoked, revoker, served_change in db.execute(sql, params).fetchall()]
 
-    def _served(self, db: sqlite3.Connection, after: int) -> list[Correction]:
-        return sorted(self._rows(db, SERVED_SINCE, (after,)), key=lambda c: c.served_change)
+def _rows(db: sqlite3.Connection, sql: str, params: tuple) -> list[Correction]:
+    return [Correction(id_, text, plot, tuple(json.loads(genres)), title, year, author, created, film, bool(review),
+                       client, approved, approver, revoked, revoker, served_change)
+            for id_, text, plot, genres, title, year, author, created, film, review, client, approved, approver,
+            revoked, revoker, served_change in db.execute(sql, params).fetchall()]
+
+
+def _served(db: sqlite3.Connection, after: int) -> list[Correction]:
+    return sorted(_rows(db, SERVED_SINCE, (after,)), key=lambda c: c.served_change)
 
 
 def _insert(db: sqlite3.Connection, draft: Draft, created: str) -> Correction:
@@ -330,7 +260,7 @@ def _insert(db: sqlite3.Connection, draft: Draft, created: str) -> Correction:
 
 
 def _change(db: sqlite3.Connection, correction_id: int, kind: str, author: str) -> tuple[int, str]:
-    at = _now()
+    at = now()
     cursor = db.execute("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, ?, ?, ?)",
                         (correction_id, kind, author, at))
     return cursor.lastrowid, at
@@ -354,20 +284,6 @@ def _film_of(title: str | None, year: int | None, plot: str) -> str:
     return film_key(title, year) if title else plot_key(plot)
 
 
-def _wal(db: sqlite3.Connection) -> None:
-    """WAL mode (kept in the file). Two processes creating the store at once may find the switch locked for a
-    moment, which the busy timeout does not cover."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def store_path(index_dir: Path) -> Path:
     return Path(index_dir) / FILE_NAME
 
@@ -384,9 +300,3 @@ def stored_version(index_dir: Path) -> Version:
         store.close()
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
-
-
-def _now() -> str:
-    return _stamp(datetime.now(UTC))

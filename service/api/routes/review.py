@@ -85,7 +85,7 @@ def reject(body: RejectRequest, author: str = Depends(require_editor),
     before = None
     if body.older_than_hours is not None:
         before = (datetime.now(UTC) - timedelta(hours=body.older_than_hours)).isoformat(timespec="seconds")
-    ids = corrections.store.reject(author, body.client, before)
+    ids = corrections.store.queue.reject(author, body.client, before)
     corrections.withdraw(set(ids))
     return RejectResult(rejected=len(ids), ids=ids)
 
@@ -96,6 +96,6 @@ def queue(request: Request, _: str = Depends(require_editor),
     """The review queue: how many wait, its bounds, and the clients with the most waiting."""
     store = corrections_of(runtime).store
     clients = [QueueClient(client=client, waiting=waiting, oldest=oldest)
-               for client, waiting, oldest in store.pending_clients(QUEUE_CLIENTS)]
-    return ReviewQueue(waiting=store.waiting(), max_waiting=request.app.state.settings.max_pending_feedback,
+               for client, waiting, oldest in store.queue.clients(QUEUE_CLIENTS)]
+    return ReviewQueue(waiting=store.queue.waiting(), max_waiting=request.app.state.settings.max_pending_feedback,
                        client_share=client_share(request), clients=clients)
