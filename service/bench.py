@@ -35,11 +35,11 @@ def embed_throughput(settings: Settings, films: int = 2000, slices: int = 10) ->
     texts, same process, for every model the service uses. They take turns slice by slice, each going first
     in every other slice, so a slow spell of this shared machine slows both alike (timed one after the
     other, the ratio of the same code ranged from 0.84 to 1.25 between runs)."""
-    plots = [f.plot for f in load_corpus(settings.data_path).films[:films]]
+    plots = [f.plot for f in load_corpus(settings.index.data).films[:films]]
     figures = {}
-    for part, model in settings.part_models().items():
+    for part, model in settings.index.part_models().items():
         texts = plots if part == "english" else plots[:films // 4]  # the multilingual model is ~4x slower
-        embedder = load_embedder(settings.exported_models(), model, settings.embed_workers)
+        embedder = load_embedder(settings.index.exported_models(), model, settings.index.embed_workers)
         embedder.embed(texts[:32])  # warm-up: first-call overhead is not throughput
         seconds = {"raw": 0.0, "build": 0.0}
         with tempfile.TemporaryDirectory() as tmp:
@@ -59,12 +59,12 @@ def embed_throughput(settings: Settings, films: int = 2000, slices: int = 10) ->
 def faiss_ms(settings: Settings, queries: int = 200) -> float:
     from service.store import load_index
 
-    index = load_index(settings.index_dir, settings.embedding_model)
+    index = load_index(settings.index.dir, settings.index.embedding_model)
     vectors = index.vectors()[:queries]
     times = []
     for vector in vectors:
         started = time.perf_counter()
-        index.search(vector[None, :], settings.top_k)
+        index.search(vector[None, :], settings.classification.top_k)
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 3)
 
@@ -80,7 +80,7 @@ def running_service(settings: Settings, checkout: Path | None = None, **env_over
     """`moviegenre serve` on a free port: this code, or the code of another `checkout` of the project."""
     port = _free_port()
     env = os.environ | {"LLM_BACKEND": "none", "MOVIEGENRE_HOST": "127.0.0.1", "MOVIEGENRE_PORT": str(port),
-                        "MOVIEGENRE_INDEX_DIR": str(Path(settings.index_dir).resolve()),
+                        "MOVIEGENRE_INDEX_DIR": str(Path(settings.index.dir).resolve()),
                         "MOVIEGENRE_LOG_LEVEL": "warning", **env_overrides}
     if checkout is not None:
         env["PYTHONPATH"] = str(checkout)
@@ -104,13 +104,13 @@ def running_service(settings: Settings, checkout: Path | None = None, **env_over
 
 
 def _descriptions(settings: Settings) -> list[str]:
-    evaluation = settings.data_path.parent / "dev-eval" / "imdb_top_1000.csv"
+    evaluation = settings.index.data.parent / "dev-eval" / "imdb_top_1000.csv"
     return [f.plot for f in load_corpus(evaluation).films]
 
 
 def _foreign_descriptions(settings: Settings, words: int = 40) -> list[str]:
     """40-word German and French plots (the first 40 words of plots at least that long)."""
-    folder = settings.data_path.parent / "dev-eval" / "multilingual"
+    folder = settings.index.data.parent / "dev-eval" / "multilingual"
     plots = [f.plot for path in sorted(folder.glob("*.csv")) for f in load_corpus(path).films]
     return [" ".join(p.split()[:words]) for p in plots if len(p.split()) >= words]
 
@@ -309,7 +309,7 @@ def llm_beside_plain(settings: Settings, llm_clients: int = 8, plain_clients: in
     where every default client waits its turn, and with a budget of 5 s, where the queue is longer than the budget
     allows and the others are answered by the vote at once, "busy"."""
     figures = {}
-    for name, budget_s in (("llm", settings.llm_timeout_s), ("llm_tight", 5.0)):
+    for name, budget_s in (("llm", settings.llm.timeout_s), ("llm_tight", 5.0)):
         figures[f"{name}_row"] = (f"{llm_clients} default + {plain_clients} llm=false clients, {seconds:g} s, "
                                   f"stand-in LLM {answer_s:g} s with {parallel} slots, budget {budget_s:g} s")
         figures |= {f"{name}_{k}": v for k, v in _llm_row(settings, llm_clients, plain_clients, seconds, answer_s,
@@ -376,7 +376,7 @@ def service_figures(settings: Settings) -> dict:
         with running_service(settings, MOVIEGENRE_METRICS=on) as (url, _):
             _timed_posts(url, texts[:30])
             figures[f"{label}_classify_p50_ms"] = _percentiles(_timed_posts(url, texts[30:530])[0], "x")["x_p50_ms"]
-    if settings.multilingual_model:  # the same English requests with the multilingual part turned off
+    if settings.index.multilingual_model:  # the same English requests with the multilingual part turned off
         with running_service(settings, MOVIEGENRE_MULTILINGUAL_MODEL="") as (url, pid):
             _timed_posts(url, texts[:30])
             figures |= _percentiles(_timed_posts(url, texts[30:530])[0], "english_only_classify")
@@ -384,7 +384,7 @@ def service_figures(settings: Settings) -> dict:
     with running_service(settings) as (url, pid):
         _timed_posts(url, texts[:30])  # warm-up
         figures |= _percentiles(_timed_posts(url, texts[30:530])[0], "classify")
-        if settings.multilingual_model:
+        if settings.index.multilingual_model:
             _timed_posts(url, foreign[:10])
             latencies, statuses = _timed_posts(url, foreign[10:310])
             figures |= _percentiles(latencies, "foreign_40_words_classify") | {
@@ -414,18 +414,18 @@ def index_with_corrections(settings: Settings, count: int):
     from service.corrections import CorrectionStore, store_path
     from service.evaluation.recognition import descriptions
 
-    films = descriptions(settings.data_path.parent / "dev-eval" / "n_movies.csv")[:count]
+    films = descriptions(settings.index.data.parent / "dev-eval" / "n_movies.csv")[:count]
     with tempfile.TemporaryDirectory() as folder:
         linked = Path(folder) / "index"
         linked.mkdir()
-        for entry in Path(settings.index_dir).iterdir():
+        for entry in Path(settings.index.dir).iterdir():
             if not entry.name.startswith("corrections.sqlite"):
                 (linked / entry.name).symlink_to(entry.resolve())
         store = CorrectionStore(store_path(linked))
         for film in films:
             store.add(film.plot, film.plot, list(film.genres), film.title, film.year, "bench")
         store.close()
-        yield settings.model_copy(update={"index_dir": linked}), len(films)
+        yield settings.replace(**{"index_dir": linked}), len(films)
 
 
 def _p50s_in_turn(urls: list[str], texts: list[str], requests: int = 500, warm_up: int = 30) -> list[float]:
@@ -577,8 +577,8 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
     from service.vote import vote
 
     texts = _descriptions(settings)[:requests]
-    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
-    route, torch_embedder = classifier.english, TorchEmbedder(spec_for(settings.embedding_model))
+    classifier = load_classifier(settings.replace(**{"llm_backend": "none"}))
+    route, torch_embedder = classifier.english, TorchEmbedder(spec_for(settings.index.embedding_model))
     stages: dict[str, list[float]] = {}
 
     def timed(stage: str, fn):
@@ -592,7 +592,7 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
         timed("language detection", lambda: classifier.detector.detect(text) if classifier.detector else None)
         timed("embedding before: fp32 torch", lambda: torch_embedder.embed([text]))
         vector = timed("embedding: int8 ONNX", lambda: route.embedder.embed([text]))
-        neighbours = timed("FAISS search (top 25)", lambda: route.index.search(vector, settings.top_k))
+        neighbours = timed("FAISS search (top 25)", lambda: route.index.search(vector, settings.classification.top_k))
         votes = timed("neighbour vote", lambda: [vote(n) for n in neighbours])
         timed("heads: TF-IDF features + linear heads (numpy)", lambda: heads.scores([text], vector))
         timed("blend (vote, heads)", lambda: route.scorer.blend_scores([text], vector, votes))
@@ -600,7 +600,7 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
         response = timed("pydantic response + JSON", lambda: ClassifyResponse(
             genres=result.genres, scores=result.scores, backend=result.backend, latency_ms=0).model_dump_json())
         del response
-    with TestClient(create_app(settings.model_copy(update={"llm_backend": "none"}), classifier)) as client:
+    with TestClient(create_app(settings.replace(**{"llm_backend": "none"}), classifier)) as client:
         for text in texts:
             timed("HTTP /classify in process (TestClient)",
                   lambda: client.post("/classify", json={"description": text}))

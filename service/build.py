@@ -53,7 +53,7 @@ def build_index(data_path: Path, index_dir: Path, settings: Settings | None = No
     report = BuildReport(corpus, {})
     done: dict[str, Part] = {}
     scorers: dict[str, BlendedScorer] = {}
-    for part, model in settings.part_models().items():
+    for part, model in settings.index.part_models().items():
         if parts is not None and part not in parts:
             continue
         done[part], scorer, report.embedded[part] = _build_part(part, model, corpus, fingerprint, index_dir,
@@ -83,8 +83,8 @@ def fold_corrections(corpus: Corpus, index_dir: Path) -> None:
 
 def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_dir: Path, settings: Settings,
                 progress: bool) -> tuple[Part, BlendedScorer | None, int]:
-    ensure_exported(settings.exported_models(), model, progress)
-    embedder = load_embedder(settings.exported_models(), model, settings.embed_workers)
+    ensure_exported(settings.index.exported_models(), model, progress)
+    embedder = load_embedder(settings.index.exported_models(), model, settings.index.embed_workers)
     plots = [film.plot for film in corpus.films]
     cache = EmbeddingCache(Path(index_dir) / "cache", embedder.cache_name)
     vectors, embedded = cache.embed(embedder, plots, progress=progress)
@@ -138,9 +138,9 @@ def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded
             part: str) -> BlendedScorer | None:
     """Trained heads and tuned blend, cached by corpus, embedding, index format (the vote is tuned on its
     search) and the knobs tuning depends on."""
-    labels = corpus.vocabulary.labels
+    labels, knobs = corpus.vocabulary.labels, settings.classification
     vocabulary = hashlib.sha256("\n".join(labels).encode()).hexdigest()[:8]
-    key = (f"{part}-{fingerprint[:16]}-{embedded_by}-f{FORMAT_VERSION}-k{settings.top_k}-g{settings.max_genres}"
+    key = (f"{part}-{fingerprint[:16]}-{embedded_by}-f{FORMAT_VERSION}-k{knobs.top_k}-g{knobs.max_genres}"
            f"-v{vocabulary}-t{TEMPERATURES.get(part)}")
     path = cache_dir / f"scorer-{key}.npz"
     if path.exists():
@@ -148,7 +148,7 @@ def _scorer(cache_dir: Path, corpus: Corpus, vectors, fingerprint: str, embedded
             return BlendedScorer.load(path)
         except Exception:  # noqa: BLE001 - a damaged cache entry only costs a retraining
             path.unlink(missing_ok=True)
-    scorer = train_scorer(corpus.films, vectors, settings.top_k, settings.max_genres, labels,
+    scorer = train_scorer(corpus.films, vectors, knobs.top_k, knobs.max_genres, labels,
                           text_head=part == "english", temperature=TEMPERATURES.get(part))
     if scorer is not None:
         for old in cache_dir.glob(f"scorer-{part}-*"):

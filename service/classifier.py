@@ -50,14 +50,15 @@ class Classifier:
         self.llm = llm
         self.settings = settings
         # why non-English text cannot take the multilingual route, when it cannot
-        self.multilingual_status = "ready" if multilingual else ("building" if settings.multilingual_model else "off")
+        self.multilingual_status = "ready" if multilingual else (
+            "building" if settings.index.multilingual_model else "off")
         self.llm_stage: LLMStage | None = None
         if llm is not None:
             serving = index_identity(index.manifest)
             for route in self.routes():
-                route.fusion = fusion_for(settings.index_dir, llm.identity(), serving, route.name, route.fusion)
+                route.fusion = fusion_for(settings.index.dir, llm.identity(), serving, route.name, route.fusion)
             self.llm_stage = LLMStage(llm, self.vocabulary, {r.name: r for r in self.routes()}, self.label_scorer,
-                                      settings.prompt_examples, settings.max_genres)
+                                      settings.classification.prompt_examples, settings.classification.max_genres)
 
     # the English route's parts, which lookups, evaluation and /health read
     @property
@@ -121,16 +122,18 @@ class Classifier:
             labels = self.label_scorer.distinct(labels)
             for text, result in zip(texts, results):
                 result.label_scores, result.genres = self.label_scorer.answer(
-                    text, result.scores, self._route(result).threshold, labels, None, self.settings.max_genres)
+                    text, result.scores, self._route(result).threshold, labels, None,
+                    self.settings.classification.max_genres)
         return results
 
     def _score(self, route: Route, texts: list[str]) -> list[Classification]:
         started = time.perf_counter()
-        found = retrieve(route, texts, self.settings.top_k, self.settings.embed_workers, self.corrections)
+        found = retrieve(route, texts, self.settings.classification.top_k, self.settings.index.embed_workers,
+                         self.corrections)
         all_scores = vote_and_heads(route, texts, found)
-        recogniser = self.recogniser if self.settings.recognise_films else None
+        recogniser = self.recogniser if self.settings.classification.recognise_films else None
         results = [drafted(route, vector, neighbours, scores, recognised(recogniser, route, text, neighbours),
-                           self.settings.max_genres)
+                           self.settings.classification.max_genres)
                    for text, vector, neighbours, scores in zip(texts, found.vectors, found.neighbours, all_scores)]
         retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)
         for result in results:
@@ -155,7 +158,7 @@ class Classifier:
             self.detector.warm_up()
         for route in self.routes():
             route.embedder.embed(["warm-up"])
-        if self.settings.recognise_films:
+        if self.settings.classification.recognise_films:
             self.recogniser.warm_up()  # the films' names and series places, a few seconds: not a request's to pay
         release_freed_heap()
 

@@ -17,8 +17,8 @@ from rich.text import Text
 from service.settings import ConfigurationError, Settings
 
 console = Console()
-MULTILINGUAL_DEV = Settings().data_path.parent / "dev-eval" / "multilingual"
-EVAL_DATA = Settings().data_path.parent / "dev-eval" / "imdb_top_1000.csv"
+MULTILINGUAL_DEV = Settings().index.data.parent / "dev-eval" / "multilingual"
+EVAL_DATA = Settings().index.data.parent / "dev-eval" / "imdb_top_1000.csv"
 
 
 def _print_build_summary(report) -> None:
@@ -62,7 +62,7 @@ def cmd_build_index(args, settings: Settings) -> int:
     def announce(part: str, manifest: dict) -> None:
         console.print(f"[green]the {part} part of the index is current ({manifest['build']})[/green]")
 
-    report = build_index(Path(args.data or settings.data_path), settings.index_dir, settings, on_part=announce,
+    report = build_index(Path(args.data or settings.index.data), settings.index.dir, settings, on_part=announce,
                          vocabulary=args.vocabulary)
     _print_build_summary(report)
     return 0
@@ -87,7 +87,8 @@ def cmd_serve(args, settings: Settings) -> int:
 
     from service.api.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=settings.service.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings.ensure_servable()
     build = _build_missing_parts(settings, args.data) if args.build_missing else None
     try:
@@ -97,8 +98,9 @@ def cmd_serve(args, settings: Settings) -> int:
             return serve_replicas(settings, args.replicas, args.replica_cpus) or 0
         # TLS on the same port when a certificate is configured (uvicorn's own); RequestLog writes one structured
         # line per request instead of uvicorn's access log
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                    access_log=False, ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile)
+        service, operations = settings.service, settings.operations
+        uvicorn.run(create_app(settings), host=service.host, port=service.port, log_level=service.log_level,
+                    access_log=False, ssl_certfile=operations.ssl_certfile, ssl_keyfile=operations.ssl_keyfile)
     finally:
         if build is not None and build.poll() is None:
             build.terminate()  # what it embedded is cached: the next start goes on from there
@@ -116,16 +118,16 @@ def _build_missing_parts(settings: Settings, data: str | None):
 
     def built_parts() -> set[str]:
         try:
-            manifest = read_manifest(settings.index_dir) or {}
+            manifest = read_manifest(settings.index.dir) or {}
         except IndexLoadError:
             return set()
         return set(manifest.get("parts", {})) if manifest.get("format_version") == FORMAT_VERSION else set()
 
-    if set(settings.part_models()) <= built_parts():
+    if set(settings.index.part_models()) <= built_parts():
         return None
     from service.genres import Vocabulary
 
-    existing = read_manifest(settings.index_dir) if built_parts() else None
+    existing = read_manifest(settings.index.dir) if built_parts() else None
     if existing and not Vocabulary.from_manifest(existing.get("vocabulary")).is_default() and data is None:
         console.print("the index has its own vocabulary: its missing parts are not rebuilt from the default corpus "
                       "(run `make build-index DATA=… VOCABULARY=… INDEX=…`)")
@@ -146,7 +148,7 @@ def cmd_classify_file(args, settings: Settings) -> int:
     from service.batch.run import Job, classify_file
 
     if args.llm:
-        settings = settings.model_copy(update={"llm_backend": args.llm, "llm_concurrency": args.llm_concurrency})
+        settings = settings.replace(**{"llm_backend": args.llm, "llm_concurrency": args.llm_concurrency})
     job = Job.of(Path(args.input), Path(args.output), settings, args.text_column, args.chunk_rows, bool(args.llm))
     console.print(f"classifying {job.source} ({job.text_column!r} column) → {job.output} on "
                   f"{'Ray' if args.engine == 'ray' else 'this machine'}", highlight=False)
@@ -209,7 +211,7 @@ class RateColumn(ProgressColumn):
 def cmd_eval(args, settings: Settings) -> int:
     from service.evaluation import report, runner
 
-    settings = settings.model_copy(update={"llm_backend": args.llm or "none"})
+    settings = settings.replace(**{"llm_backend": args.llm or "none"})
     languages = {} if args.no_languages else {
         path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
     results = runner.run(settings, Path(args.data), llm_limit=args.limit, languages=languages,
@@ -224,8 +226,8 @@ def cmd_eval_keywords(args, settings: Settings) -> int:
     from service.atomic import write_bytes
     from service.evaluation import keywords
 
-    settings = settings.model_copy(update={"llm_backend": args.llm or "none"})
-    results = keywords.run(settings, settings.index_dir / "keyword-eval", args.limit)
+    settings = settings.replace(**{"llm_backend": args.llm or "none"})
+    results = keywords.run(settings, settings.index.dir / "keyword-eval", args.limit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_bytes(out / "keywords.md", keywords.markdown(results).encode("utf-8"))
@@ -262,7 +264,7 @@ def cmd_calibrate_llm(args, settings: Settings) -> int:
     from service.evaluation import calibrate
 
     if args.llm:
-        settings = settings.model_copy(update={"llm_backend": args.llm})
+        settings = settings.replace(**{"llm_backend": args.llm})
     languages = {} if args.no_languages else {
         path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
     try:
@@ -309,7 +311,7 @@ def cmd_tune_recognition(args, settings: Settings) -> int:
     from service.evaluation import recognition
     from service.loading import load_classifier
 
-    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none", "recognise_films": False}))
+    classifier = load_classifier(settings.replace(**{"llm_backend": "none", "recognise_films": False}))
     files = {path.stem.split("_")[0]: path for path in sorted(MULTILINGUAL_DEV.glob("*.csv"))}
     result = recognition.tune(classifier, Path(args.data), files)
     for route, rows in result["tables"].items():
@@ -355,7 +357,7 @@ def cmd_imdb_db(args, settings: Settings) -> int:
 
     from service.lookup.imdb import build_imdb_database, download_datasets
 
-    tsv = Path(args.tsv) if args.tsv else settings.imdb_db.parent / "tsv"
+    tsv = Path(args.tsv) if args.tsv else settings.lookup.imdb_db.parent / "tsv"
     if not args.tsv:
         console.print(f"downloading IMDb's datasets into {tsv} (several GB)…")
         try:
@@ -363,9 +365,9 @@ def cmd_imdb_db(args, settings: Settings) -> int:
         except httpx.HTTPError as exc:
             console.print(f"[red]download failed ({exc}); with the files at hand: make imdb-db TSV=folder[/red]")
             return 1
-    console.print(f"building {settings.imdb_db} with cinemagoer's importer…")
-    build_imdb_database(tsv, settings.imdb_db)
-    console.print(f"IMDb database ready: {settings.imdb_db}")
+    console.print(f"building {settings.lookup.imdb_db} with cinemagoer's importer…")
+    build_imdb_database(tsv, settings.lookup.imdb_db)
+    console.print(f"IMDb database ready: {settings.lookup.imdb_db}")
     return 0
 
 
@@ -399,9 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     catalogue.add_argument("--engine", choices=["local", "ray"], default="local",
                            help="ray: Ray Data on $RAY_ADDRESS, or on a Ray started here when it is unset")
     catalogue.add_argument("--chunk-rows", type=positive_int, default=2000, help="rows classified and saved together")
-    catalogue.add_argument("--llm", nargs="?", const=Settings().llm_backend, choices=["ollama", "openai"],
+    catalogue.add_argument("--llm", nargs="?", const=Settings().llm.backend, choices=["ollama", "openai"],
                            help="ask the LLM too (default backend: $LLM_BACKEND)")
-    catalogue.add_argument("--llm-concurrency", type=positive_int, default=Settings().llm_concurrency,
+    catalogue.add_argument("--llm-concurrency", type=positive_int, default=Settings().llm.concurrency,
                            help="requests in flight to the LLM server at once, in all (Ray: shared by the actors)")
     catalogue.add_argument("--actors", type=positive_int,
                            help="Ray: classifying actors (default: one per CPU but one, capped by memory)")
@@ -461,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_file.set_defaults(func=cmd_bench_file)
     tune = commands.add_parser("tune-recognition", help="fit each route's film-recognition model on calibration data "
                                                         "and store it in service/data/recognition.json")
-    tune.add_argument("--data", default=str(Settings().data_path.parent / "dev-eval" / "n_movies.csv"),
+    tune.add_argument("--data", default=str(Settings().index.data.parent / "dev-eval" / "n_movies.csv"),
                       help="IMDb's English descriptions (default: dev-eval/n_movies.csv)")
     tune.add_argument("--dry-run", action="store_true", help="print the tables, store nothing")
     tune.set_defaults(func=cmd_tune_recognition)

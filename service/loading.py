@@ -29,11 +29,11 @@ def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = 
     a failure is final only when the manifest did not move meanwhile."""
     return_large_blocks()
     for _ in range(LOAD_ATTEMPTS - 1):
-        seen = build_id_of(read_manifest(settings.index_dir))
+        seen = build_id_of(read_manifest(settings.index.dir))
         try:
             return _load(settings, embedders, detector)
         except IndexLoadError:
-            if build_id_of(read_manifest(settings.index_dir)) == seen:
+            if build_id_of(read_manifest(settings.index.dir)) == seen:
                 raise
     return _load(settings, embedders, detector)
 
@@ -41,19 +41,19 @@ def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = 
 def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: LanguageDetector | None) -> Classifier:
     embedders = dict(embedders or {})
     # a part still being built may not even have its model exported yet: load what the index has
-    built = (read_manifest(settings.index_dir) or {}).get("parts", {})
-    models = {p: m for p, m in settings.part_models().items() if p == "english" or p in built}
+    built = (read_manifest(settings.index.dir) or {}).get("parts", {})
+    models = {p: m for p, m in settings.index.part_models().items() if p == "english" or p in built}
     for part, model in models.items():
         if part not in embedders or embedders[part].model_name != model:
             embedders[part] = _embedder(settings, model)
-    parts = load_parts(settings.index_dir, {p: (m, embedders[p].dim) for p, m in models.items()})
+    parts = load_parts(settings.index.dir, {p: (m, embedders[p].dim) for p, m in models.items()})
     multilingual = None
     if "multilingual" in parts:
         index = parts["multilingual"]
         multilingual = Route.of("multilingual", index, embedders["multilingual"], load_scorer(index, "multilingual"),
                                 settings)
     english = parts["english"]
-    detector = detector or (LanguageDetector() if settings.multilingual_model else None)
+    detector = detector or (LanguageDetector() if settings.index.multilingual_model else None)
     corrections = _corrections(settings, {p: embedders[p] for p in parts}, english.manifest)
     return Classifier(english, embedders["english"], make_gate(settings), settings, load_scorer(english),
                       multilingual, detector, corrections)
@@ -63,10 +63,10 @@ def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: d
     """The corrections made since this build; None (logged) where the store cannot be opened, a read-only
     index folder say: the service then answers from the index alone."""
     try:
-        store = CorrectionStore(store_path(settings.index_dir))
-        return Corrections(store, embedders, folded_through(manifest, store.store_id), settings.corrections_poll_s)
+        store = CorrectionStore(store_path(settings.index.dir))
+        return Corrections(store, embedders, folded_through(manifest, store.store_id), settings.corrections.poll_s)
     except (OSError, sqlite3.Error, StoreUnavailable) as exc:
-        log.warning("corrections are off: %s cannot be opened (%s)", store_path(settings.index_dir), exc)
+        log.warning("corrections are off: %s cannot be opened (%s)", store_path(settings.index.dir), exc)
         return None
 
 
@@ -74,9 +74,9 @@ def _embedder(settings: Settings, model: str) -> Embedder:
     from service.embedding import ModelMissing, load_embedder
 
     try:
-        return load_embedder(settings.exported_models(), model, settings.embed_workers)
+        return load_embedder(settings.index.exported_models(), model, settings.index.embed_workers)
     except ModelMissing as exc:
         raise IndexLoadError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime and the tokenizers raise their own on a damaged file
-        raise IndexLoadError(f"the exported {model} model in {settings.exported_models()} cannot be loaded "
+        raise IndexLoadError(f"the exported {model} model in {settings.index.exported_models()} cannot be loaded "
                              f"({type(exc).__name__}: {str(exc)[:200]}): delete it and run `make build-index`") from exc

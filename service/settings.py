@@ -1,13 +1,19 @@
-"""All configuration in one typed object, read from environment variables once and passed in."""
+"""All configuration, read from environment variables once and passed in: one typed object of groups by concern
+(index, classification, llm, lookup, service, corrections, operations), each group a pydantic-settings model that
+reads its own variables. Code reads `settings.llm.timeout_s`; an operator sets LLM_TIMEOUT.
+
+A setting's flat name is its environment variable in lower case, without MOVIEGENRE_ (`llm_timeout`,
+`max_in_flight`): `Settings(llm_backend="none")` and `settings.replace(max_in_flight=2)` take those."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "MOVIEGENRE_"
 
 
 class ConfigurationError(ValueError):
@@ -28,12 +34,31 @@ def named_tokens(secret: SecretStr | None, default_name: str) -> dict[str, str]:
     return tokens
 
 
-class Settings(BaseSettings):
+def _blank_is_none(value):
+    """An empty value is no value: for a secret, a compose file's unset variable keeps the route or source it guards
+    off, never open."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _a_rate(value: str | None) -> str | None:
+    if value is not None:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"a rate limit must read like '60/minute' or '10/second', not {value!r}") from exc
+    return value
+
+
+class Group(BaseSettings):
+    """A group of settings, each read from its environment variable (the field's alias)."""
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
 
-    # Data and index
-    data_path: Path = Field(PROJECT_ROOT.parent / "shared" / "data" / "reference", alias="MOVIEGENRE_DATA")
-    index_dir: Path = Field(PROJECT_ROOT / "index", alias="MOVIEGENRE_INDEX_DIR")
+
+class IndexSettings(Group):
+    data: Path = Field(PROJECT_ROOT.parent / "shared" / "data" / "reference", alias="MOVIEGENRE_DATA")
+    dir: Path = Field(PROJECT_ROOT / "index", alias="MOVIEGENRE_INDEX_DIR")
     embedding_model: str = Field("all-MiniLM-L6-v2", alias="MOVIEGENRE_EMBEDDING_MODEL")
     # for descriptions in other languages; "" turns the multilingual path off
     multilingual_model: str = Field("multilingual-e5-small", alias="MOVIEGENRE_MULTILINGUAL_MODEL")
@@ -42,11 +67,20 @@ class Settings(BaseSettings):
     # texts embedded in parallel, one core each (see embedding/onnx.py); the cores of the machine
     embed_workers: int = Field(2, ge=1, alias="MOVIEGENRE_EMBED_WORKERS")
 
-    # Classification
+    def exported_models(self) -> Path:
+        return self.models_dir or self.dir / "models"
+
+    def part_models(self) -> dict[str, str]:
+        """Index part → embedding model: the English part always, the multilingual one unless turned off."""
+        return {"english": self.embedding_model} | (
+            {"multilingual": self.multilingual_model} if self.multilingual_model else {})
+
+
+class ClassificationSettings(Group):
     top_k: int = Field(25, ge=1, le=200, alias="MOVIEGENRE_TOP_K")
     prompt_examples: int = Field(8, ge=0, le=25, alias="MOVIEGENRE_PROMPT_EXAMPLES")
     # None: the threshold tuned on a validation split at build time.
-    vote_threshold: float | None = Field(None, gt=0, lt=1, alias="MOVIEGENRE_THRESHOLD")
+    threshold: float | None = Field(None, gt=0, lt=1, alias="MOVIEGENRE_THRESHOLD")
     max_genres: int = Field(5, ge=1, le=10, alias="MOVIEGENRE_MAX_GENRES")
     # a description of a film the reference holds is answered with that film's labels (recognition.py)
     recognise_films: bool = Field(True, alias="MOVIEGENRE_RECOGNISE_FILMS")
@@ -54,27 +88,42 @@ class Settings(BaseSettings):
     fusion_weight: float = Field(0.2, ge=0, le=1, alias="MOVIEGENRE_FUSION_WEIGHT")
     fusion_floor: float = Field(0.1, ge=0, le=1, alias="MOVIEGENRE_FUSION_FLOOR")
 
-    # LLM backends
-    llm_backend: Literal["ollama", "openai", "none"] = Field("ollama", alias="LLM_BACKEND")
-    llm_timeout_s: float = Field(20.0, gt=0, alias="LLM_TIMEOUT")
-    # requests in flight to the LLM server at once, from one process
-    llm_concurrency: int = Field(4, ge=1, le=64, alias="LLM_CONCURRENCY")
+
+class LLMSettings(Group):
+    backend: Literal["ollama", "openai", "none"] = Field("ollama", alias="LLM_BACKEND")
+    # a request's budget for the LLM (its queue and its answer); a file run's for each answer
+    timeout_s: float = Field(20.0, gt=0, alias="LLM_TIMEOUT")
+    # questions in flight to the LLM server at once, from one process: its parallel slots (OLLAMA_NUM_PARALLEL,
+    # llama.cpp's --parallel)
+    concurrency: int = Field(4, ge=1, le=64, alias="LLM_CONCURRENCY")
     # answers kept in memory by model and prompt: a repeated description makes no second call
-    llm_cache_size: int = Field(4096, ge=1, alias="LLM_CACHE_SIZE")
+    cache_size: int = Field(4096, ge=1, alias="LLM_CACHE_SIZE")
     ollama_host: str = Field("http://127.0.0.1:11434", alias="OLLAMA_HOST")
     ollama_model: str = Field("qwen2:7b", alias="OLLAMA_MODEL")
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr = Field(SecretStr("not-needed"), alias="OPENAI_API_KEY")
     openai_model: str = Field("qwen2-7b-instruct", alias="OPENAI_MODEL")
 
-    # Lookup (mode=lookup)
+    def identity(self) -> dict[str, str] | None:
+        """The configured LLM as its backend names it (llm/base.py identity()); None for the vote alone."""
+        if self.backend == "ollama":
+            return {"backend": "ollama", "model": self.ollama_model, "base_url": self.ollama_host.rstrip("/")}
+        if self.backend == "openai":
+            return {"backend": "openai", "model": self.openai_model, "base_url": self.openai_base_url.rstrip("/")}
+        return None
+
+
+class LookupSettings(Group):
     imdb_db: Path = Field(PROJECT_ROOT / "index" / "imdb" / "cinemagoer.db", alias="IMDB_DB")
     tmdb_api_key: SecretStr | None = Field(None, alias="TMDB_API_KEY")
     tmdb_base_url: str = Field("https://api.themoviedb.org", alias="TMDB_BASE_URL")
-    lookup_timeout_s: float = Field(5.0, gt=0, alias="LOOKUP_TIMEOUT")
-    lookup_cache_size: int = Field(1024, ge=1, alias="LOOKUP_CACHE_SIZE")
+    timeout_s: float = Field(5.0, gt=0, alias="LOOKUP_TIMEOUT")
+    cache_size: int = Field(1024, ge=1, alias="LOOKUP_CACHE_SIZE")
 
-    # HTTP service
+    _blank = field_validator("tmdb_api_key", mode="before")(_blank_is_none)
+
+
+class ServiceSettings(Group):
     host: str = Field("127.0.0.1", alias="MOVIEGENRE_HOST")
     port: int = Field(5000, alias="MOVIEGENRE_PORT")
     max_body_bytes: int = Field(64 * 1024, alias="MOVIEGENRE_MAX_BODY_BYTES")
@@ -87,23 +136,39 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
     log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")
 
-    # Corrections (POST /feedback): "name:token" pairs, comma-separated ("alice:s3cret,bob:0ther"), or one bare
-    # token (named "editor"); unset or empty: feedback is off. The page may send corrections without a token
-    # only when MOVIEGENRE_FEEDBACK_PAGE is true (anonymous, rate-limited like /classify).
+    # an empty API key is refused at start (ensure_servable): it cannot mean "no key" nor "any key"
+    _blank = field_validator("admin_token", mode="before")(_blank_is_none)
+
+    def api_keys(self) -> dict[str, str]:
+        """Key → the consumer it was given to (MOVIEGENRE_API_KEY)."""
+        return named_tokens(self.api_key, "default")
+
+
+class CorrectionsSettings(Group):
+    # "name:token" pairs, comma-separated ("alice:s3cret,bob:0ther"), or one bare token (named "editor"); unset or
+    # empty: feedback is off. The page may send corrections without a token only when MOVIEGENRE_FEEDBACK_PAGE is
+    # true (anonymous, rate-limited, and waiting for an editor's review).
     feedback_token: SecretStr | None = Field(None, alias="MOVIEGENRE_FEEDBACK_TOKEN")
     feedback_page: bool = Field(False, alias="MOVIEGENRE_FEEDBACK_PAGE")
-    # what anonymous corrections (the page's) may do: so many per client address, so many waiting for an editor
+    # what anonymous corrections (the page's) may do: so many per client address, so many waiting for an editor,
+    # of which one client (an IPv6 client by its /48) may hold this share
     feedback_page_rate_limit: str = Field("20/hour", alias="MOVIEGENRE_FEEDBACK_PAGE_RATE_LIMIT")
     max_pending_feedback: int = Field(1000, ge=1, alias="MOVIEGENRE_MAX_PENDING_FEEDBACK")
-    # of those waiting, one client's at most, as a fraction of MOVIEGENRE_MAX_PENDING_FEEDBACK (an IPv6 client
-    # counted by its /48): one client cannot fill the queue
     pending_share: float = Field(0.05, gt=0, le=1, alias="MOVIEGENRE_PENDING_SHARE")
     # corrections served beside the index at most (the side index holds their vectors): a build folds them in
     max_corrections: int = Field(20_000, ge=1, alias="MOVIEGENRE_MAX_CORRECTIONS")
     # how often a process reads the corrections other processes stored (0: never; a file run keeps its snapshot)
-    corrections_poll_s: float = Field(1.0, ge=0, le=3600, alias="MOVIEGENRE_CORRECTIONS_POLL")
+    poll_s: float = Field(1.0, ge=0, le=3600, alias="MOVIEGENRE_CORRECTIONS_POLL")
 
-    # Operations: TLS on the same port, load shedding, rate limits, metrics, readiness
+    _blank = field_validator("feedback_token", mode="before")(_blank_is_none)
+    _rate = field_validator("feedback_page_rate_limit")(_a_rate)
+
+    def editors(self) -> dict[str, str]:
+        """Token → the name a correction is stored under (MOVIEGENRE_FEEDBACK_TOKEN)."""
+        return named_tokens(self.feedback_token, "editor")
+
+
+class OperationsSettings(Group):
     ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
     # requests classified at once; requests that always wait their turn (a fixed number of clients asking again and
@@ -113,7 +178,7 @@ class Settings(BaseSettings):
     min_queue: int = Field(24, ge=0, le=100_000, alias="MOVIEGENRE_MIN_QUEUE")
     max_queue_wait_s: float = Field(0.1, ge=0, le=60, alias="MOVIEGENRE_MAX_QUEUE_WAIT")
     body_timeout_s: float = Field(10.0, gt=0, le=600, alias="MOVIEGENRE_BODY_TIMEOUT")
-    # per API key (or client address without keys), e.g. "60/minute"; None: no limit
+    # per API key's consumer (or client address without a key), e.g. "60/minute"; None: no limit
     rate_limit: str | None = Field(None, alias="MOVIEGENRE_RATE_LIMIT")
     # where the counts live: memory:// (one process), or a shared store for several replicas (redis://host:6379)
     rate_limit_storage: str = Field("memory://", alias="MOVIEGENRE_RATE_LIMIT_STORAGE")
@@ -121,73 +186,88 @@ class Settings(BaseSettings):
     # /readyz waits for the multilingual part too (a pod must serve every language before it takes traffic)
     ready_needs_multilingual: bool = Field(False, alias="MOVIEGENRE_READY_NEEDS_MULTILINGUAL")
 
-    @field_validator("rate_limit", "ssl_certfile", "ssl_keyfile", mode="before")
-    @classmethod
-    def _blank_is_none(cls, value):
-        return None if isinstance(value, str) and not value.strip() else value
+    _blank = field_validator("rate_limit", "ssl_certfile", "ssl_keyfile", mode="before")(_blank_is_none)
+    _rate = field_validator("rate_limit")(_a_rate)
 
-    @field_validator("rate_limit", "feedback_page_rate_limit")
-    @classmethod
-    def _a_rate(cls, value: str | None) -> str | None:
-        if value is not None:
-            from limits import parse
 
-            try:
-                parse(value)
-            except ValueError as exc:
-                raise ValueError(f"a rate limit must read like '60/minute' or '10/second', not {value!r}") from exc
-        return value
+GROUPS: dict[str, type[Group]] = {"index": IndexSettings, "classification": ClassificationSettings,
+                                  "llm": LLMSettings, "lookup": LookupSettings, "service": ServiceSettings,
+                                  "corrections": CorrectionsSettings, "operations": OperationsSettings}
 
-    @field_validator("admin_token", "tmdb_api_key", "feedback_token", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value):
-        """An empty secret is no secret (a compose file's unset variable): the route or source it guards stays
-        off, never open."""
-        return None if isinstance(value, str) and not value.strip() else value
+
+def flat_name(alias: str) -> str:
+    return alias.removeprefix(PREFIX).lower()
+
+
+# flat name → (group, field)
+FLAT: dict[str, tuple[str, str]] = {flat_name(field.alias): (group, name) for group, model in GROUPS.items()
+                                    for name, field in model.model_fields.items()}
+
+
+class Settings(BaseModel):
+    index: IndexSettings
+    classification: ClassificationSettings
+    llm: LLMSettings
+    lookup: LookupSettings
+    service: ServiceSettings
+    corrections: CorrectionsSettings
+    operations: OperationsSettings
+
+    # what an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and a stored
+    # result are only reused when these are the same
+    ANSWER_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "embedding_model", "multilingual_model", "top_k", "prompt_examples", "threshold", "max_genres",
+        "recognise_films", "fusion_weight", "fusion_floor", "max_description_chars")
+
+    def __init__(self, **values: Any):
+        """Every group read from the environment; `values` (flat names, or whole groups) override."""
+        given: dict[str, dict] = {group: {} for group in GROUPS}
+        groups = {}
+        for name, value in values.items():
+            if name in GROUPS:
+                groups[name] = value
+                continue
+            if name not in FLAT:
+                raise TypeError(f"no setting {name!r}")
+            group, field = FLAT[name]
+            given[group][field] = value
+        super().__init__(**{group: groups.get(group) or model(**given[group]) for group, model in GROUPS.items()})
+
+    def replace(self, **values: Any) -> Settings:
+        """A copy with these settings (flat names) changed, validated like the originals."""
+        changed: dict[str, dict] = {}
+        for name, value in values.items():
+            if name not in FLAT:
+                raise TypeError(f"no setting {name!r}")
+            group, field = FLAT[name]
+            changed.setdefault(group, {})[field] = value
+        return Settings(**{group: _changed(getattr(self, group), changed[group]) if group in changed
+                           else getattr(self, group) for group in GROUPS})
+
+    def get(self, name: str) -> Any:
+        """A setting by its flat name."""
+        group, field = FLAT[name]
+        return getattr(getattr(self, group), field)
 
     def ensure_servable(self) -> None:
         """Raise ConfigurationError for settings the service must not serve with. An API key set but empty
         cannot mean "no key" (the operator meant to require one) nor "any key": the service refuses to start."""
-        if self.api_key is not None and not self.api_keys():
+        service, operations = self.service, self.operations
+        if service.api_key is not None and not service.api_keys():
             raise ConfigurationError("MOVIEGENRE_API_KEY is set but names no key: give it a value ('name:key' pairs "
                                      "or one key), or unset it to serve without a key")
-        if self.feedback_token is not None and not self.editors():
+        if self.corrections.feedback_token is not None and not self.corrections.editors():
             raise ConfigurationError("MOVIEGENRE_FEEDBACK_TOKEN names no token: give 'name:token' pairs or one token")
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+        if (operations.ssl_certfile is None) != (operations.ssl_keyfile is None):
             raise ConfigurationError("HTTPS needs both MOVIEGENRE_SSL_CERTFILE and MOVIEGENRE_SSL_KEYFILE")
-        for path in (self.ssl_certfile, self.ssl_keyfile):
+        for path in (operations.ssl_certfile, operations.ssl_keyfile):
             if path is not None and not path.is_file():
                 raise ConfigurationError(f"no such file: {path} (MOVIEGENRE_SSL_CERTFILE / MOVIEGENRE_SSL_KEYFILE)")
 
-    def editors(self) -> dict[str, str]:
-        """Token → the name a correction is stored under (MOVIEGENRE_FEEDBACK_TOKEN)."""
-        return named_tokens(self.feedback_token, "editor")
-
-    def api_keys(self) -> dict[str, str]:
-        """Key → the consumer it was given to (MOVIEGENRE_API_KEY)."""
-        return named_tokens(self.api_key, "default")
-
-    # the settings an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and
-    # a stored result are only reused when these are the same
-    ANSWER_SETTINGS: ClassVar[tuple[str, ...]] = (
-        "embedding_model", "multilingual_model", "top_k", "prompt_examples", "vote_threshold", "max_genres",
-        "recognise_films", "fusion_weight", "fusion_floor", "max_description_chars")
-
     def answer_settings(self) -> dict:
-        return {name: getattr(self, name) for name in self.ANSWER_SETTINGS} | {"llm": self.llm_identity()}
+        return {name: self.get(name) for name in self.ANSWER_SETTINGS} | {"llm": self.llm.identity()}
 
-    def llm_identity(self) -> dict[str, str] | None:
-        """The configured LLM as its backend names it (llm/base.py identity()); None for the vote alone."""
-        if self.llm_backend == "ollama":
-            return {"backend": "ollama", "model": self.ollama_model, "base_url": self.ollama_host.rstrip("/")}
-        if self.llm_backend == "openai":
-            return {"backend": "openai", "model": self.openai_model, "base_url": self.openai_base_url.rstrip("/")}
-        return None
 
-    def exported_models(self) -> Path:
-        return self.models_dir or self.index_dir / "models"
-
-    def part_models(self) -> dict[str, str]:
-        """Index part → embedding model: the English part always, the multilingual one unless turned off."""
-        return {"english": self.embedding_model} | (
-            {"multilingual": self.multilingual_model} if self.multilingual_model else {})
+def _changed(group: Group, fields: dict) -> Group:
+    """The group with `fields` changed, validated (its environment is not read again)."""
+    return type(group).model_validate(group.model_dump() | fields)

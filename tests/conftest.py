@@ -44,7 +44,7 @@ def embedder():
     from service.embedding.export import ensure_exported
     from service.settings import Settings
 
-    models = Settings().exported_models()
+    models = Settings().index.exported_models()
     ensure_exported(models, "all-MiniLM-L6-v2", progress=False)
     return load_embedder(models, "all-MiniLM-L6-v2")
 

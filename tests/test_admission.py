@@ -67,7 +67,7 @@ def wait_for(condition, what: str) -> None:
 
 
 def test_clients_that_send_their_body_slowly_hold_no_slot(small_index_dir):
-    with served(small_index_dir, max_in_flight=2, body_timeout_s=2.0) as url:
+    with served(small_index_dir, max_in_flight=2, body_timeout=2.0) as url:
         slow = [slow_body_request(url) for _ in range(6)]  # three times the slots
         wait_for(lambda: gauge(url, "moviegenre_requests_reading_body") == 6, "the slow bodies being read")
         answers = [httpx.post(f"{url}/classify", json=WIZARD, timeout=10) for _ in range(5)]
@@ -106,7 +106,7 @@ async def _taught(admission: Admission, clock: FakeClock, held_s: float) -> None
 def test_the_queue_admits_what_it_can_serve_in_time_and_turns_the_rest_away():
     async def scenario():
         clock = FakeClock()
-        admission = admission_with(clock, max_in_flight=2, min_queue=2, max_queue_wait_s=0.1)
+        admission = admission_with(clock, max_in_flight=2, min_queue=2, max_queue_wait=0.1)
         await _taught(admission, clock, 0.04)  # a slot frees every 20 ms
         release = asyncio.Event()
 
@@ -131,7 +131,7 @@ def test_the_queue_admits_what_it_can_serve_in_time_and_turns_the_rest_away():
 def test_a_fixed_number_of_clients_is_queued_however_slow_a_request_is():
     async def scenario():
         clock = FakeClock()
-        admission = admission_with(clock, max_in_flight=4, min_queue=24, max_queue_wait_s=0.1)
+        admission = admission_with(clock, max_in_flight=4, min_queue=24, max_queue_wait=0.1)
         await _taught(admission, clock, 0.5)  # a slow spell: 0.5 s a request
         release = asyncio.Event()
 
@@ -174,7 +174,7 @@ def test_a_slow_llm_holds_no_slot_while_plain_requests_are_answered(small_index_
     gate = threading.Event()
     with FakeLLMServer('{"genres": ["Fantasy"]}', gate=gate) as llm, \
             served(small_index_dir, llm_backend="openai", openai_base_url=f"{llm.url}/v1", max_in_flight=1,
-                   min_queue=0, max_queue_wait_s=0.001, llm_timeout_s=60) as url, ThreadPoolExecutor(3) as pool:
+                   min_queue=0, max_queue_wait=0.001, llm_timeout=60) as url, ThreadPoolExecutor(3) as pool:
         waiting = []
         for i in range(3):  # one after the other: the one CPU slot would refuse them together
             waiting.append(pool.submit(httpx.post, f"{url}/classify",
@@ -196,7 +196,7 @@ def test_a_busy_llm_answers_with_the_vote_at_once_and_says_why(small_index_dir, 
     with FakeLLMServer('{"genres": ["Fantasy"]}', gate=gate) as llm, FakeLLMServer("http503") as full, \
             ThreadPoolExecutor(1) as pool:
         # one slot, a budget of 3 s and answers expected to take 2 s: a second question cannot wait its turn
-        client = make_client(small_index_dir, llm_backend=backend, llm_concurrency=1, llm_timeout_s=3,
+        client = make_client(small_index_dir, llm_backend=backend, llm_concurrency=1, llm_timeout=3,
                              **servers[backend](llm.url))
         first = pool.submit(client.post, "/classify", json={"description": "A knight rides to a dragon's lair."})
         wait_for(lambda: len(llm.chat_requests()) == 1, "the first question in flight")
@@ -218,7 +218,7 @@ def test_a_busy_llm_answers_with_the_vote_at_once_and_says_why(small_index_dir, 
 
 def test_unauthorised_and_invalid_requests_take_no_slot_and_teach_the_queue_nothing(small_index_dir):
     classifier = make_classifier(small_index_dir, recognise_films=False, api_key="shop:k3y", max_in_flight=1,
-                                 min_queue=0, max_queue_wait_s=0.001)
+                                 min_queue=0, max_queue_wait=0.001)
     held = HeldDrafts(classifier)
     app = create_app(classifier.settings, classifier)
     with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
@@ -319,7 +319,7 @@ class FailingDisk:
 
 
 def test_a_corrections_store_failing_mid_service_answers_classify_and_refuses_feedback(own_index_dir):
-    client = make_client(own_index_dir, feedback_token="alice:t0ken", corrections_poll_s=0.01)
+    client = make_client(own_index_dir, feedback_token="alice:t0ken", corrections_poll=0.01)
     editor = {"X-API-Key": "t0ken"}
     assert client.post("/feedback", headers=editor, json={"text": WIZARD["description"],
                                                           "genres": ["Horror"]}).status_code == 201

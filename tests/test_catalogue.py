@@ -98,7 +98,7 @@ def test_text_in_any_script_survives_the_whole_file_path(tmp_path, classifier):
 
 def test_unusable_rows_go_to_the_sidecar_with_their_row_and_reason_and_never_stop_the_run(tmp_path, classifier,
                                                                                         films):
-    limit = classifier.settings.max_description_chars
+    limit = classifier.settings.service.max_description_chars
     source = tmp_path / "films.csv"
     write(source, [films[0], {"id": "e", "title": "Empty", "plot": "  "}, films[1],
                    {"id": "l", "title": "Long", "plot": "word " * limit}, films[2]])

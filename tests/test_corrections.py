@@ -80,7 +80,7 @@ def test_other_descriptions_see_a_corrected_film_as_a_neighbour(editors_client):
 def test_a_title_the_reference_knows_corrects_that_film_for_its_plot_and_its_title(own_index_dir):
     # no polling: the correction must reach this process's cached lookups without reading the store again
     editors_client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="",
-                                 corrections_poll_s=0)
+                                 corrections_poll=0)
     film = tmdb_rows(0, 1)[0]  # Avatar, in the small reference
     assert "Western" not in _classify(editors_client, film["title"], mode="lookup")["genres"]  # now cached
     stored = editors_client.post("/feedback", headers=ALICE, json={"text": film["title"], "genres": ["Western"]})
@@ -273,7 +273,7 @@ def test_an_approval_after_a_build_is_served_by_every_process_after_a_restart_an
 
     corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 80))
     index_dir = tmp_path / "index"
-    settings = Settings(index_dir=index_dir, llm_backend="none", multilingual_model="", corrections_poll_s=1e-9)
+    settings = Settings(index_dir=index_dir, llm_backend="none", multilingual_model="", corrections_poll=1e-9)
     store = CorrectionStore(store_path(index_dir))
     waiting = store.add(STORY, STORY, CORRECTED, None, None, "page", review=True)  # sent from the page
     store.add("Another story an editor corrected.", "Another story an editor corrected.", ["Drama"], None, None,

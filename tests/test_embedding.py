@@ -20,7 +20,7 @@ FOREIGN = ["Ein junger Zauberer zieht aus, um einen dunklen Magier zu besiegen."
 def _exported(name: str):
     from service.embedding.export import ensure_exported
 
-    models = Settings().exported_models()
+    models = Settings().index.exported_models()
     ensure_exported(models, name, progress=False)
     return load_embedder(models, name)
 

@@ -93,7 +93,7 @@ def test_the_llm_rows_compare_the_vote_the_llm_and_both_fusions_on_the_same_film
     eval_file = write_generic_csv(tmp_path / "eval.csv", tmdb_rows(0, 20))
     with FakeLLMServer(gold_answers) as llm:
         settings = Settings(index_dir=index_dir, **backend_settings("openai", llm.url))
-        calibration.save(index_dir, settings.llm_identity(), index_identity(read_manifest(index_dir)),
+        calibration.save(index_dir, settings.llm.identity(), index_identity(read_manifest(index_dir)),
                          {"english": {"weight": 0.5, "floor": 0.0, "films": 30}})
         results = runner.run(settings, eval_file, progress=False, llm_limit=20)
     rows = results["llm"]

@@ -87,17 +87,17 @@ def test_two_servers_under_one_model_name_share_neither_answers_nor_calibrations
         for g in gates:
             g.close()
     index = index_identity(read_manifest(index_copy))
-    calibration.save(index_copy, settings[0].llm_identity(), index, {"english": {"weight": 0.5, "floor": 0.0,
+    calibration.save(index_copy, settings[0].llm.identity(), index, {"english": {"weight": 0.5, "floor": 0.0,
                                                                                   "films": 30}})
     default = calibration.Fusion(0.2, 0.1)
-    assert calibration.fusion_for(index_copy, settings[0].llm_identity(), index, "english", default).weight == 0.5
-    assert calibration.fusion_for(index_copy, settings[1].llm_identity(), index, "english", default) == default
+    assert calibration.fusion_for(index_copy, settings[0].llm.identity(), index, "english", default).weight == 0.5
+    assert calibration.fusion_for(index_copy, settings[1].llm.identity(), index, "english", default) == default
 
 
 def test_a_calibration_measured_on_another_index_is_ignored_and_health_says_it_is_stale(index_copy):
     with FakeLLMServer() as llm:
         settings = backend_settings("openai", llm.url)
-        calibration.save(index_copy, Settings(**settings).llm_identity(), "another-index",
+        calibration.save(index_copy, Settings(**settings).llm.identity(), "another-index",
                          {"english": {"weight": 0.0, "floor": 0.0, "films": 300}})
         client = make_client(index_copy, **settings)
         fusion = client.get("/health").json()["llm"]["fusion"]["english"]
@@ -109,7 +109,7 @@ def test_a_calibration_measured_on_another_index_is_ignored_and_health_says_it_i
 def test_an_empty_admin_token_keeps_reload_closed(small_index_dir, monkeypatch):
     monkeypatch.setenv("MOVIEGENRE_ADMIN_TOKEN", "")
     settings = Settings(index_dir=small_index_dir, llm_backend="none")
-    assert settings.admin_token is None
+    assert settings.service.admin_token is None
     with TestClient(create_app(settings)) as client:
         for headers in ({}, {"X-API-Key": ""}, {"Authorization": "Bearer "}):
             assert client.post("/admin/reload", headers=headers).status_code == 403
@@ -155,7 +155,7 @@ def test_a_request_that_read_the_runtime_just_before_a_reload_gets_the_new_one(s
 def rebuildable(tmp_path):
     settings = Settings(index_dir=tmp_path / "index", llm_backend="none", admin_token="adm1n")
     corpus = write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120))
-    build_index(corpus, settings.index_dir, settings, progress=False)
+    build_index(corpus, settings.index.dir, settings, progress=False)
     return settings, corpus
 
 
@@ -165,12 +165,12 @@ def test_a_loader_that_read_the_previous_manifest_still_finds_its_build(rebuilda
     settings, corpus = rebuildable
     builds = []
     for _ in range(3):
-        builds.append(read_manifest(settings.index_dir)["build"])
-        build_index(corpus, settings.index_dir, settings, progress=False)
-    current = read_manifest(settings.index_dir)["build"]
-    kept = sorted(p.name for p in (settings.index_dir / "builds").iterdir())
+        builds.append(read_manifest(settings.index.dir)["build"])
+        build_index(corpus, settings.index.dir, settings, progress=False)
+    current = read_manifest(settings.index.dir)["build"]
+    kept = sorted(p.name for p in (settings.index.dir / "builds").iterdir())
     assert kept == sorted({current.split("/")[1], builds[-1].split("/")[1]})  # the current and the previous
-    assert (settings.index_dir / builds[-1] / scorer_file("english")).exists()
+    assert (settings.index.dir / builds[-1] / scorer_file("english")).exists()
 
 
 def test_a_build_whose_blend_lost_its_heads_is_refused_and_the_old_index_keeps_serving(rebuildable):
@@ -178,10 +178,10 @@ def test_a_build_whose_blend_lost_its_heads_is_refused_and_the_old_index_keeps_s
 
     settings, corpus = rebuildable
     with TestClient(create_app(settings)) as client:
-        manifest = build_index(write_generic_csv(corpus.with_name("b.csv"), tmdb_rows(0, 150)), settings.index_dir,
+        manifest = build_index(write_generic_csv(corpus.with_name("b.csv"), tmdb_rows(0, 150)), settings.index.dir,
                                settings, progress=False).manifest
         assert manifest["parts"]["english"]["blend"]
-        (settings.index_dir / manifest["build"] / scorer_file("english")).unlink()
+        (settings.index.dir / manifest["build"] / scorer_file("english")).unlink()
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "missing" in refused.json()["error"]
         assert client.get("/health").json()["index_films"] == 120
@@ -198,7 +198,7 @@ def test_a_build_made_current_while_loading_is_loaded_instead(rebuildable, monke
     def load_while_a_build_lands(*args):
         calls.append(1)
         if len(calls) == 1:  # the files of the build this load read vanish under it, as a new one lands
-            build_index(write_generic_csv(corpus.with_name("b.csv"), tmdb_rows(0, 150)), settings.index_dir,
+            build_index(write_generic_csv(corpus.with_name("b.csv"), tmdb_rows(0, 150)), settings.index.dir,
                         settings, progress=False)
             raise IndexLoadError("damaged")
         return real(*args)
@@ -211,13 +211,13 @@ def test_a_failed_pickup_of_the_multilingual_part_is_reported_and_tried_again(tm
     from service.api import state
 
     monkeypatch.setattr(state, "PICKUP_POLL_S", 0.2)
-    models = served_settings().exported_models()
+    models = served_settings().index.exported_models()
     for model in ("all-MiniLM-L6-v2", "multilingual-e5-small"):
         shutil.copytree(models / model, tmp_path / "models" / model)
     settings = served_settings(index_dir=tmp_path / "index", multilingual_model="multilingual-e5-small",
                                models_dir=tmp_path / "models")
     corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 120))
-    build_index(corpus, settings.index_dir, settings, progress=False, parts=["english"])
+    build_index(corpus, settings.index.dir, settings, progress=False, parts=["english"])
     real, failures = state.reload_runtime, []
 
     def damaged_once(app_state):
@@ -228,7 +228,7 @@ def test_a_failed_pickup_of_the_multilingual_part_is_reported_and_tried_again(tm
 
     monkeypatch.setattr(state, "reload_runtime", damaged_once)
     with TestClient(create_app(settings)) as client:
-        build_index(corpus, settings.index_dir, settings, progress=False)
+        build_index(corpus, settings.index.dir, settings, progress=False)
         seen = _wait_for(client, lambda m: m["last_error"] is not None)
         assert "INVALID_PROTOBUF" in seen["last_error"] and seen["status"] == "building"
         ready = _wait_for(client, lambda m: m["status"] == "ready")

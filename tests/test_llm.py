@@ -93,7 +93,7 @@ def test_labels_outside_the_vocabulary_never_reach_the_answer(small_index_dir, b
 @pytest.mark.parametrize("hang_s", [6, 1.6])  # hangs; answers, but slowly
 def test_a_hanging_or_slow_llm_is_abandoned_at_its_timeout(small_index_dir, backend, hang_s):
     with FakeLLMServer("hang", hang_s=hang_s) as server:
-        client = BACKENDS[backend](small_index_dir, server.url, llm_timeout_s=1.0)
+        client = BACKENDS[backend](small_index_dir, server.url, llm_timeout=1.0)
         started = time.monotonic()
         body = client.post("/classify", json={"description": WIZARD}).json()
         elapsed = time.monotonic() - started
@@ -106,7 +106,7 @@ def test_a_hanging_or_slow_llm_is_abandoned_at_its_timeout(small_index_dir, back
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_batch_waits_for_a_hanging_llm_once_not_per_description(small_index_dir, backend):
     with FakeLLMServer("hang", hang_s=6) as server:
-        client = BACKENDS[backend](small_index_dir, server.url, llm_timeout_s=1.0)
+        client = BACKENDS[backend](small_index_dir, server.url, llm_timeout=1.0)
         started = time.monotonic()
         results = client.post("/classify/batch", json={"descriptions": [WIZARD] * 10}).json()["results"]
         elapsed = time.monotonic() - started
@@ -199,7 +199,7 @@ def test_health_survives_a_model_list_that_is_not_an_answer(small_index_dir, bac
 def test_polling_health_neither_calls_the_llm_each_time_nor_starves_classify(small_index_dir, backend):
     # the probe hangs longer than the 30 polls can take on a loaded machine
     with FakeLLMServer(models="hang", hang_s=8) as server:
-        client = BACKENDS[backend](small_index_dir, server.url, llm_timeout_s=10)
+        client = BACKENDS[backend](small_index_dir, server.url, llm_timeout=10)
         polls = []
         for _ in range(30):
             started = time.monotonic()

@@ -135,7 +135,7 @@ def test_refused_tmdb_falls_back_to_the_text(small_index_dir):
 
 def test_hanging_tmdb_is_abandoned_within_its_timeout(small_index_dir):
     with FakeTmdbServer(hang_s=5) as tmdb:
-        client = tmdb_client(small_index_dir, tmdb.url, lookup_timeout_s=1.0)
+        client = tmdb_client(small_index_dir, tmdb.url, lookup_timeout=1.0)
         started = time.monotonic()
         body = lookup(client, "Toy Story")
         elapsed = time.monotonic() - started
@@ -218,7 +218,7 @@ def test_an_imdb_lookup_that_scans_the_whole_database_stops_at_its_deadline(larg
 
 
 def test_a_timed_out_imdb_lookup_is_a_note_and_is_not_cached(small_index_dir, large_imdb_db):
-    client = make_client(small_index_dir, imdb_db=large_imdb_db, lookup_timeout_s=0.1)
+    client = make_client(small_index_dir, imdb_db=large_imdb_db, lookup_timeout=0.1)
     for _ in range(2):
         started = time.perf_counter()
         body = lookup(client, "千と千尋の神隠し", kind="title")

@@ -123,17 +123,18 @@ def test_english_answers_while_the_multilingual_part_is_built_then_every_languag
     monkeypatch.setattr(state, "PICKUP_POLL_S", 0.2)
     corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 120))
     # a fresh machine: the multilingual model is not even exported until its part is built
-    shutil.copytree(served_settings().exported_models() / "all-MiniLM-L6-v2", tmp_path / "models" / "all-MiniLM-L6-v2")
+    shutil.copytree(served_settings().index.exported_models() / "all-MiniLM-L6-v2",
+                    tmp_path / "models" / "all-MiniLM-L6-v2")
     settings = served_settings(index_dir=tmp_path / "index", multilingual_model="multilingual-e5-small",
                                models_dir=tmp_path / "models")
-    build_index(corpus, settings.index_dir, settings, progress=False, parts=["english"])
+    build_index(corpus, settings.index.dir, settings, progress=False, parts=["english"])
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").json()["multilingual"]["status"] == "building"
         german = client.post("/classify", json={"description": GERMAN_WIZARD}).json()
         assert german["language"] == "de" and "still being built" in german["notes"][0]
         english = client.post("/classify", json={"description": "A wizard fights a dragon."}).json()
         assert english["notes"] == []
-        build_index(corpus, settings.index_dir, settings, progress=False)
+        build_index(corpus, settings.index.dir, settings, progress=False)
         deadline = time.monotonic() + 30
         while client.get("/health").json()["multilingual"]["status"] != "ready" and time.monotonic() < deadline:
             time.sleep(0.2)

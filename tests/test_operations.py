@@ -69,7 +69,7 @@ def test_llm_outcomes_and_the_answer_cache_are_counted(small_index_dir, answer, 
     with FakeLLMServer(answer, hang_s=3) as llm:
         # only the hanging server needs a short deadline: a loaded machine may take a second to answer
         client = make_client(small_index_dir, llm_backend="openai", openai_base_url=f"{llm.url}/v1",
-                             llm_timeout_s=1.0 if outcome == "timed_out" else 15.0, recognise_films=False)
+                             llm_timeout=1.0 if outcome == "timed_out" else 15.0, recognise_films=False)
         client.post("/classify", json=WIZARD)
         client.post("/classify", json=WIZARD)
         found = samples(client)
@@ -141,7 +141,7 @@ def test_half_a_tls_configuration_refuses_to_start(small_index_dir, tmp_path):
 
 def test_a_flood_beyond_capacity_gets_503s_while_accepted_requests_succeed(small_index_dir):
     classifier = make_classifier(small_index_dir, recognise_films=False, max_in_flight=2, min_queue=0,
-                                 max_queue_wait_s=0.05)
+                                 max_queue_wait=0.05)
     held = HeldDrafts(classifier)  # the two requests admitted hold their CPU slots until released
     app = create_app(classifier.settings, classifier)
     with serve_in_thread(app) as url, ThreadPoolExecutor(12) as pool:
@@ -197,18 +197,18 @@ def test_readyz_is_503_until_an_index_is_loaded_and_livez_is_always_200(tmp_path
         assert client.get("/livez").json() == {"status": "alive"}
         not_ready = client.get("/readyz")
         assert not_ready.status_code == 503 and "make build-index" in not_ready.json()["error"]
-        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index_dir, settings,
+        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index.dir, settings,
                     progress=False)
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 200
         assert client.get("/readyz").json() == {"status": "ready"}
 
 
 def test_readyz_can_wait_for_the_multilingual_part(tmp_path):
-    models = Settings().exported_models()
+    models = Settings().index.exported_models()
     shutil.copytree(models / "all-MiniLM-L6-v2", tmp_path / "models" / "all-MiniLM-L6-v2")
     settings = Settings(index_dir=tmp_path / "index", llm_backend="none", models_dir=tmp_path / "models",
                         multilingual_model="multilingual-e5-small", ready_needs_multilingual=True)
-    build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index_dir, settings,
+    build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index.dir, settings,
                 progress=False, parts=["english"])
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")

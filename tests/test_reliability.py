@@ -100,7 +100,7 @@ def test_reload_needs_the_admin_token(reloadable):
     settings, _ = reloadable
     with TestClient(create_app(settings)) as client:
         assert client.post("/admin/reload").status_code == 401
-    with TestClient(create_app(settings.model_copy(update={"admin_token": None}))) as client:
+    with TestClient(create_app(settings.replace(**{"admin_token": None}))) as client:
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 403
 
 
@@ -108,7 +108,7 @@ def test_a_rebuilt_index_is_served_after_reload_without_a_failed_request(reloada
     settings, folder = reloadable
     with serve_in_thread(create_app(settings)) as url:
         assert httpx.get(f"{url}/health").json()["index_films"] == 120
-        build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir, settings,
+        build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index.dir, settings,
                     progress=False)
         stop = threading.Event()
         answered = threading.Semaphore(0)
@@ -143,12 +143,12 @@ def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_clo
     new_titles = {row["title"] for row in tmdb_rows(200, 150)}
     gate = threading.Event()
     with FakeLLMServer(gate=gate) as llm:
-        app = create_app(settings.model_copy(update={"llm_backend": "ollama", "ollama_host": llm.url}))
+        app = create_app(settings.replace(**{"llm_backend": "ollama", "ollama_host": llm.url}))
         with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(httpx.post, f"{url}/classify?explain=true", json=WIZARD, timeout=60)
             assert llm.chat_started.wait(30)  # the request holds the old runtime, waiting on the LLM
             old = app.state.runtime
-            build_index(write_generic_csv(folder / "b.csv", tmdb_rows(200, 150)), settings.index_dir,
+            build_index(write_generic_csv(folder / "b.csv", tmdb_rows(200, 150)), settings.index.dir,
                         settings, progress=False)
             reload = httpx.post(f"{url}/admin/reload", headers={"X-API-Key": "adm1n"}, timeout=60)
             assert reload.status_code == 200 and not in_flight.done() and not old.closed
@@ -166,9 +166,9 @@ def test_damaged_trained_heads_are_refused_like_a_damaged_index(reloadable):
 
     settings, folder = reloadable
     with TestClient(create_app(settings)) as client:
-        manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir,
+        manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index.dir,
                                settings, progress=False).manifest
-        (settings.index_dir / manifest["build"] / scorer_file("english")).write_bytes(b"not a pickle")
+        (settings.index.dir / manifest["build"] / scorer_file("english")).write_bytes(b"not a pickle")
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "trained heads" in refused.json()["error"]
         assert client.post("/classify", json=WIZARD).status_code == 200
@@ -183,7 +183,7 @@ def test_a_service_started_without_an_index_starts_serving_on_reload(tmp_path):
         assert client.post("/classify", json=WIZARD).status_code == 503
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "still has no index" in refused.json()["error"]
-        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index_dir,
+        build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index.dir,
                     settings, progress=False)
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).json()["index_films"] == 120
         assert client.post("/classify", json=WIZARD).status_code == 200
@@ -193,12 +193,12 @@ def test_a_service_started_without_an_index_starts_serving_on_reload(tmp_path):
 def test_a_corrupt_new_index_is_refused_and_the_old_one_keeps_serving(reloadable):
     settings, folder = reloadable
     with TestClient(create_app(settings)) as client:
-        manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index_dir,
+        manifest = build_index(write_generic_csv(folder / "b.csv", tmdb_rows(0, 150)), settings.index.dir,
                                settings, progress=False).manifest
-        (settings.index_dir / manifest["build"] / "vectors-english.faiss").write_bytes(b"garbage")
+        (settings.index.dir / manifest["build"] / "vectors-english.faiss").write_bytes(b"garbage")
         refused = client.post("/admin/reload", headers={"X-API-Key": "adm1n"})
         assert refused.status_code == 409 and "keeps serving" in refused.json()["error"]
         assert client.get("/health").json()["index_films"] == 120
         assert client.post("/classify", json=WIZARD).status_code == 200
-        shutil.rmtree(settings.index_dir / "builds")
+        shutil.rmtree(settings.index.dir / "builds")
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 409

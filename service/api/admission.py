@@ -55,9 +55,9 @@ class Admission:
                  clock=time.monotonic, sleep=asyncio.sleep):
         self.settings = settings
         self.clock, self.sleep = clock, sleep  # what slots are timed by and refusals are held with
-        self.queue = WaitQueue(settings.max_in_flight, SLOT_PRIOR_S)
-        self.min_queue = settings.min_queue
-        self.max_wait = settings.max_queue_wait_s
+        self.queue = WaitQueue(settings.operations.max_in_flight, SLOT_PRIOR_S)
+        self.min_queue = settings.operations.min_queue
+        self.max_wait = settings.operations.max_queue_wait_s
         self.rate_limit = rate_limit
         self.metrics = metrics
         self._refusals: dict[str, int] = {}
@@ -164,7 +164,7 @@ class AdmissionMiddleware:
     def __init__(self, app, admission: Admission):
         self.app = app
         self.admission = admission
-        self.body_timeout = admission.settings.body_timeout_s
+        self.body_timeout = admission.settings.operations.body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED):

@@ -55,25 +55,26 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.loaded = None  # the runtime the app loaded itself, and so closes at shutdown
     app.state.unavailable = None
     app.state.multilingual_error = None
-    app.state.metrics = Metrics(app.state) if settings.metrics else None
+    app.state.metrics = Metrics(app.state) if settings.operations.metrics else None
     # innermost first: admission (who asks, load shedding, rate limit, the body), the body limit, CORS, the request
     # log and metrics; the routes take their CPU slots from the same admission
     app.state.admission = Admission(settings, app.state.metrics,
-                                    RateLimit(settings.rate_limit, settings) if settings.rate_limit else None)
+                                    RateLimit(settings.operations.rate_limit, settings)
+                                    if settings.operations.rate_limit else None)
     app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     # corrections sent from the page without a token wait for review, and each client may send only so many
-    app.state.page_feedback_limit = RateLimit(settings.feedback_page_rate_limit, settings) \
-        if settings.feedback_page else None
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+    app.state.page_feedback_limit = RateLimit(settings.corrections.feedback_page_rate_limit, settings) \
+        if settings.corrections.feedback_page else None
+    app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
+    if settings.service.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.service.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "Authorization", "X-API-Key"])
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(classify.router)
     app.include_router(feedback.router)
     app.include_router(service.router)
-    app.include_router(service.page_route(settings.max_description_chars))
+    app.include_router(service.page_route(settings.service.max_description_chars))
     app.mount("/static", StaticFiles(directory=service.WEB), name="static")
     _document_limits(app, settings)
     return app
@@ -85,10 +86,10 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             models = schema["components"]["schemas"]
-            models["ClassifyRequest"]["properties"]["description"]["maxLength"] = settings.max_description_chars
+            models["ClassifyRequest"]["properties"]["description"]["maxLength"] = settings.service.max_description_chars
             batch = models["BatchRequest"]["properties"]["descriptions"]
-            batch["maxItems"] = settings.max_batch_items
-            batch["items"]["maxLength"] = settings.max_description_chars
+            batch["maxItems"] = settings.service.max_batch_items
+            batch["items"]["maxLength"] = settings.service.max_description_chars
         return app.openapi_schema
 
     app.openapi = openapi

@@ -27,14 +27,14 @@ def corrections_of(runtime: Runtime) -> Corrections:
 
 def limits_of(request: Request, corrections: Corrections) -> Limits:
     settings = request.app.state.settings
-    return Limits(through=corrections.through, max_films=settings.max_corrections,
-                  max_pending=settings.max_pending_feedback, client_share=client_share(request))
+    return Limits(through=corrections.through, max_films=settings.corrections.max_corrections,
+                  max_pending=settings.corrections.max_pending_feedback, client_share=client_share(request))
 
 
 def client_share(request: Request) -> int:
     """How many corrections one client may have waiting for review (MOVIEGENRE_PENDING_SHARE of the queue)."""
     settings = request.app.state.settings
-    return max(1, int(settings.max_pending_feedback * settings.pending_share))
+    return max(1, int(settings.corrections.max_pending_feedback * settings.corrections.pending_share))
 
 
 def review_client(request: Request, corrections: Corrections) -> str:

@@ -21,7 +21,7 @@ async def current_runtime(request: Request) -> AsyncIterator[Runtime]:
 
 
 def check_lengths(request: Request, texts: list[str]) -> None:
-    limit = request.app.state.settings.max_description_chars
+    limit = request.app.state.settings.service.max_description_chars
     for text in texts:
         if len(text) > limit:
             raise HTTPException(422, f"a description is limited to {limit} characters (got {len(text)})")
@@ -59,7 +59,7 @@ async def require_api_key(request: Request) -> None:
 
 async def require_admin(request: Request) -> None:
     """Closed unless MOVIEGENRE_ADMIN_TOKEN is set to a value (an empty one is no token)."""
-    secret = request.app.state.settings.admin_token
+    secret = request.app.state.settings.service.admin_token
     if secret is None:
         raise HTTPException(403, "reload is disabled: set MOVIEGENRE_ADMIN_TOKEN to enable it")
     _check(request, secret, "admin token")
@@ -67,7 +67,7 @@ async def require_admin(request: Request) -> None:
 
 async def require_editor(request: Request) -> str:
     """GET and DELETE /feedback: an editor token (MOVIEGENRE_FEEDBACK_TOKEN); closed when none is set."""
-    if not request.app.state.settings.editors():
+    if not request.app.state.settings.corrections.editors():
         raise HTTPException(403, "editor feedback is off: set MOVIEGENRE_FEEDBACK_TOKEN to enable it")
     name = editor_named(presented_key(request.headers), request.app.state.settings)
     if name is None:
@@ -80,7 +80,7 @@ async def editor_or_page(request: Request) -> str:
     (MOVIEGENRE_FEEDBACK_PAGE): then the correction is the page's, within its client's allowance
     (MOVIEGENRE_FEEDBACK_PAGE_RATE_LIMIT). A wrong token is refused either way."""
     settings = request.app.state.settings
-    if settings.feedback_page and not presented_key(request.headers):
+    if settings.corrections.feedback_page and not presented_key(request.headers):
         limit = request.app.state.page_feedback_limit
         verdict = await limit.check(request.scope)
         if verdict.retry_after is not None:

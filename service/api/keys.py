@@ -38,7 +38,7 @@ def named(presented: str, tokens: dict[str, str]) -> str | None:
 
 def editor_named(presented: str, settings: Settings) -> str | None:
     """The name of the editor token presented (MOVIEGENRE_FEEDBACK_TOKEN); None for none."""
-    return named(presented, settings.editors())
+    return named(presented, settings.corrections.editors())
 
 
 def key_owner(presented: str, settings: Settings) -> str | None:
@@ -46,8 +46,8 @@ def key_owner(presented: str, settings: Settings) -> str | None:
     was given. The rate limit counts a request by this, so a key made up per request buys no allowance of its own."""
     if not presented:
         return None
-    consumer, editor = named(presented, settings.api_keys()), editor_named(presented, settings)
-    owners = [(f"api:{consumer}", consumer is not None), ("admin", matches(presented, settings.admin_token)),
+    consumer, editor = named(presented, settings.service.api_keys()), editor_named(presented, settings)
+    owners = [(f"api:{consumer}", consumer is not None), ("admin", matches(presented, settings.service.admin_token)),
               (f"editor:{editor}", editor is not None)]
     return next((owner for owner, valid in owners if valid), None)
 
@@ -62,4 +62,4 @@ def caller_of(scope, settings: Settings) -> str | None:
 
 def may_classify(caller: str | None, settings: Settings) -> bool:
     """/classify is open without MOVIEGENRE_API_KEY; with it, only to the holders of an API key."""
-    return not settings.api_keys() or (caller or "").startswith("api:")
+    return not settings.service.api_keys() or (caller or "").startswith("api:")

@@ -108,12 +108,12 @@ def client_of(scope, settings: Settings) -> str:
 
 
 class RateLimit:
-    """`rate` ("60/minute") per client, counted in `settings.rate_limit_storage`."""
+    """`rate` ("60/minute") per client, counted in `settings.operations.rate_limit_storage`."""
 
     def __init__(self, rate: str, settings: Settings):
         self.settings = settings
         self.rate = parse(rate)
-        self.limiter = SlidingWindowCounterRateLimiter(_storage(settings.rate_limit_storage))
+        self.limiter = SlidingWindowCounterRateLimiter(_storage(settings.operations.rate_limit_storage))
         self._store_down_until = 0.0
         self._problem: str | None = None
 

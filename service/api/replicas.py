@@ -85,14 +85,15 @@ def serve_replicas(settings: Settings, replicas: int, cpus_per_replica: float = 
 
     address = os.environ.get("RAY_ADDRESS") or None
     if address is None:
-        _refuse_a_taken_port(settings.host, settings.port)
+        _refuse_a_taken_port(settings.service.host, settings.service.port)
     ray.init(address=address, include_dashboard=False, configure_logging=False)
     try:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.start(http_options={"host": settings.service.host, "port": settings.service.port})
         serve.run(application(replicas, settings, cpus_per_replica), name=APP_NAME, route_prefix="/", blocking=True)
     except ray.exceptions.RayError as exc:
         reason = str(exc).strip().splitlines()[-1]
-        raise ReplicasError(f"Ray Serve could not serve on {settings.host}:{settings.port}: {reason}") from None
+        service = settings.service
+        raise ReplicasError(f"Ray Serve could not serve on {service.host}:{service.port}: {reason}") from None
     finally:
         serve.shutdown()
         ray.shutdown()

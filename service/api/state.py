@@ -116,7 +116,7 @@ async def pick_up_multilingual(app) -> None:
     while app.state.runtime is None or app.state.runtime.classifier.multilingual_status == "building":
         await asyncio.sleep(PICKUP_POLL_S)
         try:
-            manifest = await asyncio.to_thread(read_manifest, settings.index_dir)
+            manifest = await asyncio.to_thread(read_manifest, settings.index.dir)
             if manifest and "multilingual" in manifest.get("parts", {}):
                 await asyncio.to_thread(reload_runtime, app.state)
                 app.state.multilingual_error = None

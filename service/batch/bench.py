@@ -33,7 +33,7 @@ def write_catalogue(path: Path, plots: list[str], rows: int) -> Path:
 def _classify_file(source: Path, output: Path, settings: Settings, *extra: str,
                    rss_at_rows: tuple[int, ...] = ()) -> dict:
     """Run the command, reading its RSS when the chunks done first cover each of `rss_at_rows`."""
-    env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(settings.index_dir), "LLM_BACKEND": "none"}
+    env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(settings.index.dir), "LLM_BACKEND": "none"}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "classify-file", str(source), "-o", str(output),
                                 "--chunk-rows", str(CHUNK_ROWS), "--quiet", *extra], env=env,

@@ -43,13 +43,13 @@ class Job:
            chunk_rows: int = 2000, llm: bool = False) -> Job:
         file_format(output)  # an output format we cannot write is refused before any work
         # a file run answers from the corrections as they were when it started (no polling midway)
-        settings = settings.model_copy(update={"corrections_poll_s": 0} | ({} if llm else {"llm_backend": "none"}))
+        settings = settings.replace(**{"corrections_poll": 0} | ({} if llm else {"llm_backend": "none"}))
         return cls(source, output, text_column(source, column), chunk_rows, settings,
                    llm, column_types(source))
 
     def label(self, classifier, items: list[Item]) -> pa.Table:
         """One chunk classified as this job asks, by whichever engine holds the classifier."""
-        return classify_items(classifier, items, self.text_column, self.settings.max_description_chars,
+        return classify_items(classifier, items, self.text_column, self.settings.service.max_description_chars,
                               self.types)
 
     def fingerprint(self, manifest: dict) -> dict:
@@ -58,12 +58,12 @@ class Job:
         of the LLM in use, and the editors' corrections served beside the index. No secrets."""
         stat = self.source.stat()
         s = self.settings
-        llm = s.llm_identity()
-        calibrated = calibration.read_all(s.index_dir).get(calibration.key(llm)) if llm else None
+        llm = s.llm.identity()
+        calibrated = calibration.read_all(s.index.dir).get(calibration.key(llm)) if llm else None
         return {"input": str(self.source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "text_column": self.text_column, "chunk_rows": self.chunk_rows, "index": index_identity(manifest),
                 "settings": s.answer_settings(), "calibration": calibrated,
-                "corrections": list(astuple(stored_version(s.index_dir)))}
+                "corrections": list(astuple(stored_version(s.index.dir)))}
 
 
 def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | None = None) -> Summary:

@@ -24,22 +24,22 @@ from service.store import index_identity, read_manifest
 def run(settings: Settings, films: int = 300, foreign_films: int = 50, languages: dict[str, Path] | None = None,
         progress: bool = True) -> dict:
     """Calibrate, store, and return what was measured per route."""
-    llm = settings.llm_identity()
+    llm = settings.llm.identity()
     if llm is None:
         raise ValueError("no LLM is configured: set LLM_BACKEND (ollama or openai) to calibrate it")
-    default = Fusion(settings.fusion_weight, settings.fusion_floor)
+    default = Fusion(settings.classification.fusion_weight, settings.classification.fusion_floor)
     observed = {"english": _english(settings, films, progress)}
-    if languages and settings.multilingual_model:
+    if languages and settings.index.multilingual_model:
         foreign = [o for code, path in languages.items()
                    for o in _foreign(settings, path, foreign_films, progress, code) if o.route == "multilingual"]
         if foreign:
             observed["multilingual"] = foreign
     for route, observations in observed.items():
         calibration.check_answered(observations, route)
-    routes = {route: calibration.calibrate(observations, settings.max_genres, default)
+    routes = {route: calibration.calibrate(observations, settings.classification.max_genres, default)
               for route, observations in observed.items()}
-    index = index_identity(read_manifest(settings.index_dir) or {})
-    path = calibration.save(settings.index_dir, llm, index, routes)
+    index = index_identity(read_manifest(settings.index.dir) or {})
+    path = calibration.save(settings.index.dir, llm, index, routes)
     return {"model": calibration.describe_llm(llm), "routes": routes, "stored": str(path), "index": index}
 
 
@@ -49,13 +49,13 @@ def _english(settings: Settings, films: int, progress: bool) -> list[Observation
         picked = random.Random(0).sample(validation, min(films, len(validation)))
         return [reference[i] for i in sorted(picked)]
 
-    setup = prepare_held_out(settings.model_copy(update={"llm_backend": "none"}), validation_sample)
+    setup = prepare_held_out(settings.replace(**{"llm_backend": "none"}), validation_sample)
     setup.settings = settings
     return llm_observations(setup, setup.held_out, progress, "calibrating: English validation films").observations
 
 
 def _foreign(settings: Settings, path: Path, films: int, progress: bool, code: str) -> list[Observation]:
-    setup = prepare(settings.model_copy(update={"llm_backend": "none"}), path)
+    setup = prepare(settings.replace(**{"llm_backend": "none"}), path)
     setup.settings = settings
     half = halves(setup.held_out)[0]
     sample = random.Random(0).sample(half, min(films, len(half)))

@@ -55,19 +55,19 @@ def _write(path: Path, films: list[dict]) -> Path:
 
 
 def run(settings: Settings, work: Path, llm_limit: int = 100, progress: bool = True) -> dict:
-    labels, films = keyword_films(settings.data_path / "tmdb_5000_movies.csv")
+    labels, films = keyword_films(settings.index.data / "tmdb_5000_movies.csv")
     train, test = split(films)
     work.mkdir(parents=True, exist_ok=True)
     corpus, held_out = _write(work / "train.csv", train), _write(work / "test.csv", test)
     index_dir = work / "index"
-    keyword_settings = settings.model_copy(update={"index_dir": index_dir, "llm_backend": "none",
-                                                   "models_dir": settings.exported_models()})
+    keyword_settings = settings.replace(**{"index_dir": index_dir, "llm_backend": "none",
+                                                   "models_dir": settings.index.exported_models()})
     build_index(corpus, index_dir, keyword_settings, progress=progress, vocabulary="corpus")
     results = runner.run(keyword_settings, held_out, progress=progress, languages={})
     gold = [f["genres"].split(", ") for f in test]
-    results["zero_shot"] = {"embedding": zero_shot(settings.model_copy(update={"llm_backend": "none"}),
+    results["zero_shot"] = {"embedding": zero_shot(settings.replace(**{"llm_backend": "none"}),
                                                    test, labels, gold)}
-    if settings.llm_backend != "none":
+    if settings.llm.backend != "none":
         sample = random.Random(0).sample(range(len(test)), min(llm_limit, len(test)))
         results["zero_shot"]["llm"] = zero_shot(settings, [test[i] for i in sample], labels,
                                                 [gold[i] for i in sample])

@@ -72,8 +72,9 @@ class Setup:
         without the evaluation films."""
         if part not in self._scorers:
             index = self.parts[part]
-            self._scorers[part] = train_scorer(index.films, index.vectors(), self.settings.top_k,
-                                               self.settings.max_genres, self.labels, text_head=part == "english",
+            knobs = self.settings.classification
+            self._scorers[part] = train_scorer(index.films, index.vectors(), knobs.top_k, knobs.max_genres,
+                                               self.labels, text_head=part == "english",
                                                temperature=TEMPERATURES.get(part))
         return self._scorers[part]
 
@@ -90,7 +91,7 @@ class Setup:
 
 def llm_answers_file(settings: Settings) -> Path:
     """The LLM's answers kept on disk for evaluation and calibration: a rerun makes no new call."""
-    return settings.index_dir / "cache" / "llm-answers.sqlite"
+    return settings.index.dir / "cache" / "llm-answers.sqlite"
 
 
 def prepare(settings: Settings, eval_path: Path) -> Setup:
@@ -100,17 +101,17 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
 def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
     """A dev file's evaluation half held out (split.halves: the calibration half chose the recognition model and
     the LLM's say), the reference without its films."""
-    return prepare_held_out(settings.model_copy(update={"llm_backend": "none"}),
+    return prepare_held_out(settings.replace(**{"llm_backend": "none"}),
                             lambda reference, vocabulary: halves(load_corpus(path, vocabulary).films)[1])
 
 
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     """The index without the films `held_out_of(reference films, its vocabulary)` returns: matched by title and
     year, by plot text, or by a plot that close (split.exclusion)."""
-    models = settings.part_models()
-    embedders = {p: load_embedder(settings.exported_models(), m, settings.embed_workers)
+    models = settings.index.part_models()
+    embedders = {p: load_embedder(settings.index.exported_models(), m, settings.index.embed_workers)
                  for p, m in models.items()}
-    parts = load_parts(settings.index_dir, {p: (m, embedders[p].dim) for p, m in models.items()})
+    parts = load_parts(settings.index.dir, {p: (m, embedders[p].dim) for p, m in models.items()})
     if set(parts) != set(models):
         missing = ", ".join(sorted(set(models) - set(parts)))
         raise FileNotFoundError(f"the index lacks its {missing} part: run `make build-index`")
@@ -126,8 +127,8 @@ def fp32_variant(setup: Setup) -> Setup:
     from service.embedding.models import spec_for
     from service.embedding.reference import TorchEmbedder
 
-    embedder = TorchEmbedder(spec_for(setup.settings.embedding_model))
-    cache = EmbeddingCache(setup.settings.index_dir / "cache", embedder.cache_name)
+    embedder = TorchEmbedder(spec_for(setup.settings.index.embedding_model))
+    cache = EmbeddingCache(setup.settings.index.dir / "cache", embedder.cache_name)
     plots = [f.plot for f in setup.reference.films]
     vectors, _ = cache.embed(embedder, plots, progress=True)
     cache.save()
@@ -161,7 +162,7 @@ def llm_observations(setup: Setup, films: list[Film], progress: bool = True,
     routes = {route.name: route for route in classifier.routes()}
     run = LLMRun([], [], {name: route.fusion for name, route in routes.items()})
     for route in routes.values():  # asked on every route, whatever its calibration: fusions come afterwards
-        route.fusion = Fusion(setup.settings.fusion_weight, setup.settings.fusion_floor)
+        route.fusion = Fusion(setup.settings.classification.fusion_weight, setup.settings.classification.fusion_floor)
     try:
         for film in track(films, description=description, disable=not progress):
             result, took = _timed(lambda: classifier.classify(film.plot))
@@ -178,8 +179,8 @@ def evaluate_served_with_llm(setup: Setup, films: list[Film], progress: bool = T
     """The vote alone, the LLM alone, fused with the default setting and with the model's calibration, from
     the same calls; paired bootstrap 95% intervals of each fusion minus the vote."""
     run = llm_observations(setup, films, progress, "served + LLM")
-    observations, max_genres = run.observations, setup.settings.max_genres
-    default = Fusion(setup.settings.fusion_weight, setup.settings.fusion_floor)
+    observations, max_genres = run.observations, setup.settings.classification.max_genres
+    default = Fusion(setup.settings.classification.fusion_weight, setup.settings.classification.fusion_floor)
     gold = [o.gold for o in observations]
     vote_answers = calibration.answers(observations, None, max_genres)
     vote = film_counts(gold, vote_answers)
@@ -204,7 +205,7 @@ def _embed(setup: Setup, texts: list[str]) -> np.ndarray:
 
 def embedded(settings: Settings, embedder: Embedder, texts: list[str]) -> np.ndarray:
     """The texts' vectors, through the index's embedding cache (a rerun embeds nothing again)."""
-    cache = EmbeddingCache(settings.index_dir / "cache", embedder.cache_name)
+    cache = EmbeddingCache(settings.index.dir / "cache", embedder.cache_name)
     vectors, new = cache.embed(embedder, texts)
     if new:
         cache.save()
@@ -224,7 +225,7 @@ def evaluate_classic(setup: Setup, name: str) -> dict:
 
 
 def evaluate_knn(setup: Setup, eval_vectors: np.ndarray) -> dict:
-    k = setup.settings.top_k
+    k = setup.settings.classification.top_k
     train, validation, validation_vectors = setup.split()
     labels = setup.labels
     val_scores = methods.knn_scores(train, validation_vectors, k, labels)
@@ -254,7 +255,7 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
     reference knows, recognised or not."""
     from service.loading import load_classifier
 
-    classifier = load_classifier(settings.model_copy(update={"llm_backend": "none"}))
+    classifier = load_classifier(settings.replace(**{"llm_backend": "none"}))
     plots = [f.plot for f in films]
     results = [r for i in range(0, len(plots), 64) for r in classifier.classify_many(plots[i:i + 64])]
     return score(_gold(films), [r.genres for r in results], classifier.vocabulary.labels) | {
@@ -300,8 +301,8 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
     `fp32`, the served pipeline with the unquantised English model beside the int8 one; with an LLM
     configured, the LLM path on `llm_limit` films (seeded sample), and on `llm_language_limit` films of
     each language file's evaluation half (the other half is calibrate-llm's)."""
-    with_llm = settings.llm_backend != "none"
-    if not Vocabulary.from_manifest((read_manifest(settings.index_dir) or {}).get("vocabulary")).is_default():
+    with_llm = settings.llm.backend != "none"
+    if not Vocabulary.from_manifest((read_manifest(settings.index.dir) or {}).get("vocabulary")).is_default():
         languages, genre_checks = {}, []  # the dev files and the wizard sentence speak the default genres
     else:
         genre_checks = ["wizard"]
@@ -312,7 +313,7 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
     language_setups: dict[str, Setup] = {}
     for step in track(steps, description="evaluating", disable=not progress):
         if step == "prepare":
-            setup = prepare(settings.model_copy(update={"llm_backend": "none"}), eval_path)
+            setup = prepare(settings.replace(**{"llm_backend": "none"}), eval_path)
             results |= {"films": len(setup.held_out), "excluded": setup.excluded.counts()}
         elif step in methods.CLASSIC:
             results["methods"][step] = evaluate_classic(setup, step)

@@ -12,23 +12,23 @@ from service.settings import Settings
 def make_backend(settings: Settings, answers_file: Path | None = None) -> CachedBackend | None:
     """The configured backend behind its answer cache (LLM_CACHE_SIZE answers in memory, and in
     `answers_file` too when given), or None for `none` (the neighbour vote alone)."""
-    if settings.llm_backend == "ollama":
+    if settings.llm.backend == "ollama":
         from service.llm.ollama import OllamaBackend
-        backend = OllamaBackend(settings.ollama_host, settings.ollama_model, settings.llm_timeout_s)
-    elif settings.llm_backend == "openai":
+        backend = OllamaBackend(settings.llm.ollama_host, settings.llm.ollama_model, settings.llm.timeout_s)
+    elif settings.llm.backend == "openai":
         from service.llm.openai_compat import OpenAIBackend
-        backend = OpenAIBackend(settings.openai_base_url, settings.openai_api_key.get_secret_value(),
-                                settings.openai_model, settings.llm_timeout_s)
+        backend = OpenAIBackend(settings.llm.openai_base_url, settings.llm.openai_api_key.get_secret_value(),
+                                settings.llm.openai_model, settings.llm.timeout_s)
     else:
         return None
-    return CachedBackend(backend, settings.llm_cache_size, answers_file)
+    return CachedBackend(backend, settings.llm.cache_size, answers_file)
 
 
 def make_gate(settings: Settings, answers_file: Path | None = None) -> LLMGate | None:
     """The configured backend as the classifier asks it: behind its cache and its gate (LLM_CONCURRENCY calls at
     once, a queue bounded by expected wait); None for `none`."""
     backend = make_backend(settings, answers_file)
-    return LLMGate(backend, settings.llm_concurrency, settings.llm_timeout_s) if backend is not None else None
+    return LLMGate(backend, settings.llm.concurrency, settings.llm.timeout_s) if backend is not None else None
 
 
 __all__ = ["CachedBackend", "LLMBackend", "LLMError", "LLMGate", "make_backend", "make_gate", "parse_genres"]

@@ -223,15 +223,16 @@ def _describing(shares: dict[str, float]) -> list[str]:
 def make_lookup(settings, index: ReferenceIndex | None, corrections: Corrections | None = None) -> Lookup:
     """The sources the settings allow: IMDb when its database exists, TMDb when a key is set."""
     imdb, why_no_imdb = None, ""
-    if settings.imdb_db.is_file():
+    if settings.lookup.imdb_db.is_file():
         try:
-            imdb = ImdbSource(settings.imdb_db, settings.lookup_timeout_s)
+            imdb = ImdbSource(settings.lookup.imdb_db, settings.lookup.timeout_s)
         except Exception as exc:  # noqa: BLE001 - a broken database must not stop the service
             why_no_imdb = f"IMDb lookup skipped: {exc}"
     tmdb = None
-    if settings.tmdb_api_key is not None:
-        tmdb = TmdbClient(settings.tmdb_api_key.get_secret_value(), settings.tmdb_base_url, settings.lookup_timeout_s)
-    return Lookup(imdb, tmdb, index, settings.lookup_cache_size, why_no_imdb=why_no_imdb, corrections=corrections)
+    if settings.lookup.tmdb_api_key is not None:
+        lookup = settings.lookup
+        tmdb = TmdbClient(lookup.tmdb_api_key.get_secret_value(), lookup.tmdb_base_url, lookup.timeout_s)
+    return Lookup(imdb, tmdb, index, settings.lookup.cache_size, why_no_imdb=why_no_imdb, corrections=corrections)
 
 
 def combine(result: LookupResult, predicted: list[str], max_genres: int) -> tuple[list[str], dict[str, list[str]]]:

@@ -34,10 +34,10 @@ class Route:
     @classmethod
     def of(cls, name: str, index: ReferenceIndex, embedder: Embedder, scorer: BlendedScorer | None,
            settings: Settings) -> Route:
-        threshold = settings.vote_threshold or (scorer.blend.threshold if scorer else DEFAULT_THRESHOLD)
+        threshold = settings.classification.threshold or (scorer.blend.threshold if scorer else DEFAULT_THRESHOLD)
         scale = index.manifest.get("parts", {}).get(name, {}).get("confidence")
         return cls(name, index, embedder, scorer, threshold, ConfidenceScale(**scale) if scale else None,
-                   Fusion(settings.fusion_weight, settings.fusion_floor))
+                   Fusion(settings.classification.fusion_weight, settings.classification.fusion_floor))
 
 
 def route_all(detections: list[Detection], english: Route, multilingual: Route | None) -> dict[Route, list[int]]:

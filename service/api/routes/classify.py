@@ -79,7 +79,7 @@ async def _classified(request: Request, runtime: Runtime, texts: list[str], use_
     classifier = runtime.classifier
     results = await request.app.state.admission.run(classifier.draft, texts, labels)
     if use_llm:
-        await classifier.refine(texts, results, classifier.settings.llm_timeout_s)
+        await classifier.refine(texts, results, classifier.settings.llm.timeout_s)
     _note(request, results, classifier.llm.name if classifier.llm is not None else None)
     return results
 
@@ -109,7 +109,8 @@ async def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
     request.state.lookup_outcomes = found.outcomes()
     response = _response(request, result, explain, started)
     if body.labels is None:  # with the request's own labels, the answer is theirs alone
-        response.genres, response.genre_sources = combine(found, result.genres, runtime.classifier.settings.max_genres)
+        response.genres, response.genre_sources = combine(found, result.genres,
+                                                          runtime.classifier.settings.classification.max_genres)
     response.lookup = _lookup_out(found)
     return response
 
@@ -119,7 +120,7 @@ async def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
 async def classify_batch(request: Request, body: BatchRequest, explain: bool = False, llm: bool = LLM_QUERY,
                          runtime: Runtime = Depends(current_runtime)) -> BatchResponse:
     """Many descriptions in one call, embedded together; the LLM asked about them at once, within its limits."""
-    limit = request.app.state.settings.max_batch_items
+    limit = request.app.state.settings.service.max_batch_items
     if len(body.descriptions) > limit:
         raise HTTPException(422, f"a batch is limited to {limit} descriptions")
     check_lengths(request, body.descriptions)

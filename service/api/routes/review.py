@@ -97,5 +97,6 @@ def queue(request: Request, _: str = Depends(require_editor),
     store = corrections_of(runtime).store
     clients = [QueueClient(client=client, waiting=waiting, oldest=oldest)
                for client, waiting, oldest in store.queue.clients(QUEUE_CLIENTS)]
-    return ReviewQueue(waiting=store.queue.waiting(), max_waiting=request.app.state.settings.max_pending_feedback,
+    return ReviewQueue(waiting=store.queue.waiting(),
+                       max_waiting=request.app.state.settings.corrections.max_pending_feedback,
                        client_share=client_share(request), clients=clients)

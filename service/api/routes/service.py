@@ -31,10 +31,12 @@ def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> Hea
                     cache=AnswerCacheOut(**classifier.llm.stats()) if classifier.llm else None,
                     load=LLMLoadOut(**classifier.llm.load()) if classifier.llm else None)
     multilingual = MultilingualHealth(status=classifier.multilingual_status,
-                                      model=classifier.settings.multilingual_model or None,
+                                      model=classifier.settings.index.multilingual_model or None,
                                       last_error=request.app.state.multilingual_error)
     settings = classifier.settings
-    feedback = FeedbackHealth(enabled=bool(settings.editors()) or settings.feedback_page, page=settings.feedback_page,
+    corrections = settings.corrections
+    feedback = FeedbackHealth(enabled=bool(corrections.editors()) or corrections.feedback_page,
+                              page=corrections.feedback_page,
                               corrections=len(classifier.corrections) if classifier.corrections else 0)
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                           model=classifier.embedder.model_name, multilingual=multilingual,
@@ -56,7 +58,7 @@ def readyz(request: Request) -> ProbeResponse:
     if runtime is None:
         raise HTTPException(503, f"not ready: {state.unavailable or 'no index loaded yet'}")
     status = runtime.classifier.multilingual_status
-    if state.settings.ready_needs_multilingual and status != "ready":
+    if state.settings.operations.ready_needs_multilingual and status != "ready":
         raise HTTPException(503, f"not ready: the multilingual part is {status}")
     return ProbeResponse(status="ready")
 
