@@ -20,11 +20,11 @@ from service.corrections.store import CorrectionStore, store_path
 from service.embedding import EmbeddingCache, load_embedder
 from service.embedding.export import ensure_exported
 from service.genres import DEFAULT, Vocabulary, from_file
-from service.evaluation.metrics import binarize
+from service.scoring.metrics import binarize
 from service.heads import BlendedScorer, scorer_file
 from service.labels import CALIBRATION_PLOTS, ZeroShotScale, nearest_plots
 from service.settings import Settings
-from service.evaluation.split import validation_split
+from service.scoring.splits import validation_split
 from service.store import FORMAT_VERSION, Part, closest_similarity, write_index
 from service.training import train_scorer
 from service.vote import TEMPERATURES

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from service.atomic import write_json
-from service.evaluation.metrics import film_counts, micro_f1_of
+from service.scoring.metrics import film_counts, micro_f1_of
 from service.fusion import fuse
 from service.vote import decide
 

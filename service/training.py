@@ -16,8 +16,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 
 from service.corpus import Film
-from service.evaluation.metrics import binarize, micro_f1
-from service.evaluation.split import validation_split
+from service.scoring.metrics import binarize, micro_f1
+from service.scoring.splits import validation_split
 from service.heads import Blend, BlendedScorer, Heads, LinearHead, TextFeatures
 from service.store import ReferenceIndex
 from service.vote import DEFAULT_THRESHOLD, as_matrix, decide, vote

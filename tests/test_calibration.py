@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from service import calibration
-from service.evaluation.metrics import film_counts
+from service.scoring.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.evaluation import calibrate
 from service.genres import DEFAULT

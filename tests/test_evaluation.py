@@ -5,8 +5,8 @@ import pytest
 
 from service.corpus import Film, load_corpus
 from service.genres import DEFAULT, split_labels
-from service.evaluation.metrics import score
-from service.evaluation.split import matching_positions
+from service.scoring.metrics import score
+from service.evaluation.exclusion import matching_positions
 
 from .conftest import tmdb_rows, write_generic_csv
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from service.evaluation.metrics import binarize
+from service.scoring.metrics import binarize
 from service.heads import BlendedScorer, load_scorer
 from service.training import linear_head, text_features, tfidf_logreg
 

@@ -121,7 +121,7 @@ def test_a_german_text_of_nouns_and_sentence_openers_is_not_recognised(german_ti
 
 
 def test_the_exclusion_removes_a_translated_reference_film_title_matching_misses(small_index_dir):
-    from service.evaluation.split import exclusion
+    from service.evaluation.exclusion import exclusion
 
     classifier = make_classifier(small_index_dir)
     try:

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from service.corpus import Film, build_corpus
 from service.films import normalise_title
-from service.evaluation.split import matching_positions
+from service.evaluation.exclusion import matching_positions
 from service.language import LanguageDetector
 
 from .conftest import served_settings, serving_client, tmdb_rows, write_generic_csv

@@ -3,7 +3,8 @@ served at once beside the index (side_index.py), folded into the reference by th
 from service.corrections.bounds import Limits, OverBound, QueueFull, ShareFull
 from service.corrections.idempotency import IdempotencyKey, KeyReused
 from service.corrections.side_index import CorrectedFilm, Corrections
-from service.corrections.store import Correction, CorrectionStore, Draft, StoreUnavailable, Written, store_path
+from service.corrections.records import Correction, Draft, Written
+from service.corrections.store import CorrectionStore, StoreUnavailable, store_path
 
 __all__ = ["CorrectedFilm", "Correction", "CorrectionStore", "Corrections", "Draft", "IdempotencyKey", "KeyReused",
            "Limits", "OverBound", "QueueFull", "ShareFull", "StoreUnavailable", "Written", "store_path"]

@@ -9,7 +9,7 @@ from dataclasses import replace
 from service.corpus import Corpus, Film, SourceStats
 from service.films import film_key
 from service.corrections.served import Newest
-from service.corrections.store import Correction
+from service.corrections.records import Correction
 
 SOURCE = "corrections"
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from service.corrections.store import Correction
+from service.corrections.records import Correction
 
 # One correction with its changes: `s` what was sent, `sc` its sending, `a` its approval, `r` its revocation.
 STATE = ("SELECT s.id, s.text, s.plot, s.genres, s.title, s.year, s.author, s.created_at, s.film, s.review, "

@@ -28,7 +28,8 @@ import numpy as np
 from service.corpus import Film
 from service.films import film_key
 from service.corrections.served import Newest
-from service.corrections.store import Correction, CorrectionStore, StoreUnavailable
+from service.corrections.records import Correction
+from service.corrections.store import CorrectionStore, StoreUnavailable
 from service.embedding import Embedder
 from service.store import Neighbour
 

@@ -16,7 +16,7 @@ from service import calibration
 from service.calibration import Fusion, Observation
 from service.corpus import Film
 from service.evaluation.runner import llm_observations, prepare, prepare_held_out
-from service.evaluation.split import halves, validation_split
+from service.scoring.splits import halves, validation_split
 from service.settings import Settings
 from service.store import index_identity, read_manifest
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from service.calibration import interval, paired_bootstrap
 from service.corpus import Film
 from service.corrections import CorrectionStore, Corrections
-from service.evaluation.metrics import film_counts, micro_f1_of
+from service.scoring.metrics import film_counts, micro_f1_of
 from service.evaluation.runner import prepare
 from service.settings import Settings
 

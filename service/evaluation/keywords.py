@@ -17,7 +17,7 @@ from pathlib import Path
 
 from service.build import build_index
 from service.evaluation import runner
-from service.evaluation.metrics import ranking, score
+from service.scoring.metrics import ranking, score
 from service.settings import Settings
 
 LABELS = 40

@@ -9,7 +9,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from service.evaluation.metrics import binarize
+from service.scoring.metrics import binarize
 from service.store import ReferenceIndex
 from service.training import tfidf_features, tfidf_logreg
 from service.vote import as_matrix, decide, vote
@@ -48,6 +48,6 @@ def predict(scores: np.ndarray, threshold: float, labels: Sequence[str], max_gen
 
 def tune_threshold(scores: np.ndarray, gold: Sequence[Sequence[str]], labels: Sequence[str]) -> float:
     """The threshold with the best micro-F1 on validation data."""
-    from service.evaluation.metrics import score
+    from service.scoring.metrics import score
 
     return max(THRESHOLDS, key=lambda t: score(gold, predict(scores, t, labels), labels)["micro_f1"]).item()

@@ -190,7 +190,7 @@ def write(routes: dict[str, dict], path: Path = MODELS_FILE) -> None:
 def tune(classifier, n_movies: Path, multilingual: dict[str, Path]) -> dict:
     """Fits and chooses each route's model; returns what is stored and the tables (not yet written)."""
     from service.corpus import load_corpus
-    from service.evaluation.split import halves
+    from service.scoring.splits import halves
 
     recogniser = Recogniser(classifier.index.films, models={})
     recogniser.warm_up()
@@ -226,7 +226,7 @@ def _without_themselves(classifier, titles: TitleIndex) -> list[Case]:
     """The plots of the reference's validation split (split.validation_split), each searched without its own film:
     descriptions of films the reference lacks, written as its plots are, whose sequel or remake it may hold."""
     from service.evaluation.runner import embedded
-    from service.evaluation.split import validation_split
+    from service.scoring.splits import validation_split
 
     reference = classifier.index.films
     films = [reference[i] for i in validation_split(len(reference))[1]]

@@ -10,7 +10,6 @@ import numpy as np
 from rich.progress import track
 
 from service import calibration
-from service.evaluation.metrics import film_counts
 from service.calibration import Fusion, Observation
 from service.classifier import Classification, Classifier, Route
 from service.corpus import Film, load_corpus
@@ -18,8 +17,9 @@ from service.films import TitleIndex
 from service.embedding import Embedder, EmbeddingCache, load_embedder
 from service.genres import Vocabulary
 from service.evaluation import methods
-from service.evaluation.metrics import score
-from service.evaluation.split import Exclusion, exclusion, halves, validation_split
+from service.scoring.metrics import film_counts, score
+from service.evaluation.exclusion import Exclusion, exclusion
+from service.scoring.splits import halves, validation_split
 from service.heads import BlendedScorer
 from service.language import LanguageDetector
 from service.llm import make_gate

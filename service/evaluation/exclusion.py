@@ -1,15 +1,16 @@
-"""Keeping evaluation honest: evaluation films are removed from the reference, and knobs are tuned on a
-validation split carved from the reference, never on the evaluation file."""
+"""Keeping evaluation honest: the evaluation films are removed from the reference before they are scored as unseen
+— by title (their own or another), by their very plot, by a plot that close, and under every reference film the
+served recognition would take them for ("suspected same film"). Knobs are tuned on splits of the reference and the
+dev files' calibration halves (scoring/splits.py), never on what is evaluated."""
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from service.corpus import Film, plot_key
-from service.films import TitleIndex, normalise_title
+from service.films import TitleIndex
 from service.recognition import Recogniser
 from service.store import Neighbour, ReferenceIndex
 
@@ -71,22 +72,3 @@ def matching_positions(reference: Sequence[Film], held_out: Sequence[Film]) -> s
     French title."""
     titles = TitleIndex(reference)
     return {i for film in held_out for i in titles.of(film).positions}
-
-
-def validation_split(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
-    """(train, validation) positions, seeded."""
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    cut = int(n * fraction)
-    return sorted(order[cut:]), sorted(order[:cut])
-
-
-def halves(films: Sequence[Film]) -> tuple[list[Film], list[Film]]:
-    """(calibration, evaluation) halves of a dev file, by a hash of each title: the LLM's say is calibrated
-    on one half and measured on the other."""
-    import hashlib
-
-    def first_half(film: Film) -> bool:
-        return hashlib.sha1(normalise_title(film.title).encode("utf-8")).digest()[0] % 2 == 0
-
-    return [f for f in films if first_half(f)], [f for f in films if not first_half(f)]
