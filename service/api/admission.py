@@ -36,7 +36,7 @@ from service.settings import Settings
 GUARDED = ("/classify", "/feedback")  # path prefixes whose requests classify or store text
 log = logging.getLogger("moviegenre")
 
-DEADLINE_FACTOR = 2.0   # a request admitted to wait is refused after this many times the wait it could expect
+DEADLINE_FACTOR = 1.5   # a request admitted to wait is refused after this many times the wait it could expect
 SLOT_PRIOR_S = 0.02     # a request's time in a slot before any was measured (4 English ones at once on 2 cores)
 REFUSALS_LOG_S = 10.0   # refusals are logged as one line per reason at most this often, with their count
 RETRY_AFTER_S = 1       # what a 503 asks a client to wait
