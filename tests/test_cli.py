@@ -115,3 +115,9 @@ def test_classify_file_asks_the_llm_named_or_else_the_configured_one(llm, asked,
     monkeypatch.setattr(run.Job, "of", job_of)
     assert main(["classify-file", "films.csv", "-o", "out.csv", *llm, "--text-column", "synopsis"]) == 2
     assert jobs == [(asked, 2000, "synopsis")] and "stopped before reading" in capsys.readouterr().out
+
+
+def test_a_bare_llm_with_no_llm_configured_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setenv("LLM_BACKEND", "none")
+    assert main(["classify-file", "films.csv", "-o", "out.csv", "--llm"]) == 2
+    assert "invalid choice: 'none'" in capsys.readouterr().err

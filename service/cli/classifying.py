@@ -45,8 +45,10 @@ def bare_llm_option(argv: list[str]) -> list[str]:
 
 
 def _llm_backend(text: str) -> str:
+    """A backend of --llm, or "" for the configured one (which must be one of them too, as with argparse)."""
     if text and text not in LLM_CHOICES:
-        raise typer.BadParameter(f"invalid choice: {text!r} (choose from {', '.join(map(repr, LLM_CHOICES))})")
+        raise typer.BadParameter(f"invalid choice: {text!r} (choose from {', '.join(map(repr, LLM_CHOICES))})",
+                                 param_hint="'--llm'")
     return text
 
 
@@ -75,7 +77,7 @@ def classify_file(
 
     settings = Settings()
     if llm is not None:
-        settings = settings.replace(llm_backend=llm or settings.llm.backend,
+        settings = settings.replace(llm_backend=_llm_backend(llm or settings.llm.backend),
                                     llm_concurrency=llm_concurrency or settings.llm.concurrency)
     job = Job.of(Path(source), Path(output), settings, text_column, chunk_rows, llm is not None)
     console.print(f"classifying {job.source} ({job.text_column!r} column) → {job.output} on "
