@@ -121,3 +121,20 @@ def test_a_bare_llm_with_no_llm_configured_is_a_usage_error(monkeypatch, capsys)
     monkeypatch.setenv("LLM_BACKEND", "none")
     assert main(["classify-file", "films.csv", "-o", "out.csv", "--llm"]) == 2
     assert "invalid choice: 'none'" in capsys.readouterr().err
+
+
+def test_a_failed_download_of_imdb_says_what_to_do_and_exits_1(tmp_path, monkeypatch, capsys):
+    import httpx
+
+    from service.lookup import imdb
+
+    def unreachable(folder):
+        raise httpx.ConnectError("no route to datasets.imdbws.com")
+
+    monkeypatch.setenv("IMDB_DB", str(tmp_path / "imdb" / "cinemagoer.db"))
+    monkeypatch.setattr(imdb, "download_datasets", unreachable)
+    assert main(["imdb-db"]) == 1
+    out, err = capsys.readouterr()
+    said = " ".join(out.split())
+    assert "download failed (no route to datasets.imdbws.com); with the files at hand: make imdb-db TSV=folder" in said
+    assert "Traceback" not in err
