@@ -33,8 +33,8 @@ for name, command in COMMANDS.items():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; its exit code. An expected failure is one line on stdout and exit 2 (1 for those a
-    command gives its own code); a usage error is click's usage and message on stderr, exit 2."""
+    """Run one command; its exit code. An expected failure is a one-line message on stdout and exit 2 (1 for a
+    refused calibration or a failed download); a usage error is the usage and the message on stderr, exit 2."""
     args = classifying.bare_llm_option(list(sys.argv[1:] if argv is None else argv))
     try:
         return app(args=args, prog_name="moviegenre", standalone_mode=False) or 0

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import typer
 
-from service.cli.console import console, positive_int, progress_bar
+from service.cli.console import LLMBackend, console, positive_int, progress_bar
 from service.settings import Settings
 
-LLM_CHOICES = ("ollama", "openai")
+LLM_CHOICES = get_args(LLMBackend)
 
 
 def classify(
