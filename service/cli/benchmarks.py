@@ -1,0 +1,55 @@
+"""`moviegenre bench`, `bench-file` and `bench-fresh`: the service's speed, a large catalogue file, a fresh clone's
+first answer."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from service.cli.console import console
+from service.settings import Settings
+
+
+def bench(
+    out: Annotated[str, typer.Option()] = "bench",
+    only: Annotated[Literal["corrections", "llm", "service"] | None, typer.Option(
+        help="one part alone: corrections (the English p50 with and without 1,000 corrections), llm (plain clients "
+             "beside clients waiting on a 3 s stand-in LLM), service (latency, load, overload, RSS); written to "
+             "bench/NAME.json")] = None,
+    against: Annotated[str | None, typer.Option(
+        metavar="CHECKOUT", help="only the English p50 of another checkout of the project (git worktree add DIR REV) "
+                                 "beside this code's, on the same index")] = None,
+) -> None:
+    """measure speed; writes bench/results.json"""
+    from service import bench as service_bench
+
+    service_bench.run(Settings(), Path(out), only, Path(against) if against else None)
+
+
+def bench_file(
+    rows: Annotated[int, typer.Option()] = 200_000,
+    ray_rows: Annotated[int, typer.Option(help="rows for the Ray engine (0: skip it)")] = 20_000,
+    out: Annotated[str, typer.Option()] = "bench",
+) -> None:
+    """classify-file on a large catalogue; bench/catalogue.json"""
+    from service.atomic import write_bytes
+    from service.batch import bench as file_bench
+
+    figures = file_bench.run(Settings(), rows, ray_rows)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_bytes(folder / "catalogue.json", json.dumps(figures, indent=2).encode("utf-8"))
+    console.print(json.dumps(figures, indent=2), highlight=False)
+
+
+def bench_fresh() -> None:
+    """time a fresh clone's `make run` to its first answer"""
+    from service import bench as service_bench
+    from service.settings import PROJECT_ROOT
+
+    figures = service_bench.fresh_clone_first_answer(PROJECT_ROOT)
+    console.print(json.dumps(figures, indent=2), highlight=False)
+    if figures["fresh_clone_first_answer_s"] is None:
+        raise typer.Exit(1)

@@ -1,0 +1,78 @@
+"""`moviegenre calibrate-llm` and `moviegenre tune-recognition`: what is measured on calibration data and stored
+for the service to use (the LLM's say in the answer per model, the film-recognition models per route)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.cli.console import LLMBackend, console, dev_eval, multilingual_dev_files, print_table
+from service.settings import Settings
+
+
+def calibrate_llm(
+    films: Annotated[int, typer.Option(help="English validation films (default 300)", show_default=False)] = 300,
+    foreign_films: Annotated[int, typer.Option(
+        help="films of each multilingual dev file's calibration half (default 50)", show_default=False)] = 50,
+    llm: Annotated[LLMBackend | None, typer.Option(help="the backend (default: $LLM_BACKEND)")] = None,
+    no_languages: Annotated[bool, typer.Option("--no-languages", help="the English route only")] = False,
+) -> None:
+    """measure and store the LLM's say in the answer, per model"""
+    from service.evaluation import calibrate
+
+    settings = Settings()
+    if llm:
+        settings = settings.replace(llm_backend=llm)
+    languages = {} if no_languages else multilingual_dev_files(settings)
+    result = calibrate.run(settings, films, foreign_films, languages)  # CalibrationRefused: main says so, exit 1
+    columns = ("vote alone", "LLM alone", "fused, default", "best of the grid", "chosen")
+    for route, c in result["routes"].items():
+        best = c["best"]
+        print_table(f"{result['model']}, {route} route: {c['films']} validation films "
+                    f"({c['llm_answered']} answered by the LLM); micro-F1", columns,
+                    [(f"{c['vote_f1']:.4f}", f"{c['llm_only_f1']:.4f}", f"{c['fused_default_f1']:.4f}",
+                      f"{best['micro_f1']:.4f} (weight {best['weight']}, floor {best['floor']}; gain "
+                      f"{best['gain']:+.4f}, by chance up to {best['gain_by_chance_p95']:+.4f}; holds in "
+                      f"{best['gain_holds_in']:.0%} of resamples)",
+                      f"{c['fused_f1']:.4f} (weight {c['weight']}, floor {c['floor']})")], right=columns)
+    console.print(f"stored in {result['stored']} for {result['model']}", highlight=False)
+
+
+def tune_recognition(
+    data: Annotated[str | None, typer.Option(
+        help="IMDb's English descriptions (default: dev-eval/n_movies.csv)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the tables, store nothing")] = False,
+) -> None:
+    """fit each route's film-recognition model on calibration data and store it in service/data/recognition.json"""
+    from service.evaluation import recognition
+    from service.loading import load_classifier
+
+    settings = Settings()
+    path = Path(data) if data else dev_eval(settings) / "n_movies.csv"
+    classifier = load_classifier(settings.replace(llm_backend="none", recognise_films=False))
+    result = recognition.tune(classifier, path, multilingual_dev_files(settings))
+    for route, rows in result["tables"].items():
+        _print_recognition_table(route, rows, result["routes"].get(route))
+    if not dry_run:
+        recognition.write(result["routes"])
+        console.print(f"stored in {recognition.MODELS_FILE}", highlight=False)
+
+
+def _print_recognition_table(route: str, rows: list[dict], chosen: dict | None) -> None:
+    sets = [key for key in rows[0] if isinstance(rows[0][key], dict)]
+    pick = (chosen["threshold"], chosen["near_tie"]) if chosen else None
+    columns, lines = ("threshold", "near tie", *sets), []
+    for r in rows:
+        if r["threshold"] * 4 % 2 and pick != (r["threshold"], r["near_tie"]):
+            continue  # every other threshold, to keep the table short
+        mark = "▶" if pick == (r["threshold"], r["near_tie"]) else "*" if r["allowed"] else ""
+        cells = []
+        for name in sets:
+            t = r[name]
+            n, false = max(t["descriptions"], 1), t["lacking_recognised" if not t["known"] else "unseen_recognised"]
+            cells.append(f"{t['right']}/{t['wrong']} of {t['known']}; {t['other_year'] / n:.1%}; {false / n:.1%}")
+        lines.append((f"{mark}{r['threshold']:g}", f"{r['near_tie']:g}", *cells))
+    print_table(f"Recognition on the {route} route, calibration data: known films recognised right / as another "
+                "(of known); recognised as a film of another year; recognised once its own films and suspects are "
+                "left out (of all); * within the limits, ▶ chosen", columns, lines, right=columns)
