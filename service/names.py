@@ -115,10 +115,13 @@ class Names:
         return candidate_names(text)
 
     def weights(self) -> dict[str, float]:
-        with self._lock:
-            if self._weights is None:
-                self._weights = self._count()
-        return self._weights
+        weights = self._weights  # counted once: read without the lock from then on (a request reads it ~60 times)
+        if weights is None:
+            with self._lock:
+                if self._weights is None:
+                    self._weights = self._count()
+                weights = self._weights
+        return weights
 
     def _count(self) -> dict[str, float]:
         counts, by_film = Counter(), {}

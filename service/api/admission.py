@@ -36,7 +36,8 @@ from service.settings import Settings
 GUARDED = ("/classify", "/feedback")  # path prefixes whose requests classify or store text
 log = logging.getLogger("moviegenre")
 
-DEADLINE_FACTOR = 1.5   # a request admitted to wait is refused after this many times the wait it could expect
+DEADLINE_FACTOR = 1.5   # a request admitted beyond MIN_QUEUE is refused after this many times the wait it expected
+QUEUED_PATIENCE_S = 5.0  # one of the MIN_QUEUE always queued is refused only after this long (a stuck slot)
 SLOT_PRIOR_S = 0.02     # a request's time in a slot before any was measured (4 English ones at once on 2 cores)
 REFUSALS_LOG_S = 10.0   # refusals are logged as one line per reason at most this often, with their count
 RETRY_AFTER_S = 1       # what a 503 asks a client to wait
@@ -76,11 +77,13 @@ class Admission:
     @asynccontextmanager
     async def slot(self):
         """Held for a request's CPU work; the time it is held is what the queue's estimate learns from. Raises
-        Overloaded when the request is turned away, or no slot came within DEADLINE_FACTOR × the wait it could
-        expect (at least MAX_QUEUE_WAIT)."""
+        Overloaded when the request is turned away, or no slot came in time: for one of the MIN_QUEUE always
+        queued, QUEUED_PATIENCE_S (their wait is bounded by their number, whatever the estimate says); for one
+        admitted beyond them, DEADLINE_FACTOR × the wait it could expect (at least MAX_QUEUE_WAIT)."""
         if self.turns_away():
             raise Overloaded
-        patience = DEADLINE_FACTOR * max(self.max_wait, self.queue.expected_wait())
+        patience = QUEUED_PATIENCE_S if self.queue.waiting < self.min_queue else \
+            DEADLINE_FACTOR * max(self.max_wait, self.queue.expected_wait())
         if not await self.queue.enter(patience):
             raise Overloaded
         started = self.clock()
