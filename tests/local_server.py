@@ -10,10 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 
 class LocalServer:
     """Subclasses implement `respond(method, path, query, body)` returning (status, json data), or call
-    `self.drop(handler)` to close the connection mid-answer. Every request is recorded."""
+    `self.drop(handler)` to close the connection mid-answer. Every request is recorded, and every answer sent."""
 
     def __init__(self):
         self.requests: list[tuple[str, str, dict | None]] = []
+        self.answered: list[str] = []  # the path of each request answered in full, in the order they ended
         self.queries: list[dict[str, str]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -76,7 +77,11 @@ class LocalServer:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up waiting: not answered
+                    return
+                server.answered.append(url.path)
 
         return Handler
 

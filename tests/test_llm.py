@@ -1,5 +1,4 @@
 """The LLM path against local servers that speak Ollama's and OpenAI's wire protocols."""
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -94,12 +93,12 @@ def test_labels_outside_the_vocabulary_never_reach_the_answer(small_index_dir, b
 def test_a_hanging_or_slow_llm_is_abandoned_at_its_timeout(small_index_dir, backend, hang_s):
     with FakeLLMServer("hang", hang_s=hang_s) as server:
         client = BACKENDS[backend](small_index_dir, server.url, llm_timeout=1.0)
-        started = time.monotonic()
         body = client.post("/classify", json={"description": WIZARD}).json()
-        elapsed = time.monotonic() - started
+        answered_by_then = list(server.answered)
         health = client.get("/health").json()
+    # the answer is the vote's, given up on the LLM (a slow answer that came later would have been used)
     assert body["backend"] == "vote" and "did not answer within 1 s" in body["fallback_reason"]
-    assert elapsed < 1.0 + 1.0
+    assert "/api/chat" not in answered_by_then and "/v1/chat/completions" not in answered_by_then
     assert health["status"] == "degraded" and health["llm"]["degraded"]
 
 
@@ -107,10 +106,9 @@ def test_a_hanging_or_slow_llm_is_abandoned_at_its_timeout(small_index_dir, back
 def test_a_batch_waits_for_a_hanging_llm_once_not_per_description(small_index_dir, backend):
     with FakeLLMServer("hang", hang_s=6) as server:
         client = BACKENDS[backend](small_index_dir, server.url, llm_timeout=1.0)
-        started = time.monotonic()
         results = client.post("/classify/batch", json={"descriptions": [WIZARD] * 10}).json()["results"]
-        elapsed = time.monotonic() - started
-    assert elapsed < 1.0 + 1.0
+        answered_by_then = list(server.answered)
+    assert answered_by_then == []  # the batch answered while all its LLM calls still hung: it waited once
     # as many as the LLM's slots wait for it and time out; the others cannot expect an answer in time: busy at once
     timed_out = [r for r in results if "did not answer within 1 s" in r["fallback_reason"]]
     assert len(timed_out) == 4 and all(r["backend"] == "vote" for r in results)
@@ -197,26 +195,19 @@ def test_health_survives_a_model_list_that_is_not_an_answer(small_index_dir, bac
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_polling_health_neither_calls_the_llm_each_time_nor_starves_classify(small_index_dir, backend):
-    # the probe hangs longer than the 30 polls can take on a loaded machine
-    with FakeLLMServer(models="hang", hang_s=8) as server:
+    # the probe hangs longer than the 30 polls and the 4 requests can take on a loaded machine
+    with FakeLLMServer(models="hang", hang_s=20) as server:
         client = BACKENDS[backend](small_index_dir, server.url, llm_timeout=10)
-        polls = []
-        for _ in range(30):
-            started = time.monotonic()
-            polls.append(client.get("/health").json())
-            polls[-1]["took"] = time.monotonic() - started
-        started = time.monotonic()
-        with ThreadPoolExecutor(4) as pool:  # as many requests as the LLM pool has workers, while probes hang
+        polls = [client.get("/health").json() for _ in range(30)]
+        with ThreadPoolExecutor(4) as pool:  # as many requests as the LLM's slots, while the probe hangs
             answers = list(pool.map(lambda _: client.post("/classify", json={"description": WIZARD}).json(),
                                     range(4)))
-        took = time.monotonic() - started
-        probes = server.model_list_requests()
-    # only the first poll waits, at most 2 s, for the first probe; the others read its (pending) answer,
-    # where waiting for the hung probe would take its 8 s
-    assert polls[0]["took"] < 2.0 + 1.0 and max(p["took"] for p in polls[1:]) < 1.5
-    assert all(p["llm"]["reachable"] is False for p in polls)
-    assert probes == 1  # one probe in flight at a time, however many polls
-    assert all(a["backend"] == backend for a in answers) and took < 3.0
+        probes, probes_answered = server.model_list_requests(), server.answered.count(
+            "/api/tags" if backend == "ollama" else "/v1/models")
+    # no poll waited for the hung probe: each read its pending answer (unreachable; the probe would find it
+    # reachable once it answers), one probe in flight at a time, however many polls
+    assert all(p["llm"]["reachable"] is False for p in polls) and probes == 1 and probes_answered == 0
+    assert all(a["backend"] == backend for a in answers)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
