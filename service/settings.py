@@ -171,11 +171,11 @@ class CorrectionsSettings(Group):
 class OperationsSettings(Group):
     ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
-    # requests classified at once; requests that always wait their turn (a fixed number of clients asking again and
-    # again is queued, never refused); beyond them, the longest a request may expect to wait for a slot (else a
-    # 503 at once); seconds a client has to send its body (api/admission.py)
+    # requests classified at once; requests that always wait their turn (so MAX_IN_FLIGHT + MIN_QUEUE clients asking
+    # again and again, 16 by default, are queued, never refused); beyond them, the longest a request may expect to
+    # wait for a slot (else a 503 at once); seconds a client has to send its body (api/admission.py)
     max_in_flight: int = Field(4, ge=1, le=1024, alias="MOVIEGENRE_MAX_IN_FLIGHT")
-    min_queue: int = Field(16, ge=0, le=100_000, alias="MOVIEGENRE_MIN_QUEUE")
+    min_queue: int = Field(12, ge=0, le=100_000, alias="MOVIEGENRE_MIN_QUEUE")
     max_queue_wait_s: float = Field(0.1, ge=0, le=60, alias="MOVIEGENRE_MAX_QUEUE_WAIT")
     body_timeout_s: float = Field(10.0, gt=0, le=600, alias="MOVIEGENRE_BODY_TIMEOUT")
     # per API key's consumer (or client address without a key), e.g. "60/minute"; None: no limit

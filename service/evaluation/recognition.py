@@ -3,7 +3,7 @@ stores it in service/data/recognition.json, with the table it was chosen from.
 
 Calibration data, never an evaluation file: the English route reads IMDb's one-line descriptions of
 dev-eval/n_movies.csv (films only; another source than the reference's plots); the multilingual route the
-calibration halves of dev-eval/multilingual (split.halves) and the same English descriptions of films the
+calibration halves of dev-eval/multilingual (scoring.splits.halves) and the same English descriptions of films the
 reference does not hold, searched on that route. A description is of a known film when its title (and year)
 names reference films (films.TitleIndex): those are its own films.
 
@@ -223,7 +223,7 @@ def _searched(classifier, route, films: list[Film], titles: TitleIndex) -> list[
 
 
 def _without_themselves(classifier, titles: TitleIndex) -> list[Case]:
-    """The plots of the reference's validation split (split.validation_split), each searched without its own film:
+    """The plots of the reference's validation split (scoring.splits.validation_split), each searched without its own film:
     descriptions of films the reference lacks, written as its plots are, whose sequel or remake it may hold."""
     from service.evaluation.runner import embedded
     from service.scoring.splits import validation_split

@@ -62,7 +62,7 @@ def _interval(r: dict) -> str:
 def _excluded(counts: dict) -> str:
     return (f"{counts['total']} reference films excluded as the same films ({counts['by_title']} by title or other "
             f"title and year, {counts['by_plot_text']} more by the very plot text, {counts['by_plot_similarity']} "
-            f"more by a plot that close: see split.NEAR_DUPLICATE, {counts.get('suspected_same_film', 0)} more "
+            f"more by a plot that close: see exclusion.NEAR_DUPLICATE, {counts.get('suspected_same_film', 0)} more "
             "suspected the same film: the served recognition would take a held-out film for them)")
 
 

@@ -99,7 +99,7 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
 
 
 def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
-    """A dev file's evaluation half held out (split.halves: the calibration half chose the recognition model and
+    """A dev file's evaluation half held out (scoring.splits.halves: the calibration half chose the recognition model and
     the LLM's say), the reference without its films."""
     return prepare_held_out(settings.replace(**{"llm_backend": "none"}),
                             lambda reference, vocabulary: halves(load_corpus(path, vocabulary).films)[1])
@@ -107,7 +107,7 @@ def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
 
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     """The index without the films `held_out_of(reference films, its vocabulary)` returns: matched by title and
-    year, by plot text, or by a plot that close (split.exclusion)."""
+    year, by plot text, or by a plot that close (exclusion.exclusion)."""
     models = settings.index.part_models()
     embedders = {p: load_embedder(settings.index.exported_models(), m, settings.index.embed_workers)
                  for p, m in models.items()}
