@@ -425,7 +425,7 @@ def index_with_corrections(settings: Settings, count: int):
         for film in films:
             store.add(film.plot, film.plot, list(film.genres), film.title, film.year, "bench")
         store.close()
-        yield settings.replace(**{"index_dir": linked}), len(films)
+        yield settings.replace(index_dir=linked), len(films)
 
 
 def _p50s_in_turn(urls: list[str], texts: list[str], requests: int = 500, warm_up: int = 30) -> list[float]:
@@ -577,7 +577,7 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
     from service.vote import vote
 
     texts = _descriptions(settings)[:requests]
-    classifier = load_classifier(settings.replace(**{"llm_backend": "none"}))
+    classifier = load_classifier(settings.replace(llm_backend="none"))
     route, torch_embedder = classifier.english, TorchEmbedder(spec_for(settings.index.embedding_model))
     stages: dict[str, list[float]] = {}
 
@@ -600,7 +600,7 @@ def profile_request(settings: Settings, requests: int = 200) -> dict:
         response = timed("pydantic response + JSON", lambda: ClassifyResponse(
             genres=result.genres, scores=result.scores, backend=result.backend, latency_ms=0).model_dump_json())
         del response
-    with TestClient(create_app(settings.replace(**{"llm_backend": "none"}), classifier)) as client:
+    with TestClient(create_app(settings.replace(llm_backend="none"), classifier)) as client:
         for text in texts:
             timed("HTTP /classify in process (TestClient)",
                   lambda: client.post("/classify", json={"description": text}))

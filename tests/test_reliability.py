@@ -100,7 +100,7 @@ def test_reload_needs_the_admin_token(reloadable):
     settings, _ = reloadable
     with TestClient(create_app(settings)) as client:
         assert client.post("/admin/reload").status_code == 401
-    with TestClient(create_app(settings.replace(**{"admin_token": None}))) as client:
+    with TestClient(create_app(settings.replace(admin_token=None))) as client:
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 403
 
 
@@ -143,7 +143,7 @@ def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_clo
     new_titles = {row["title"] for row in tmdb_rows(200, 150)}
     gate = threading.Event()
     with FakeLLMServer(gate=gate) as llm:
-        app = create_app(settings.replace(**{"llm_backend": "ollama", "ollama_host": llm.url}))
+        app = create_app(settings.replace(llm_backend="ollama", ollama_host=llm.url))
         with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(httpx.post, f"{url}/classify?explain=true", json=WIZARD, timeout=60)
             assert llm.chat_started.wait(30)  # the request holds the old runtime, waiting on the LLM

@@ -72,7 +72,7 @@ def classify_file_on_ray(job: Job, actors: int | None = None, object_store_mb: i
         llm_total = job.settings.llm.concurrency if job.uses_llm else None
         size, notes = pool_size(int(resources.get("CPU", 1)), resources.get("memory", 0), actors, llm_total)
         per_actor = max(1, (llm_total or size) // size)
-        share = dataclasses.replace(job, settings=job.settings.replace(**{"llm_concurrency": per_actor}))
+        share = dataclasses.replace(job, settings=job.settings.replace(llm_concurrency=per_actor))
         remote = ray.remote(ClassifyActor).options(num_cpus=1, memory=ACTOR_MEMORY_MB << 20, max_restarts=RESTARTS,
                                                    max_task_retries=RESTARTS)
         pool = [remote.remote(share) for _ in range(size)]

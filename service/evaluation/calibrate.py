@@ -49,13 +49,13 @@ def _english(settings: Settings, films: int, progress: bool) -> list[Observation
         picked = random.Random(0).sample(validation, min(films, len(validation)))
         return [reference[i] for i in sorted(picked)]
 
-    setup = prepare_held_out(settings.replace(**{"llm_backend": "none"}), validation_sample)
+    setup = prepare_held_out(settings.replace(llm_backend="none"), validation_sample)
     setup.settings = settings
     return llm_observations(setup, setup.held_out, progress, "calibrating: English validation films").observations
 
 
 def _foreign(settings: Settings, path: Path, films: int, progress: bool, code: str) -> list[Observation]:
-    setup = prepare(settings.replace(**{"llm_backend": "none"}), path)
+    setup = prepare(settings.replace(llm_backend="none"), path)
     setup.settings = settings
     half = halves(setup.held_out)[0]
     sample = random.Random(0).sample(half, min(films, len(half)))

@@ -41,7 +41,7 @@ def run(settings: Settings, eval_path: Path, seed: int = 0, limit: int | None = 
 
     from service.api.app import create_app
 
-    settings = settings.replace(**{"llm_backend": "none", "feedback_token": SecretStr(f"eval:{TOKEN}")})
+    settings = settings.replace(llm_backend="none", feedback_token=SecretStr(f"eval:{TOKEN}"))
     setup = prepare(settings, eval_path)
     films = list(setup.held_out)
     random.Random(seed).shuffle(films)

@@ -60,12 +60,12 @@ def run(settings: Settings, work: Path, llm_limit: int = 100, progress: bool = T
     work.mkdir(parents=True, exist_ok=True)
     corpus, held_out = _write(work / "train.csv", train), _write(work / "test.csv", test)
     index_dir = work / "index"
-    keyword_settings = settings.replace(**{"index_dir": index_dir, "llm_backend": "none",
-                                                   "models_dir": settings.index.exported_models()})
+    keyword_settings = settings.replace(index_dir=index_dir, llm_backend="none",
+                                        models_dir=settings.index.exported_models())
     build_index(corpus, index_dir, keyword_settings, progress=progress, vocabulary="corpus")
     results = runner.run(keyword_settings, held_out, progress=progress, languages={})
     gold = [f["genres"].split(", ") for f in test]
-    results["zero_shot"] = {"embedding": zero_shot(settings.replace(**{"llm_backend": "none"}),
+    results["zero_shot"] = {"embedding": zero_shot(settings.replace(llm_backend="none"),
                                                    test, labels, gold)}
     if settings.llm.backend != "none":
         sample = random.Random(0).sample(range(len(test)), min(llm_limit, len(test)))

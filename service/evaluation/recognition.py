@@ -223,8 +223,8 @@ def _searched(classifier, route, films: list[Film], titles: TitleIndex) -> list[
 
 
 def _without_themselves(classifier, titles: TitleIndex) -> list[Case]:
-    """The plots of the reference's validation split (scoring.splits.validation_split), each searched without its own film:
-    descriptions of films the reference lacks, written as its plots are, whose sequel or remake it may hold."""
+    """The plots of the reference's validation split (scoring.splits.validation_split), each searched without its own
+    film: descriptions of films the reference lacks, written as its plots are, whose sequel or remake it may hold."""
     from service.evaluation.runner import embedded
     from service.scoring.splits import validation_split
 

@@ -99,9 +99,9 @@ def prepare(settings: Settings, eval_path: Path) -> Setup:
 
 
 def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
-    """A dev file's evaluation half held out (scoring.splits.halves: the calibration half chose the recognition model and
-    the LLM's say), the reference without its films."""
-    return prepare_held_out(settings.replace(**{"llm_backend": "none"}),
+    """A dev file's evaluation half held out (scoring.splits.halves: the calibration half chose the recognition model
+    and the LLM's say), the reference without its films."""
+    return prepare_held_out(settings.replace(llm_backend="none"),
                             lambda reference, vocabulary: halves(load_corpus(path, vocabulary).films)[1])
 
 
@@ -255,7 +255,7 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
     reference knows, recognised or not."""
     from service.loading import load_classifier
 
-    classifier = load_classifier(settings.replace(**{"llm_backend": "none"}))
+    classifier = load_classifier(settings.replace(llm_backend="none"))
     plots = [f.plot for f in films]
     results = [r for i in range(0, len(plots), 64) for r in classifier.classify_many(plots[i:i + 64])]
     return score(_gold(films), [r.genres for r in results], classifier.vocabulary.labels) | {
@@ -313,7 +313,7 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
     language_setups: dict[str, Setup] = {}
     for step in track(steps, description="evaluating", disable=not progress):
         if step == "prepare":
-            setup = prepare(settings.replace(**{"llm_backend": "none"}), eval_path)
+            setup = prepare(settings.replace(llm_backend="none"), eval_path)
             results |= {"films": len(setup.held_out), "excluded": setup.excluded.counts()}
         elif step in methods.CLASSIC:
             results["methods"][step] = evaluate_classic(setup, step)
