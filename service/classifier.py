@@ -162,9 +162,10 @@ class Classifier:
             self.recogniser.warm_up()  # the films' names and series places, a few seconds: not a request's to pay
         release_freed_heap()
 
-    def close(self) -> None:
-        """Stop the LLM's event loop and close its client's connections."""
+    def close(self, llm: bool = True) -> None:
+        """Close the corrections store and, unless a newer classifier took the gate over (`llm` False), stop the
+        LLM's event loop and close its client's connections."""
         if self.corrections is not None:
             self.corrections.close()
-        if self.llm is not None:
+        if self.llm is not None and llm:
             self.llm.close()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, Literal, Protocol, TypeVar
 
+import regex
+
 
 class Titled(Protocol):
     """What identity reads of a film (corpus.Film has it)."""
@@ -24,18 +26,21 @@ class Titled(Protocol):
 
 
 F = TypeVar("F", bound=Titled)
-_FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK) ")
+# the scripts whose marks are accents a reader may leave out (Arabic harakat and Hebrew niqqud are optional
+# vowels); elsewhere a mark is part of its letter (a Devanagari vowel sign, a Japanese dakuten)
+_FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK|CYRILLIC|ARABIC|HEBREW) ")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_NOT_ALNUM = re.compile(r"[\W_]")  # \w is what str.isalnum() accepts, and the underscore
+_NOT_A_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]")  # letters, marks and digits of every script make words
 
 
 def normalise_title(title: str) -> str:
-    """Casefolded letters and digits of every script, other characters read as spaces; accents on Latin
-    and Greek letters folded ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Japanese
+    """Casefolded letters (with their marks) and digits of every script, other characters read as spaces;
+    accents on Latin, Greek and Cyrillic letters and the optional vowel marks of Arabic and Hebrew folded
+    ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Devanagari vowel signs, Japanese
     dakuten, Hangul stays whole); '&' reads as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
     text = _without_accents(unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold()))
     text = unicodedata.normalize("NFC", text).replace("&", " and ")
-    return " ".join(_NOT_ALNUM.sub(" ", text).split())
+    return " ".join(_NOT_A_WORD.sub(" ", text).split())
 
 
 def _without_accents(text: str) -> str:
@@ -93,21 +98,6 @@ def other_titles(titles: Iterable[str | None], title: str) -> tuple[str, ...]:
         if alias and normalise_title(alias) != own:
             kept.setdefault(normalise_title(alias) or alias, alias)
     return tuple(kept.values())
-
-
-def films_by_title(films: Iterable[F]) -> dict[str, list[F]]:
-    """Normalised title → the films that go by it, under their own title or one of their other titles."""
-    found: dict[str, list[F]] = {}
-    for film in films:
-        for key in dict.fromkeys(normalise_title(title) for title in titles_of(film)):
-            found.setdefault(key, []).append(film)
-    return found
-
-
-def same_film(a: Titled, b: Titled, year_tolerance: int = 0) -> bool:
-    """One film: a title in common (own or other, normalised) and years that agree."""
-    return years_agree(a.year, b.year, year_tolerance) and \
-        not {title_key(t) for t in titles_of(a)}.isdisjoint(title_key(t) for t in titles_of(b))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from service.corrections.fold import folded_through
 from service.embedding import Embedder
 from service.heads import load_scorer
 from service.language import LanguageDetector
-from service.llm import make_gate
+from service.llm import LLMGate, make_gate
 from service.memory import return_large_blocks
 from service.settings import Settings
 from service.store import IndexLoadError, build_id_of, load_parts, read_manifest
@@ -22,23 +22,25 @@ log = logging.getLogger("moviegenre")
 
 
 def load_classifier(settings: Settings, embedders: dict[str, Embedder] | None = None,
-                    detector: LanguageDetector | None = None) -> Classifier:
+                    detector: LanguageDetector | None = None, llm: LLMGate | None = None) -> Classifier:
     """The index parts the settings use, each with its embedder and trained heads, the language detector
-    and the LLM backend. Embedders and detector are reused when given (a reload), else loaded. A build made
+    and the LLM gate. Embedders, detector and gate are reused when given (a reload: one LLM gate per process,
+    so its concurrency and queue hold across reloads), else made. A build made
     current while this one was being read (`make build-index` beside a running service) is loaded instead:
     a failure is final only when the manifest did not move meanwhile."""
     return_large_blocks()
     for _ in range(LOAD_ATTEMPTS - 1):
         seen = build_id_of(read_manifest(settings.index.dir))
         try:
-            return _load(settings, embedders, detector)
+            return _load(settings, embedders, detector, llm)
         except IndexLoadError:
             if build_id_of(read_manifest(settings.index.dir)) == seen:
                 raise
-    return _load(settings, embedders, detector)
+    return _load(settings, embedders, detector, llm)
 
 
-def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: LanguageDetector | None) -> Classifier:
+def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: LanguageDetector | None,
+          llm: LLMGate | None) -> Classifier:
     embedders = dict(embedders or {})
     # a part still being built may not even have its model exported yet: load what the index has
     built = (read_manifest(settings.index.dir) or {}).get("parts", {})
@@ -55,7 +57,7 @@ def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: L
     english = parts["english"]
     detector = detector or (LanguageDetector() if settings.index.multilingual_model else None)
     corrections = _corrections(settings, {p: embedders[p] for p in parts}, english.manifest)
-    return Classifier(english, embedders["english"], make_gate(settings), settings, load_scorer(english),
+    return Classifier(english, embedders["english"], llm or make_gate(settings), settings, load_scorer(english),
                       multilingual, detector, corrections)
 
 

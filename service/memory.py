@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from functools import cache
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def release_freed_heap() -> None:
     """Loading leaves freed memory in glibc's heap (ONNX Runtime parses a whole model file before it keeps
     the tensors), still counted in the process's RSS: malloc_trim returns it (measured: 34 MB after loading
     multilingual-e5). A no-op where the C library has no malloc_trim."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
@@ -26,7 +34,6 @@ def return_large_blocks() -> None:
     four threads embedding 10,000-character texts left a process 100 MB larger for good (5 MB with the threshold
     fixed; setting it turns the moving off). The models' own memory is allocated once and kept either way. A no-op
     where the C library has no mallopt."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):
-        pass
+    set_option = getattr(_libc(), "mallopt", None)
+    if set_option is not None:
+        set_option(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)

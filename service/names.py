@@ -110,10 +110,6 @@ class Names:
         self._titles: dict[int, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
-    @staticmethod
-    def of(text: str) -> set[str]:
-        return candidate_names(text)
-
     def weights(self) -> dict[str, float]:
         weights = self._weights  # counted once: read without the lock from then on (a request reads it ~60 times)
         if weights is None:
@@ -141,11 +137,9 @@ class Names:
         return weights
 
     @staticmethod
-    def _film_names(film: Titled, words: list[str] | None = None,
-                    capitalised: list[tuple[str, bool]] | None = None) -> set[str]:
+    def _film_names(film: Titled) -> set[str]:
         """The capitalised words of its titles and its plot's names, no stop word of its plot's language."""
-        if words is None or capitalised is None:
-            words, capitalised = words_and_capitalised(film.plot)
+        words, capitalised = words_and_capitalised(film.plot)
         stop = stop_words_of(word.casefold() for word in words)
         title_words = {word for title in titles_of(film) for word, _ in capitalised_words(title)}
         return {w for w in title_words if w.casefold() not in stop} | \

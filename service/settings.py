@@ -53,7 +53,11 @@ def _a_rate(value: str | None) -> str | None:
 
 class Group(BaseSettings):
     """A group of settings, each read from its environment variable (the field's alias)."""
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    @classmethod
+    def alias_of(cls, field: str) -> str:
+        return cls.model_fields[field].alias
 
 
 class IndexSettings(Group):
@@ -171,9 +175,10 @@ class CorrectionsSettings(Group):
 class OperationsSettings(Group):
     ssl_certfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_CERTFILE")
     ssl_keyfile: Path | None = Field(None, alias="MOVIEGENRE_SSL_KEYFILE")
-    # requests classified at once; requests that always wait their turn (so MAX_IN_FLIGHT + MIN_QUEUE clients asking
-    # again and again, 16 by default, are queued, never refused); beyond them, the longest a request may expect to
-    # wait for a slot (else a 503 at once); seconds a client has to send its body (api/admission.py)
+    # requests classified at once; requests that always wait their turn, up to 5 s each (so MAX_IN_FLIGHT +
+    # MIN_QUEUE clients asking again and again, 16 by default, are queued, not turned away); beyond them, the longest
+    # a request may expect to wait for a slot (else a 503 at once); seconds a client has to send its body
+    # (api/admission.py)
     max_in_flight: int = Field(4, ge=1, le=1024, alias="MOVIEGENRE_MAX_IN_FLIGHT")
     min_queue: int = Field(12, ge=0, le=100_000, alias="MOVIEGENRE_MIN_QUEUE")
     max_queue_wait_s: float = Field(0.1, ge=0, le=60, alias="MOVIEGENRE_MAX_QUEUE_WAIT")
@@ -230,7 +235,7 @@ class Settings(BaseModel):
             if name not in FLAT:
                 raise TypeError(f"no setting {name!r}")
             group, field = FLAT[name]
-            given[group][field] = value
+            given[group][GROUPS[group].alias_of(field)] = value
         super().__init__(**{group: groups.get(group) or model(**given[group]) for group, model in GROUPS.items()})
 
     def replace(self, **values: Any) -> Settings:
@@ -240,7 +245,7 @@ class Settings(BaseModel):
             if name not in FLAT:
                 raise TypeError(f"no setting {name!r}")
             group, field = FLAT[name]
-            changed.setdefault(group, {})[field] = value
+            changed.setdefault(group, {})[GROUPS[group].alias_of(field)] = value
         return Settings(**{group: _changed(getattr(self, group), changed[group]) if group in changed
                            else getattr(self, group) for group in GROUPS})
 
@@ -269,5 +274,5 @@ class Settings(BaseModel):
 
 
 def _changed(group: Group, fields: dict) -> Group:
-    """The group with `fields` changed, validated (its environment is not read again)."""
-    return type(group).model_validate(group.model_dump() | fields)
+    """The group with `fields` (by alias) changed, validated (its environment is not read again)."""
+    return type(group).model_validate(group.model_dump(by_alias=True) | fields)

@@ -16,6 +16,7 @@ from limits import parse
 from prometheus_client.parser import text_string_to_metric_families
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from service.api import admission as admission_module
 from service.api.admission import Admission
 from service.api.app import create_app
 from service.api.errors import Overloaded
@@ -239,6 +240,31 @@ def test_unauthorised_and_invalid_requests_take_no_slot_and_teach_the_queue_noth
     assert [u.status_code for u in unauthorised] == [401, 401] and overloaded.status_code == 503
     assert [r.status_code for r in invalid] == [401, 422] * 20
     assert before != after_holder == after  # the classified request taught the queue; 401s and 422s did not
+
+
+def test_corrections_are_checked_and_stored_without_a_cpu_slot_and_a_stored_one_is_served(own_index_dir,
+                                                                                          monkeypatch):
+    # the one CPU slot stays busy longer than a queued request's patience: a correction still gets its 422 at once,
+    # and one that was stored its 201 (never "503, nothing stored"), and it is served
+    monkeypatch.setattr(admission_module, "QUEUED_PATIENCE_S", 0.5)
+    classifier = make_classifier(own_index_dir, recognise_films=False, feedback_token="alice:t0k", max_in_flight=1,
+                                 min_queue=1, multilingual_model="")
+    held = HeldDrafts(classifier)
+    app = create_app(classifier.settings, classifier)
+    story = {"text": "A lighthouse keeper teaches a stray octopus to play chess.", "genres": ["Western"]}
+    editor = {"X-API-Key": "t0k"}
+    with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(httpx.post, f"{url}/classify", json=WIZARD, timeout=60)
+        assert held.wait_started(1)
+        invalid = httpx.post(f"{url}/feedback", json=story | {"genres": ["Space Opera"]}, headers=editor, timeout=10)
+        stored = httpx.post(f"{url}/feedback", json=story, headers=editor, timeout=30)
+        held.release()
+        assert holder.result(timeout=60).status_code == 200
+        answer = httpx.post(f"{url}/classify", json={"description": story["text"]}, timeout=30).json()
+    app.state.runtime.retire()
+    assert invalid.status_code == 422 and "Space Opera" in invalid.json()["error"]
+    assert stored.status_code == 201 and stored.json()["status"] == "served"
+    assert answer["genres"] == ["Western"]
 
 
 def test_each_api_key_has_its_own_allowance_and_its_own_label(small_index_dir):

@@ -226,3 +226,50 @@ def test_shutdown_closes_the_llm_client_and_its_threads(small_index_dir, backend
     assert runtime.closed and not classifier.llm.running
     http = classifier.llm.backend.inner.client._client
     assert http.is_closed
+
+
+def test_a_reload_keeps_the_one_llm_gate_of_the_process_and_it_keeps_answering(small_index_dir):
+    # LLM_CONCURRENCY is the server's parallel slots: a second gate after a reload would double what is sent
+    with FakeLLMServer() as server:
+        client = openai_client(small_index_dir, server.url, admin_token="adm1n")
+        assert client.post("/classify", json={"description": WIZARD}).json()["fallback_reason"] is None
+        first = client.app.state.runtime
+        assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 200
+        second = client.app.state.runtime
+        assert second is not first and second.classifier.llm is first.classifier.llm
+        assert first.closed and second.classifier.llm.running
+        body = client.post("/classify", json={"description": WIZARD + " Again."}).json()
+    assert body["llm_genres"] == ["Fantasy", "Adventure"] and body["fallback_reason"] is None
+
+
+def test_a_hung_health_probe_is_cancelled_at_its_timeout_not_left_running(monkeypatch):
+    import asyncio
+    import threading
+
+    from service.llm import gate as gate_module
+    from service.llm.base import LLMBackend
+    from service.llm.cache import CachedBackend
+
+    cancelled = threading.Event()
+
+    class HungServer(LLMBackend):
+        name, model, endpoint = "hung", "m", "http://hung"
+
+        async def complete(self, messages, schema):
+            raise AssertionError("not asked")
+
+        async def reachable(self):
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return True
+
+    monkeypatch.setattr(gate_module, "PROBE_TIMEOUT_S", 0.2)
+    llm = gate_module.LLMGate(CachedBackend(HungServer(), 8), concurrency=1, timeout_s=5)
+    try:
+        assert llm.reachable() is False
+        assert cancelled.wait(10), "the probe of a hung server kept running on the LLM's loop"
+    finally:
+        llm.close()

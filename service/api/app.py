@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         app.state.admission.close()
         # the app closes what it loaded (at start-up or by a reload); a runtime handed in stays its caller's
         if app.state.runtime is not None and app.state.runtime is app.state.loaded:
-            app.state.runtime.retire()
+            await asyncio.to_thread(app.state.runtime.retire)  # closing waits on the LLM's loop: not on this one
             app.state.runtime = app.state.loaded = None
 
     app = FastAPI(title="Movie genre classifier", version="0.1.0", lifespan=lifespan,

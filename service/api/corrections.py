@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
+from service.api.errors import Overloaded
 from service.api.models import CorrectionOut
 from service.api.ratelimit import client_of
 from service.api.state import Runtime
@@ -47,10 +49,15 @@ def review_client(request: Request, corrections: Corrections) -> str:
     return corrections.store.pseudonym(who)
 
 
-def serve_at_once(corrections: Corrections, correction: Correction) -> None:
-    """The CPU work of a change: a correction just written and served, embedded by every index part and put beside
-    the index of this process (the others read it from the store at their next poll)."""
-    corrections.serve(correction)
+async def serve_written(request: Request, corrections: Corrections, correction: Correction) -> None:
+    """A correction just written and served, embedded by every index part and put beside the index of this process
+    (the others read it from the store at their next poll): the CPU work of a change, under a CPU slot. Stored is
+    stored: when no slot comes in time it is served all the same, outside the slots (one short text), because a
+    503 now would tell the client that nothing was stored."""
+    try:
+        await request.app.state.admission.run(corrections.serve, correction)
+    except Overloaded:
+        await run_in_threadpool(corrections.serve, correction)
 
 
 def refused(exc: Exception) -> HTTPException:

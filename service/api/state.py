@@ -26,6 +26,7 @@ class Runtime:
         self._users = 0
         self._retired = False
         self.closed = False
+        self.llm_taken_over = False  # the next runtime serves with this one's LLM gate: closing leaves it open
 
     @contextmanager
     def in_use(self) -> Iterator[Runtime]:
@@ -42,7 +43,9 @@ class Runtime:
                 self._users -= 1
                 last = self._retired and self._users == 0
             if last:
-                self.close()
+                # the last request may end on the event loop (an async dependency), and closing waits on the LLM
+                # client's loop and the corrections store: never on the loop that serves every request
+                threading.Thread(target=self.close, name="close-retired-runtime").start()
 
     def retire(self) -> None:
         """No new request will get this runtime: close it now, or when the last one in flight finishes."""
@@ -57,7 +60,7 @@ class Runtime:
             if self.closed:
                 return
             self.closed = True
-        self.classifier.close()
+        self.classifier.close(llm=not self.llm_taken_over)
         self.lookup.close()
 
 
@@ -94,11 +97,12 @@ def reload_runtime(state) -> Runtime:
         old = state.runtime
         reuse = old.classifier if old else None
         classifier = load_classifier(state.settings, reuse.embedders() if reuse else None,
-                                     reuse.detector if reuse else None)
+                                     reuse.detector if reuse else None, reuse.llm if reuse else None)
         classifier.warm_up()
         state.runtime, state.unavailable = runtime_for(classifier), None
         state.loaded = state.runtime
     if old is not None:
+        old.llm_taken_over = classifier.llm is not None and classifier.llm is old.classifier.llm
         old.retire()
     return state.runtime
 

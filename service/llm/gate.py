@@ -45,7 +45,9 @@ class LLMGate:
         self._loop = BackgroundLoop(f"llm-{backend.name}")
         self._queue = WaitQueue(concurrency, timeout_s, SMOOTHING)
         self._started: dict[int, float] = {}  # the calls in flight: when each started
-        self._probe = ReachabilityProbe(lambda: self._loop.run(backend.inner.reachable(), PROBE_TIMEOUT_S))
+        # bounded on the loop itself, so a hung server's probe is cancelled there, not left running
+        self._probe = ReachabilityProbe(
+            lambda: self._loop.run(asyncio.wait_for(backend.inner.reachable(), PROBE_TIMEOUT_S)))
 
     async def ask(self, questions: list[Question], budget_s: float | None) -> list[Answer]:
         """From any event loop: every question asked at once (within the gate's limits); an answer or an LLMError

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from service.api.corrections import correction_out, corrections_of, limits_of, refused, review_client, serve_at_once
+from service.api.corrections import correction_out, corrections_of, limits_of, refused, review_client, serve_written
 from service.api.errors import error_response
 from service.api.deps import check_lengths, current_runtime, editor_or_page, only_query_params
 from service.api.models import AmbiguousFilm, CorrectionOut, ErrorResponse, FeedbackRequest
@@ -59,12 +60,19 @@ async def add(request: Request, response: Response, body: FeedbackRequest, autho
               runtime: Runtime = Depends(current_runtime), idempotency_key: str | None = IDEMPOTENCY_KEY):
     """Store a correction: the genres the film should have had. 201 once it is on disk and served; 202 when it
     was sent from the page and waits for an editor's approval."""
-    # under a CPU slot, taken once the request is authorised and valid: serving it embeds it
-    return await request.app.state.admission.run(_add, request, response, body, author, runtime, idempotency_key)
+    # checked and written on the thread pool (a refused or invalid one holds no CPU slot), then served under one
+    written = await run_in_threadpool(_write, request, body, author, runtime, idempotency_key)
+    if isinstance(written, Response):
+        return written
+    if not written.replayed:
+        await serve_written(request, runtime.classifier.corrections, written.correction)
+    return _answer(response, written)
 
 
-def _add(request: Request, response: Response, body: FeedbackRequest, author: str, runtime: Runtime,
-         idempotency_key: str | None):
+def _write(request: Request, body: FeedbackRequest, author: str, runtime: Runtime,
+           idempotency_key: str | None) -> Written | Response:
+    """The correction checked and on disk (or the first one stored under this Idempotency-Key); the 409 answer when
+    its title names several films."""
     check_lengths(request, [body.text])
     corrections = corrections_of(runtime)
     genres = _labels(runtime, body.genres)
@@ -73,7 +81,7 @@ def _add(request: Request, response: Response, body: FeedbackRequest, author: st
     key = _key(idempotency_key, f"page:{client}" if review else f"editor:{author}", body)
     first = _replayed(corrections, key)
     if first is not None:
-        return _answer(response, Written(first, replayed=True))
+        return Written(first, replayed=True)
     try:
         target = _target(runtime, body)
     except Ambiguous as exc:
@@ -82,12 +90,9 @@ def _add(request: Request, response: Response, body: FeedbackRequest, author: st
     draft = Draft(body.text, target.plot, tuple(genres), target.title, target.year, author, target.film, review,
                   client)
     try:
-        written = corrections.store.write(draft, limits_of(request, corrections), key)
+        return corrections.store.write(draft, limits_of(request, corrections), key)
     except (OverBound, QueueFull, ShareFull, KeyReused) as exc:
         raise refused(exc) from exc
-    if not written.replayed:
-        serve_at_once(corrections, written.correction)
-    return _answer(response, written)
 
 
 def _key(value: str | None, principal: str, body: FeedbackRequest) -> IdempotencyKey | None:

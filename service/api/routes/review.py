@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from service.api.corrections import (client_share, correction_out, corrections_of, limits_of, refused,
-                                     serve_at_once)
+                                     serve_written)
 from service.api.deps import current_runtime, only_query_params, require_editor
 from service.api.models import CorrectionOut, CorrectionPage, QueueClient, RejectRequest, RejectResult, ReviewQueue
 from service.api.state import Runtime
-from service.corrections import OverBound
+from service.corrections import OverBound, Written
 from service.corrections.store import CLIENT_PATTERN
 
 router = APIRouter(tags=["feedback"])
@@ -41,11 +42,16 @@ async def approve(request: Request, correction_id: int = CORRECTION_ID, author: 
                   runtime: Runtime = Depends(current_runtime)) -> CorrectionOut:
     """Approve a correction sent from the page: served from now on, by every replica and the next build (a
     revoked one cannot be approved; 507 when the side index is at its bound)."""
-    # under a CPU slot: serving it embeds it
-    return await request.app.state.admission.run(_approve, request, correction_id, author, runtime)
+    # approved on the thread pool, then served under a CPU slot (serving it embeds it)
+    written, superseded = await run_in_threadpool(_approved, request, correction_id, author, runtime)
+    if not written.replayed:  # approved by this request: served last, so the one that counts for its film
+        await serve_written(request, runtime.classifier.corrections, written.correction)
+    return correction_out(written.correction, superseded)
 
 
-def _approve(request: Request, correction_id: int, author: str, runtime: Runtime) -> CorrectionOut:
+def _approved(request: Request, correction_id: int, author: str, runtime: Runtime) -> tuple[Written, bool]:
+    """The correction approved (or approved before: `replayed`), and whether a later one of its film superseded it
+    since."""
     corrections = corrections_of(runtime)
     try:
         written = corrections.store.approve(correction_id, author, limits_of(request, corrections))
@@ -53,14 +59,12 @@ def _approve(request: Request, correction_id: int, author: str, runtime: Runtime
         raise refused(exc) from exc
     if written is None:
         raise HTTPException(404, f"no correction {correction_id}")
-    approved = written.correction
-    if approved.status == "revoked":
-        raise HTTPException(409, f"correction {correction_id} was revoked by {approved.revoked_by}: it cannot be "
-                                 "approved")
-    if not written.replayed:  # approved by this request: served last, so the one that counts for its film
-        serve_at_once(corrections, approved)
-        return correction_out(approved)
-    return correction_out(approved, approved.id in corrections.store.superseded([approved]))
+    if written.correction.status == "revoked":
+        raise HTTPException(409, f"correction {correction_id} was revoked by {written.correction.revoked_by}: it "
+                                 "cannot be approved")
+    if not written.replayed:
+        return written, False
+    return written, written.correction.id in corrections.store.superseded([written.correction])
 
 
 @router.delete("/feedback/{correction_id:int}", response_model=CorrectionOut)

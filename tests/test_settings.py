@@ -1,0 +1,32 @@
+"""Settings are read from their own environment variables only, and changed by their flat names."""
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def test_ordinary_environment_variables_are_not_read_as_settings(monkeypatch):
+    # a container sets PORT, DIR, BACKEND, API_KEY for its own reasons; only MOVIEGENRE_PORT etc. configure us
+    for name, value in {"PORT": "9999", "DIR": "/elsewhere", "BACKEND": "none", "API_KEY": "open",
+                        "MAX_IN_FLIGHT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MOVIEGENRE_PORT", "7000")
+    settings = Settings()
+    assert settings.service.port == 7000
+    assert str(settings.index.dir) != "/elsewhere"
+    assert settings.llm.backend == "ollama"
+    assert settings.service.api_key is None
+    assert settings.operations.max_in_flight == 4
+
+
+def test_flat_names_set_and_replace_settings_and_are_validated(monkeypatch):
+    monkeypatch.setenv("MOVIEGENRE_HOST", "0.0.0.0")
+    settings = Settings(max_in_flight=3, llm_backend="none")
+    changed = settings.replace(port=1, llm_timeout=2.5)
+    assert (changed.service.port, changed.llm.timeout_s, changed.operations.max_in_flight) == (1, 2.5, 3)
+    assert changed.service.host == "0.0.0.0" and changed.llm.backend == "none"
+    assert settings.service.port == 5000
+    with pytest.raises(ValidationError):
+        settings.replace(max_in_flight=0)
+    with pytest.raises(TypeError):
+        Settings(no_such_setting=1)
