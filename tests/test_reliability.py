@@ -54,6 +54,12 @@ def test_cors_is_off_unless_configured(client, small_index_dir):
     allowed = make_client(small_index_dir, cors_origins=["https://elsewhere.example"])
     response = allowed.post("/classify", json=WIZARD, headers=origin)
     assert response.headers["access-control-allow-origin"] == "https://elsewhere.example"
+    # an editor's tool on that origin may send a correction safely (Idempotency-Key), revoke one, and read why not
+    preflight = allowed.options("/feedback/7", headers=origin | {
+        "Access-Control-Request-Method": "DELETE", "Access-Control-Request-Headers": "x-api-key, idempotency-key"})
+    assert preflight.status_code == 200 and "DELETE" in preflight.headers["access-control-allow-methods"]
+    assert "idempotency-key" in preflight.headers["access-control-allow-headers"].lower()
+    assert "retry-after" in response.headers["access-control-expose-headers"].lower()
 
 
 def test_an_oversized_body_is_refused_before_it_arrives(client, small_index_dir):

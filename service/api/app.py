@@ -67,8 +67,10 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         if settings.corrections.feedback_page else None
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
     if settings.service.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.service.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "Authorization", "X-API-Key"])
+        app.add_middleware(CORSMiddleware, allow_origins=settings.service.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Content-Type", "Authorization", "X-API-Key", "Idempotency-Key"],
+                           expose_headers=["Retry-After", "Idempotent-Replayed", "X-Request-ID"])
     app.add_middleware(RequestLog, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(classify.router)
