@@ -72,8 +72,8 @@ class Evidence:
             return []
         described, normalised = self.names.described(text), normalise_title(text)
         years = {int(y) for y in _YEAR.findall(text)}
-        shared = [self.names.shared(described, normalised, n.film) for n in neighbours]
         film_names = [self.names.names_of(n.film) for n in neighbours]
+        shared = [self.names.shared(described, normalised, n.film, names) for n, names in zip(neighbours, film_names)]
         positions = [self.position(n.film) for n in neighbours]
         siblings = self._siblings(film_names, positions)
         similarities = [n.similarity for n in neighbours]

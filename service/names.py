@@ -164,9 +164,11 @@ class Names:
         weights = self.weights()
         return frozenset(name for name in candidate_names(text) if name in weights)
 
-    def shared(self, described: frozenset[str], normalised_text: str, film: Titled) -> Shared:
+    def shared(self, described: frozenset[str], normalised_text: str, film: Titled,
+               film_names: frozenset[str] | None = None) -> Shared:
+        """`film_names`: the film's names_of, when the caller has them."""
         weights = self.weights()
-        names = described & self.names_of(film)
+        names = described & (self.names_of(film) if film_names is None else film_names)
         titles = self._titles.get(id(film))
         if titles is None:
             titles = _named_titles(film, weights)

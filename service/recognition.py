@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class Model:
     near_tie: float
 
     def score(self, features: Sequence[float]) -> float:
-        return self.bias + sum(w * x for w, x in zip(self.weights, features))
+        return self.bias + sum(map(operator.mul, self.weights, features))
 
     @classmethod
     def from_dict(cls, d: dict) -> Model:
