@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -236,10 +236,18 @@ class Settings(BaseModel):
                 raise TypeError(f"no setting {name!r}")
             group, field = FLAT[name]
             given[group][GROUPS[group].alias_of(field)] = value
-        super().__init__(**{group: groups.get(group) or model(**given[group]) for group, model in GROUPS.items()})
+        made, problems = {}, []
+        for group, model in GROUPS.items():
+            try:
+                made[group] = groups.get(group) or model(**given[group])
+            except ValidationError as exc:
+                problems += _described(exc)
+        if problems:
+            raise ConfigurationError(f"invalid settings: {'; '.join(problems)}")
+        super().__init__(**made)
 
     def replace(self, **values: Any) -> Settings:
-        """A copy with these settings (flat names) changed, validated like the originals."""
+        """A copy with these settings (flat names) changed, validated like the originals (ConfigurationError)."""
         changed: dict[str, dict] = {}
         for name, value in values.items():
             if name not in FLAT:
@@ -275,4 +283,13 @@ class Settings(BaseModel):
 
 def _changed(group: Group, fields: dict) -> Group:
     """The group with `fields` (by alias) changed, validated (its environment is not read again)."""
-    return type(group).model_validate(group.model_dump(by_alias=True) | fields)
+    try:
+        return type(group).model_validate(group.model_dump(by_alias=True) | fields)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid settings: {'; '.join(_described(exc))}") from None
+
+
+def _described(exc: ValidationError) -> list[str]:
+    """Each problem as the operator set it: "MOVIEGENRE_PORT='abc': Input should be a valid integer"."""
+    # (keys and tokens are SecretStr: any text is valid, so no secret is ever shown here)
+    return [f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {error['msg']}" for error in exc.errors()]

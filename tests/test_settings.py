@@ -1,8 +1,6 @@
 """Settings are read from their own environment variables only, and changed by their flat names."""
 import pytest
-from pydantic import ValidationError
-
-from service.settings import Settings
+from service.settings import ConfigurationError, Settings
 
 
 def test_ordinary_environment_variables_are_not_read_as_settings(monkeypatch):
@@ -26,7 +24,22 @@ def test_flat_names_set_and_replace_settings_and_are_validated(monkeypatch):
     assert (changed.service.port, changed.llm.timeout_s, changed.operations.max_in_flight) == (1, 2.5, 3)
     assert changed.service.host == "0.0.0.0" and changed.llm.backend == "none"
     assert settings.service.port == 5000
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError, match="MOVIEGENRE_MAX_IN_FLIGHT=0"):
         settings.replace(max_in_flight=0)
     with pytest.raises(TypeError):
         Settings(no_such_setting=1)
+
+
+def test_invalid_settings_are_named_all_at_once_without_a_traceback(monkeypatch, capsys):
+    from service.cli import main
+
+    monkeypatch.setenv("MOVIEGENRE_PORT", "abc")
+    monkeypatch.setenv("LLM_TIMEOUT", "-1")
+    monkeypatch.setenv("MOVIEGENRE_RATE_LIMIT", "lots")
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    message = str(refused.value)
+    assert "MOVIEGENRE_PORT='abc'" in message and "LLM_TIMEOUT='-1'" in message and "60/minute" in message
+    assert main(["classify", "A young wizard."]) == 2
+    printed = capsys.readouterr().out
+    assert "MOVIEGENRE_PORT='abc'" in printed and "Traceback" not in printed

@@ -11,9 +11,6 @@ import typer
 from service.cli.console import LLMBackend, console, dev_eval, multilingual_dev_files, positive_int, print_table
 from service.settings import Settings
 
-# named in the help of --no-languages, as it is where the environment puts it
-MULTILINGUAL_DEV = dev_eval(Settings()) / "multilingual"
-
 
 def _eval_data(data: str | None, settings: Settings) -> Path:
     return Path(data) if data else dev_eval(settings) / "imdb_top_1000.csv"
@@ -29,7 +26,8 @@ def evaluate(
         show_default=False)] = 50,
     out: Annotated[str, typer.Option(help="folder for report.md, results.json and the chart")] = "eval",
     no_languages: Annotated[bool, typer.Option(
-        "--no-languages", help=f"skip the served figures on the multilingual dev files ({MULTILINGUAL_DEV})")] = False,
+        "--no-languages",
+        help="skip the served figures on the multilingual dev files (dev-eval/multilingual)")] = False,
     no_fp32: Annotated[bool, typer.Option(
         "--no-fp32", help="skip the served figure with the unquantised English model")] = False,
 ) -> None:
