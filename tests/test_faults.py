@@ -151,6 +151,43 @@ def test_a_request_that_read_the_runtime_just_before_a_reload_gets_the_new_one(s
     new.retire()
 
 
+def test_a_runtime_retired_under_a_request_is_closed_off_the_event_loop(small_index_dir):
+    # the last request on a replaced runtime ends on the event loop, and closing waits on the LLM client's loop and
+    # the corrections store: it must run elsewhere, or every request would wait with it
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from .conftest import HeldDrafts, make_classifier, serve_in_thread
+
+    classifier = make_classifier(small_index_dir, admin_token="adm1n")
+    held, closed, on_a_loop = HeldDrafts(classifier), threading.Event(), []
+    close = classifier.close
+
+    def recorded_close(**kwargs):
+        try:
+            asyncio.get_running_loop()
+            on_a_loop.append(True)
+        except RuntimeError:
+            on_a_loop.append(False)
+        close(**kwargs)
+        closed.set()
+
+    classifier.close = recorded_close
+    app = create_app(classifier.settings, classifier)
+    with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
+        request = pool.submit(httpx.post, f"{url}/classify", json=WIZARD, timeout=60)
+        assert held.wait_started(1)
+        assert httpx.post(f"{url}/admin/reload", headers={"X-API-Key": "adm1n"}, timeout=60).status_code == 200
+        assert not closed.is_set()  # still in use by the request
+        held.release()
+        assert request.result(timeout=60).status_code == 200
+        assert closed.wait(30)
+    assert on_a_loop == [False]  # (the runtime the reload loaded is closed by the app's shutdown)
+
+
 @pytest.fixture
 def rebuildable(tmp_path):
     settings = Settings(index_dir=tmp_path / "index", llm_backend="none", admin_token="adm1n")
