@@ -1,6 +1,10 @@
 """The review queue: the page's corrections waiting for an editor, as the editors see it (who sent how many, since
-when) and empty it (rejecting by client or by age, in one transaction)."""
+when) and empty it (rejecting by client or by age, in one transaction); and an editor's decision on corrections
+(approved, revoked), which every such path records the same way (`decide`)."""
 from __future__ import annotations
+
+import sqlite3
+from typing import Literal
 
 from service.corrections.database import Database, now
 
@@ -28,8 +32,16 @@ class ReviewQueue:
         with self._db.writing() as db:
             ids = [row[0] for row in db.execute(f"SELECT correction_id FROM pending WHERE {where or '1'} "
                                                 "ORDER BY correction_id", {"client": client, "before": sent_before})]
-            at = now()
-            db.executemany("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, 'revoked', ?, ?)",
-                           [(id_, author, at) for id_ in ids])
-            db.executemany("DELETE FROM pending WHERE correction_id = ?", [(id_,) for id_ in ids])
+            decide(db, ids, "revoked", author)
         return ids
+
+
+def decide(db: sqlite3.Connection, ids: list[int], kind: Literal["approved", "revoked"],
+           author: str) -> tuple[list[int], str]:
+    """An editor's decision on these corrections, in the caller's transaction: a change each (its seq, in order),
+    and none of them waits for review any more. Returns the changes' seqs and when they were made."""
+    at = now()
+    seqs = [db.execute("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, ?, ?, ?)",
+                       (id_, kind, author, at)).lastrowid for id_ in ids]
+    db.executemany("DELETE FROM pending WHERE correction_id = ?", [(id_,) for id_ in ids])
+    return seqs, at

@@ -25,8 +25,8 @@ from service.corpus import plot_key
 from service.films import film_key
 from service.corrections import idempotency, schema
 from service.corrections.bounds import Limits, check_queue_room, check_served_room
-from service.corrections.database import Database, StoreUnavailable, now, stamp
-from service.corrections.review import ReviewQueue
+from service.corrections.database import Database, StoreUnavailable, stamp
+from service.corrections.review import ReviewQueue, decide
 from service.corrections.idempotency import IdempotencyKey
 from service.corrections.records import Changes, Correction, Draft, Status, Version, Written
 from service.corrections.served import SERVED_SINCE, STATE, STATUS
@@ -57,7 +57,7 @@ class CorrectionStore:
         with self._db.writing() as db:
             first = idempotency.stored(db, key, moment) if key else None
             if first is not None:
-                return Written(_as_sent(_rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]), replayed=True)
+                return Written(_as_sent(_one(db, first)), replayed=True)
             if draft.review:
                 check_queue_room(db, limits, draft.client)
             else:
@@ -76,33 +76,31 @@ class CorrectionStore:
         """The correction this key already stored, as it was written (KeyReused for another body)."""
         with self._db.connected() as db:
             first = idempotency.stored(db, key, datetime.now(UTC))
-            return _as_sent(_rows(db, f"{STATE} WHERE s.id = ?", (first,))[0]) if first is not None else None
+            return _as_sent(_one(db, first)) if first is not None else None
 
     def approve(self, correction_id: int, author: str, limits: Limits = Limits()) -> Written | None:
         """A pending correction, approved and so served from now on (OverBound beyond `limits`); one approved
         before, or revoked, as it is (`replayed`: nothing written); None for no such correction."""
         with self._db.writing() as db:
-            found = _rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
-            if not found or found[0].status != "pending":
-                return Written(found[0], replayed=True) if found else None
-            check_served_room(db, limits, found[0].film)
-            seq, at = _change(db, correction_id, "approved", author)
-            db.execute("DELETE FROM pending WHERE correction_id = ?", (correction_id,))
-        return Written(replace(found[0], approved_at=at, approved_by=author, served_change=seq))
+            found = _one(db, correction_id)
+            if found is None or found.status != "pending":
+                return Written(found, replayed=True) if found else None
+            check_served_room(db, limits, found.film)
+            [seq], at = decide(db, [correction_id], "approved", author)
+        return Written(replace(found, approved_at=at, approved_by=author, served_change=seq))
 
     def revoke(self, correction_id: int, author: str) -> Correction | None:
         """The correction, revoked (by this call or an earlier one); None when there is no such correction."""
         with self._db.writing() as db:
-            found = _rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
-            if not found or found[0].status == "revoked":
-                return found[0] if found else None
-            _, at = _change(db, correction_id, "revoked", author)
-            db.execute("DELETE FROM pending WHERE correction_id = ?", (correction_id,))
-        return replace(found[0], revoked_at=at, revoked_by=author, served_change=None)
+            found = _one(db, correction_id)
+            if found is None or found.status == "revoked":
+                return found
+            _, at = decide(db, [correction_id], "revoked", author)
+        return replace(found, revoked_at=at, revoked_by=author, served_change=None)
 
     def get(self, correction_id: int) -> Correction | None:
-        rows = self._query(f"{STATE} WHERE s.id = ?", (correction_id,))
-        return rows[0] if rows else None
+        with self._db.connected() as db:
+            return _one(db, correction_id)
 
     def page(self, offset: int, limit: int, status: Status | None = None,
              client: str | None = None) -> tuple[list[Correction], int]:
@@ -163,16 +161,17 @@ class CorrectionStore:
     def close(self) -> None:
         self._db.close()
 
-    def _query(self, sql: str, params: tuple) -> list[Correction]:
-        with self._db.connected() as db:
-            return _rows(db, sql, params)
-
 
 def _rows(db: sqlite3.Connection, sql: str, params: tuple) -> list[Correction]:
     return [Correction(id_, text, plot, tuple(json.loads(genres)), title, year, author, created, film, bool(review),
                        client, approved, approver, revoked, revoker, served_change)
             for id_, text, plot, genres, title, year, author, created, film, review, client, approved, approver,
             revoked, revoker, served_change in db.execute(sql, params).fetchall()]
+
+
+def _one(db: sqlite3.Connection, correction_id: int) -> Correction | None:
+    found = _rows(db, f"{STATE} WHERE s.id = ?", (correction_id,))
+    return found[0] if found else None
 
 
 def _served(db: sqlite3.Connection, after: int) -> list[Correction]:
@@ -194,13 +193,6 @@ def _insert(db: sqlite3.Connection, draft: Draft, created: str) -> Correction:
                    (id_, draft.client, created))
     return Correction(id_, draft.text, draft.plot, tuple(draft.genres), draft.title, draft.year, draft.author,
                       created, draft.film, draft.review, draft.client, served_change=None if draft.review else seq)
-
-
-def _change(db: sqlite3.Connection, correction_id: int, kind: str, author: str) -> tuple[int, str]:
-    at = now()
-    cursor = db.execute("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, ?, ?, ?)",
-                        (correction_id, kind, author, at))
-    return cursor.lastrowid, at
 
 
 def _as_sent(correction: Correction) -> Correction:
