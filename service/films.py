@@ -44,8 +44,8 @@ def normalise_title(title: str) -> str:
 
 
 def _without_accents(text: str) -> str:
-    """The decomposed text without the marks on Latin and Greek letters (a mark's letter is the last character
-    before it that is no mark); only the characters outside ASCII are looked at."""
+    """The decomposed text without the marks on the letters of _FOLDS_ACCENTS's scripts (a mark's letter is the last
+    character before it that is no mark); only the characters outside ASCII are looked at."""
     if text.isascii():
         return text
     kept, start = [], 0

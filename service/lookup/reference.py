@@ -36,7 +36,7 @@ class ReferenceCatalogue:
     def chosen(self, title: str, year: int | None) -> tuple[Film | None, list[Film]]:
         """(the film a lookup answers with, every film of the title): of several, the newest."""
         named = self.named(title, year)
-        every = list(self.named(title).films)
+        every = list((named if year is None else self.named(title)).films)
         return (max(named.films, key=lambda f: f.year or 0) if named.films else None), every
 
     def with_plot(self, text: str) -> Film | None:
