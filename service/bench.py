@@ -104,13 +104,13 @@ def running_service(settings: Settings, checkout: Path | None = None, **env_over
 
 
 def _descriptions(settings: Settings) -> list[str]:
-    evaluation = settings.index.data.parent / "dev-eval" / "imdb_top_1000.csv"
+    evaluation = settings.index.dev_eval() / "imdb_top_1000.csv"
     return [f.plot for f in load_corpus(evaluation).films]
 
 
 def _foreign_descriptions(settings: Settings, words: int = 40) -> list[str]:
     """40-word German and French plots (the first 40 words of plots at least that long)."""
-    folder = settings.index.data.parent / "dev-eval" / "multilingual"
+    folder = settings.index.dev_eval() / "multilingual"
     plots = [f.plot for path in sorted(folder.glob("*.csv")) for f in load_corpus(path).films]
     return [" ".join(p.split()[:words]) for p in plots if len(p.split()) >= words]
 
@@ -414,7 +414,7 @@ def index_with_corrections(settings: Settings, count: int):
     from service.corrections import CorrectionStore, store_path
     from service.evaluation.recognition import descriptions
 
-    films = descriptions(settings.index.data.parent / "dev-eval" / "n_movies.csv")[:count]
+    films = descriptions(settings.index.dev_eval() / "n_movies.csv")[:count]
     with tempfile.TemporaryDirectory() as folder:
         linked = Path(folder) / "index"
         linked.mkdir()

@@ -74,6 +74,10 @@ class IndexSettings(Group):
     def exported_models(self) -> Path:
         return self.models_dir or self.dir / "models"
 
+    def dev_eval(self) -> Path:
+        """The development evaluation files beside the reference corpus (../shared/data/dev-eval)."""
+        return self.data.parent / "dev-eval"
+
     def part_models(self) -> dict[str, str]:
         """Index part → embedding model: the English part always, the multilingual one unless turned off."""
         return {"english": self.embedding_model} | (

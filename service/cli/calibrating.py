@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.console import LLMBackend, console, dev_eval, multilingual_dev_files, print_table
+from service.cli.console import LLMBackend, console, multilingual_dev_files, print_table
 from service.settings import Settings
 
 
@@ -49,7 +49,7 @@ def tune_recognition(
     from service.loading import load_classifier
 
     settings = Settings()
-    path = Path(data) if data else dev_eval(settings) / "n_movies.csv"
+    path = Path(data) if data else settings.index.dev_eval() / "n_movies.csv"
     classifier = load_classifier(settings.replace(llm_backend="none", recognise_films=False))
     result = recognition.tune(classifier, path, multilingual_dev_files(settings))
     for route, rows in result["tables"].items():

@@ -39,14 +39,10 @@ def positive_int(text: str | int) -> int:
     return value
 
 
-def dev_eval(settings: Settings) -> Path:
-    """The development evaluation files beside the reference corpus."""
-    return settings.index.data.parent / "dev-eval"
-
-
 def multilingual_dev_files(settings: Settings) -> dict[str, Path]:
     """The multilingual dev files by language (the file name's prefix)."""
-    return {path.stem.split("_")[0]: path for path in sorted((dev_eval(settings) / "multilingual").glob("*.csv"))}
+    folder = settings.index.dev_eval() / "multilingual"
+    return {path.stem.split("_")[0]: path for path in sorted(folder.glob("*.csv"))}
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[str] = ()) -> None:

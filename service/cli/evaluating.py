@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from service.cli.console import LLMBackend, console, dev_eval, multilingual_dev_files, positive_int, print_table
+from service.cli.console import LLMBackend, console, multilingual_dev_files, positive_int, print_table
 from service.settings import Settings
 
 
 def _eval_data(data: str | None, settings: Settings) -> Path:
-    return Path(data) if data else dev_eval(settings) / "imdb_top_1000.csv"
+    return Path(data) if data else settings.index.dev_eval() / "imdb_top_1000.csv"
 
 
 def evaluate(
