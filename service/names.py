@@ -83,11 +83,14 @@ def capitalised_words(text: str) -> list[tuple[str, bool]]:
     return words_and_capitalised(text)[1]
 
 
-def candidate_names(text: str) -> set[str]:
-    """Words of the text that may be names: capitalised mid-sentence, no stop word of its language."""
+def candidate_names(text: str, titles: Iterable[str] = ()) -> set[str]:
+    """Words of the text that may be names: capitalised mid-sentence, no stop word of its language; and, for a
+    film, the capitalised words of its `titles` that are no stop word of its plot's language."""
     words, capitalised = words_and_capitalised(text)
     stop = stop_words_of(word.casefold() for word in words)
-    return {word for word, opens in capitalised if not opens and word.casefold() not in stop}
+    title_words = (word for title in titles for word, _ in capitalised_words(title))
+    return {word for word in title_words if word.casefold() not in stop} | \
+        {word for word, opens in capitalised if not opens and word.casefold() not in stop}
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,7 @@ class Names:
     @staticmethod
     def _film_names(film: Titled) -> set[str]:
         """The capitalised words of its titles and its plot's names, no stop word of its plot's language."""
-        words, capitalised = words_and_capitalised(film.plot)
-        stop = stop_words_of(word.casefold() for word in words)
-        title_words = {word for title in titles_of(film) for word, _ in capitalised_words(title)}
-        return {w for w in title_words if w.casefold() not in stop} | \
-            {w for w, opens in capitalised if not opens and w.casefold() not in stop}
+        return candidate_names(film.plot, titles_of(film))
 
     def names_of(self, film: Titled) -> frozenset[str]:
         """The film's names (precomputed for the reference's films; counted now for another, a correction)."""
