@@ -7,7 +7,7 @@ REFERENCE := ../shared/data/reference
 EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
 # DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
-.PHONY: install install-dev install-ray install-bench eval-keywords eval-corrections classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser clean
+.PHONY: install install-dev install-ray install-bench eval-keywords eval-corrections classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser postgres clean
 
 # What the service needs to build its index and serve; install-dev adds the test tools.
 install: $(VENV)/.installed
@@ -62,7 +62,12 @@ run: install
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-test: install-dev browser
+# PostgreSQL's server binaries (Debian's), for the tests and the bench of the corrections store in PostgreSQL: they
+# start throwaway clusters of their own (service/throwaway_postgres.py); nothing is left running
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
+
+test: install-dev browser postgres
 	$(BIN)/ruff check service tests
 	$(BIN)/pytest -q
 
@@ -83,7 +88,7 @@ eval-corrections: install $(INDEX)/manifest.json
 calibrate-llm: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre calibrate-llm $(if $(LLM),--llm $(LLM)) $(if $(N),--films $(N))
 
-bench: install-bench $(INDEX)/manifest.json
+bench: install-bench postgres $(INDEX)/manifest.json
 	$(BIN)/moviegenre bench
 
 # A fresh clone of this commit with ../shared beside it: seconds from `make run` to the first answer.

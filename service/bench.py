@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -82,6 +82,8 @@ def running_service(settings: Settings, checkout: Path | None = None, **env_over
     env = os.environ | {"LLM_BACKEND": "none", "MOVIEGENRE_HOST": "127.0.0.1", "MOVIEGENRE_PORT": str(port),
                         "MOVIEGENRE_INDEX_DIR": str(Path(settings.index.dir).resolve()),
                         "MOVIEGENRE_LOG_LEVEL": "warning", **env_overrides}
+    if settings.corrections.url is not None:
+        env["MOVIEGENRE_CORRECTIONS_URL"] = settings.corrections.url.get_secret_value()
     if checkout is not None:
         env["PYTHONPATH"] = str(checkout)
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, cwd=checkout,
@@ -408,9 +410,10 @@ CORRECTIONS = 1000
 
 
 @contextmanager
-def index_with_corrections(settings: Settings, count: int):
-    """The served index seen through a folder of links, beside a corrections store of `count` corrections: the
-    descriptions of dev-eval/n_movies.csv (another source than the reference) with their IMDb labels."""
+def index_with_corrections(settings: Settings, count: int, url: str | None = None):
+    """The served index seen through a folder of links, beside a corrections store of `count` corrections (the
+    SQLite file in that folder, or the PostgreSQL database at `url`): the descriptions of dev-eval/n_movies.csv
+    (another source than the reference) with their IMDb labels."""
     from service.corrections import CorrectionStore, store_path
     from service.evaluation.recognition import descriptions
 
@@ -421,11 +424,11 @@ def index_with_corrections(settings: Settings, count: int):
         for entry in Path(settings.index.dir).iterdir():
             if not entry.name.startswith("corrections.sqlite"):
                 (linked / entry.name).symlink_to(entry.resolve())
-        store = CorrectionStore(store_path(linked))
+        store = CorrectionStore(url or store_path(linked))
         for film in films:
             store.add(film.plot, film.plot, list(film.genres), film.title, film.year, "bench")
         store.close()
-        yield settings.replace(index_dir=linked), len(films)
+        yield settings.replace(index_dir=linked, corrections_url=url), len(films)
 
 
 def _p50s_in_turn(urls: list[str], texts: list[str], requests: int = 500, warm_up: int = 30) -> list[float]:
@@ -446,14 +449,25 @@ def _p50s_in_turn(urls: list[str], texts: list[str], requests: int = 500, warm_u
 
 
 def corrections_figures(settings: Settings) -> dict:
-    """English /classify p50 with no correction and with 1,000 stored."""
-    with index_with_corrections(settings, 0) as (plain, _), index_with_corrections(settings, CORRECTIONS) as (
-            corrected, stored), running_service(plain) as (without, _), running_service(corrected) as (with_, _):
-        p50 = _p50s_in_turn([without, with_], _descriptions(settings))
-        health = httpx.get(f"{with_}/health").json()["feedback"]
-    return {"corrections_stored": stored, "corrections_served": health["corrections"],
-            "classify_p50_ms_no_corrections": p50[0], "classify_p50_ms_with_corrections": p50[1],
-            "corrections_p50_change": round(p50[1] / p50[0] - 1, 3)}
+    """English /classify p50 with no correction, with 1,000 stored in the SQLite file, and with 1,000 stored in
+    PostgreSQL (a throwaway server on this machine, the service reading it through a Unix socket)."""
+    from service.throwaway_postgres import ThrowawayPostgres
+
+    with ThrowawayPostgres() as postgres, ExitStack() as stack:
+        stores = {"none": (0, None), "sqlite": (CORRECTIONS, None),
+                  "postgresql": (CORRECTIONS, postgres.new_database())}
+        urls, stored = {}, {}
+        for name, (count, url) in stores.items():
+            served, stored[name] = stack.enter_context(index_with_corrections(settings, count, url))
+            urls[name] = stack.enter_context(running_service(served))[0]
+        p50 = dict(zip(urls, _p50s_in_turn(list(urls.values()), _descriptions(settings))))
+        served = {name: httpx.get(f"{url}/health").json()["feedback"]["corrections"] for name, url in urls.items()}
+    return {"corrections_stored": stored["sqlite"], "corrections_served": served["sqlite"],
+            "corrections_served_postgresql": served["postgresql"],
+            "classify_p50_ms_no_corrections": p50["none"], "classify_p50_ms_with_corrections": p50["sqlite"],
+            "classify_p50_ms_with_corrections_postgresql": p50["postgresql"],
+            "corrections_p50_change": round(p50["sqlite"] / p50["none"] - 1, 3),
+            "corrections_p50_change_postgresql": round(p50["postgresql"] / p50["none"] - 1, 3)}
 
 
 def _cpu_s(pid: int) -> float:

@@ -6,6 +6,7 @@ to embed with (~35 plots/s here against ~140), so a fresh machine answers long b
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -15,8 +16,8 @@ import numpy as np
 
 from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
-from service.corrections.fold import fold
-from service.corrections.store import CorrectionStore, store_path
+from service.corrections.fold import fold, not_read
+from service.corrections.store import CorrectionStore, StoreUnavailable, store_location
 from service.embedding import EmbeddingCache, load_embedder
 from service.embedding.export import ensure_exported
 from service.genres import DEFAULT, Vocabulary, from_file
@@ -28,6 +29,8 @@ from service.scoring.splits import validation_split
 from service.store import FORMAT_VERSION, Part, closest_similarity, write_index
 from service.training import train_scorer
 from service.vote import TEMPERATURES
+
+log = logging.getLogger("moviegenre")
 
 
 @dataclass
@@ -46,7 +49,7 @@ def build_index(data_path: Path, index_dir: Path, settings: Settings | None = No
     settings = settings or Settings()
     started = time.perf_counter()
     corpus = load_corpus(data_path, resolve_vocabulary(vocabulary))
-    fold_corrections(corpus, index_dir)
+    fold_corrections(corpus, store_location(settings, index_dir))
     if not corpus.films:
         raise ValueError(f"no usable film in {data_path}: every row lacked a plot or a genre")
     fingerprint = corpus.fingerprint()
@@ -69,16 +72,21 @@ def build_index(data_path: Path, index_dir: Path, settings: Settings | None = No
     return report
 
 
-def fold_corrections(corpus: Corpus, index_dir: Path) -> None:
-    """The editors' corrections kept beside the index (corrections/store.py) become part of the reference."""
-    path = store_path(index_dir)
-    if path.is_file():
-        store = CorrectionStore(path)
-        try:
-            served, through = store.snapshot()
-            fold(corpus, served, through, store.store_id)
-        finally:
-            store.close()
+def fold_corrections(corpus: Corpus, location: Path | str) -> None:
+    """The editors' corrections (corrections/store.py, at `location`) become part of the reference. A store that
+    cannot be read is left out, and said so: its corrections are then all served beside the index (the build records
+    no change of it), so nothing is lost."""
+    if isinstance(location, Path) and not location.is_file():
+        return
+    store = CorrectionStore(location)
+    try:
+        served, through = store.snapshot()
+        fold(corpus, served, through, store.store_id)
+    except StoreUnavailable as exc:
+        log.warning("the corrections are not folded in (they are served beside the index instead): %s", exc)
+        corpus.corrections = not_read(str(exc))
+    finally:
+        store.close()
 
 
 def _build_part(part: str, model: str, corpus: Corpus, fingerprint: str, index_dir: Path, settings: Settings,

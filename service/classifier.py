@@ -106,7 +106,7 @@ class Classifier:
         """The answers as the vote gives them: embedded and scored together per route. With `labels`, each answer
         scores exactly those labels (labels.py) and `genres` lists those that pass."""
         detections = self.detector.detect_many(texts) if self.detector else [Detection(None, 0.0)] * len(texts)
-        store_problem = self.corrections.refresh() if self.corrections is not None else None
+        store_problem = self.corrections.problem if self.corrections is not None else None
         results: list[Classification | None] = [None] * len(texts)
         for route, positions in route_all(detections, self.english, self.multilingual).items():
             for i, result in zip(positions, self._score(route, [texts[i] for i in positions])):

@@ -26,26 +26,38 @@ class Titled(Protocol):
 
 
 F = TypeVar("F", bound=Titled)
-# the scripts whose marks are accents a reader may leave out (Arabic harakat and Hebrew niqqud are optional
-# vowels); elsewhere a mark is part of its letter (a Devanagari vowel sign, a Japanese dakuten)
-_FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK|CYRILLIC|ARABIC|HEBREW) ")
+# Which normalisation film keys were made with (film_key, corpus.plot_key): the corrections store records it and
+# re-keys what it holds when it changes (corrections/schema.py). Raise it with any change of what normalise_title
+# folds. 2: Cyrillic letters with marks (й, ї, ў, ѓ, ...) kept whole.
+KEYS_VERSION = 2
+# The scripts whose marks are accents a reader may leave out: Latin and Greek accents (catalogues and keyboards drop
+# them: "Amelie" is "Amélie"), Arabic harakat and Hebrew niqqud (optional vowels). In Cyrillic a letter with a mark is
+# a letter of its alphabet (й is not и, ї is not і, ў is not у): only a stress mark written over a vowel, which makes
+# no letter, is left out. Elsewhere a mark is part of its letter (a Devanagari vowel sign, a Japanese dakuten).
+_FOLDS_ACCENTS = re.compile(r"(LATIN|GREEK|ARABIC|HEBREW) ")
+_KEEPS_LETTERS = re.compile(r"CYRILLIC ")
+# ё is optional in Russian print (ёлка is often written елка), and ѐ, ѝ are е and и with a stress accent
+_OPTIONAL_LETTERS = str.maketrans({"ё": "е", "ѐ": "е", "ѝ": "и"})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _NOT_A_WORD = regex.compile(r"[^\p{L}\p{M}\p{N}]")  # letters, marks and digits of every script make words
 
 
 def normalise_title(title: str) -> str:
     """Casefolded letters (with their marks) and digits of every script, other characters read as spaces;
-    accents on Latin, Greek and Cyrillic letters and the optional vowel marks of Arabic and Hebrew folded
-    ('Amélie' meets 'amelie'), marks that change a letter elsewhere kept (Devanagari vowel signs, Japanese
-    dakuten, Hangul stays whole); '&' reads as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
-    text = _without_accents(unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", title).casefold()))
+    accents on Latin and Greek letters and the optional vowel marks of Arabic and Hebrew folded ('Amélie' meets
+    'amelie'), Cyrillic letters kept whole ('война' is not 'воина'; only Russian's optional ё reads as е), marks
+    that change a letter elsewhere kept (Devanagari vowel signs, Japanese dakuten, Hangul stays whole); '&' reads
+    as 'and'. '千と千尋の神隠し' stays '千と千尋の神隠し'."""
+    text = unicodedata.normalize("NFKC", title).casefold()
+    if not text.isascii():
+        text = _without_accents(unicodedata.normalize("NFKD", text.translate(_OPTIONAL_LETTERS)))
     text = unicodedata.normalize("NFC", text).replace("&", " and ")
     return " ".join(_NOT_A_WORD.sub(" ", text).split())
 
 
 def _without_accents(text: str) -> str:
-    """The decomposed text without the marks on the letters of _FOLDS_ACCENTS's scripts (a mark's letter is the last
-    character before it that is no mark); only the characters outside ASCII are looked at."""
+    """The decomposed text without its accents (_is_accent: a mark's letter is the last character before it that is
+    no mark); only the characters outside ASCII are looked at."""
     if text.isascii():
         return text
     kept, start = [], 0
@@ -55,7 +67,7 @@ def _without_accents(text: str) -> str:
             base = at - 1
             while base >= 0 and unicodedata.combining(text[base]):
                 base -= 1
-            if base >= 0 and _folds_accents(text[base]):
+            if base >= 0 and _is_accent(text[base], text[at]):
                 kept.append(text[start:at])
                 start = at + 1
     kept.append(text[start:])
@@ -63,8 +75,12 @@ def _without_accents(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _folds_accents(char: str) -> bool:
-    return bool(char) and _FOLDS_ACCENTS.match(unicodedata.name(char, "")) is not None
+def _is_accent(base: str, mark: str) -> bool:
+    """Whether `mark` on `base` is an accent a reader may leave out (see _FOLDS_ACCENTS)."""
+    name = unicodedata.name(base, "")
+    if _KEEPS_LETTERS.match(name):
+        return len(unicodedata.normalize("NFC", base + mark)) > 1  # a stress mark makes no letter of its own
+    return _FOLDS_ACCENTS.match(name) is not None
 
 
 def title_key(title: str) -> str:

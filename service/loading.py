@@ -4,11 +4,9 @@ the CLI, the batch engines and the evaluation all load it from here."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from service.classifier import Classifier, Route
-from service.corrections import CorrectionStore, Corrections, StoreUnavailable, store_path
-from service.corrections.fold import folded_through
+from service.corrections import CorrectionStore, Corrections, store_location
 from service.embedding import Embedder
 from service.heads import load_scorer
 from service.language import LanguageDetector
@@ -61,15 +59,15 @@ def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: L
                       multilingual, detector, corrections)
 
 
-def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: dict) -> Corrections | None:
-    """The corrections made since this build; None (logged) where the store cannot be opened, a read-only
-    index folder say: the service then answers from the index alone."""
+def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: dict) -> Corrections:
+    """The corrections made since this build. A store that cannot be read (a database down, a read-only index
+    folder) leaves the service answering from the index alone, saying why, until it can be read."""
+    store = CorrectionStore(store_location(settings))
     try:
-        store = CorrectionStore(store_path(settings.index.dir))
-        return Corrections(store, embedders, folded_through(manifest, store.store_id), settings.corrections.poll_s)
-    except (OSError, sqlite3.Error, StoreUnavailable) as exc:
-        log.warning("corrections are off: %s cannot be opened (%s)", store_path(settings.index.dir), exc)
-        return None
+        return Corrections(store, embedders, poll_s=settings.corrections.poll_s, manifest=manifest)
+    except BaseException:
+        store.close()
+        raise
 
 
 def _embedder(settings: Settings, model: str) -> Embedder:

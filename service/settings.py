@@ -167,9 +167,20 @@ class CorrectionsSettings(Group):
     max_corrections: int = Field(20_000, ge=1, alias="MOVIEGENRE_MAX_CORRECTIONS")
     # how often a process reads the corrections other processes stored (0: never; a file run keeps its snapshot)
     poll_s: float = Field(1.0, ge=0, le=3600, alias="MOVIEGENRE_CORRECTIONS_POLL")
+    # where corrections are kept: a PostgreSQL database replicas on many machines share
+    # (postgresql://user:password@host:5432/db); unset, the SQLite file in the index folder (one machine)
+    url: SecretStr | None = Field(None, alias="MOVIEGENRE_CORRECTIONS_URL")
 
-    _blank = field_validator("feedback_token", mode="before")(_blank_is_none)
+    _blank = field_validator("feedback_token", "url", mode="before")(_blank_is_none)
     _rate = field_validator("feedback_page_rate_limit")(_a_rate)
+
+    @field_validator("url")
+    @classmethod
+    def _a_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("a corrections store URL starts with postgresql:// (unset, corrections are kept in the "
+                             "index folder)")
+        return value
 
     def editors(self) -> dict[str, str]:
         """Token → the name a correction is stored under (MOVIEGENRE_FEEDBACK_TOKEN)."""

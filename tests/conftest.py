@@ -193,3 +193,23 @@ class HeldDrafts:
 
     def release(self) -> None:
         self._gate.set()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session, made from the machine's binaries (`make postgres` installs them)."""
+    from service.throwaway_postgres import ThrowawayPostgres
+
+    with ThrowawayPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where a test's corrections store lives, in each room: a SQLite file, or a database of its own on the
+    session's PostgreSQL server."""
+    from service.corrections import store_path
+
+    if request.param == "sqlite":
+        return store_path(tmp_path)
+    return request.getfixturevalue("postgres").new_database()

@@ -345,18 +345,18 @@ class FailingDisk:
 
 
 def test_a_corrections_store_failing_mid_service_answers_classify_and_refuses_feedback(own_index_dir):
-    client = make_client(own_index_dir, feedback_token="alice:t0ken", corrections_poll=0.01)
+    client = make_client(own_index_dir, feedback_token="alice:t0ken", corrections_poll=0)
     editor = {"X-API-Key": "t0ken"}
     assert client.post("/feedback", headers=editor, json={"text": WIZARD["description"],
                                                           "genres": ["Horror"]}).status_code == 201
-    store = client.app.state.runtime.classifier.corrections.store
-    disk = store._db.connection = FailingDisk(store._db.connection)
-    time.sleep(0.02)  # the next request reads the store again
+    corrections = client.app.state.runtime.classifier.corrections
+    disk = corrections.store._db._connection = FailingDisk(corrections.store._db._connection)
+    corrections.refresh()  # the poll reads the store again
     answer = client.post("/classify", json=WIZARD)
     stored = client.post("/feedback", headers=editor, json={"text": "Another film", "genres": ["Drama"]})
     listed = client.get("/feedback", headers=editor)
     disk.failing = False
-    time.sleep(0.02)
+    corrections.refresh()
     recovered = client.post("/classify", json=WIZARD)
     assert answer.status_code == 200 and answer.json()["genres"] == ["Horror"]  # the correction read before
     assert any("corrections store failed" in n and "disk I/O error" in n for n in answer.json()["notes"])

@@ -198,3 +198,59 @@ def test_a_change_embeds_what_it_changes_and_serves_the_same_as_a_side_index_mad
 def _side(corrections, query):
     neighbours = corrections.beside("english", query, [[]], k=10)[0]
     return [(n.film.genres, round(n.similarity, 5)) for n in neighbours]
+
+
+def test_a_cyrillic_letter_is_never_folded_as_an_accent():
+    from service.films import normalise_title
+
+    assert normalise_title("Война и мир") == "война и мир" != normalise_title("Воина и мир")  # й is not и
+    assert normalise_title("Їжак") != normalise_title("Іжак") and normalise_title("Ўсход") != normalise_title("Усход")
+    assert normalise_title("Ѓорѓе") == "ѓорѓе"  # a Macedonian letter
+    assert normalise_title("Ёлки") == normalise_title("Елки")  # ё is optional in Russian print
+    assert normalise_title("За́мок") == normalise_title("Замок")  # a stress mark makes no letter
+    assert normalise_title("Amélie") == "amelie" and normalise_title("Ἀθῆναι") == "αθηναι"  # accents fold
+
+
+def test_a_late_serve_never_undoes_a_revocation_this_process_has_read(tmp_path, embedder):
+    """A correction written here, revoked by another process, and that revocation read by this one's poll, all
+    before this process got round to serving what it wrote: it stays revoked."""
+    corrections = Corrections(CorrectionStore(store_path(tmp_path)), {"english": embedder}, poll_s=0)
+    other = CorrectionStore(store_path(tmp_path))
+    written = corrections.store.add(STORY, STORY, ["Western"], None, None, "alice")
+    other.revoke(written.id, "bob")
+    corrections.refresh()
+    corrections.serve(written)  # late
+    assert len(corrections) == 0
+    assert corrections.beside("english", embedder.embed([STORY]), [[]], 5) == [[]]
+    corrections.close()
+    other.close()
+
+
+def test_a_stored_correction_is_never_answered_500_and_its_retry_serves_it(index_dir, monkeypatch):
+    client = make_client(index_dir, feedback_token=EDITORS, corrections_poll=0)
+    corrections = client.app.state.runtime.classifier.corrections
+    serve = corrections.serve
+    monkeypatch.setattr(corrections, "serve", lambda correction: 1 / 0)  # embedding it here fails after the commit
+    body, key = {"text": STORY, "genres": ["Western", "Music"]}, {"Idempotency-Key": "once"}
+    stored = client.post("/feedback", headers=ALICE | key, json=body)
+    assert stored.status_code == 201 and stored.json()["status"] == "served"
+    monkeypatch.setattr(corrections, "serve", serve)
+    retried = client.post("/feedback", headers=ALICE | key, json=body)
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    answer = client.post("/classify", json={"description": STORY}).json()
+    assert answer["genres"] == ["Western", "Music"]  # the retry served it, no restart, no poll
+
+
+def test_the_store_opened_at_start_is_closed_when_the_side_index_fails(index_dir, monkeypatch):
+    from service.corrections import side_index
+
+    closed = []
+    monkeypatch.setattr(CorrectionStore, "close", lambda store: closed.append(store))
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("the embedder failed")
+
+    monkeypatch.setattr(side_index.Corrections, "__init__", failing)
+    with pytest.raises(RuntimeError):
+        load_classifier(_settings(index_dir))
+    assert len(closed) == 1

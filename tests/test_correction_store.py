@@ -74,20 +74,24 @@ def test_a_store_of_a_newer_version_is_refused_saying_which_and_the_service_serv
     db.execute("PRAGMA user_version = 1000")  # a version far ahead
     db.close()
     with pytest.raises(StoreUnavailable) as refused:
-        CorrectionStore(path)
+        CorrectionStore(path).version()
     assert "written by a newer version" in str(refused.value) and "(schema 1000)" in str(refused.value)
-    assert "this version reads schema 2 and earlier" in str(refused.value)
+    assert "this version reads schema 3 and earlier" in str(refused.value)
     client = make_client(own_index_dir, feedback_token="alice:t0ken", multilingual_model="")
-    assert client.post("/classify", json={"description": STORY}).status_code == 200
+    answer = client.post("/classify", json={"description": STORY})
+    assert answer.status_code == 200 and any("newer version" in note and "without corrections" in note
+                                             for note in answer.json()["notes"])
     stored = client.post("/feedback", headers={"X-API-Key": "t0ken"}, json={"text": STORY, "genres": ["Drama"]})
-    assert stored.status_code == 503 and "corrections are off" in stored.json()["error"]
-    assert client.get("/health").json()["feedback"]["corrections"] == 0
+    assert stored.status_code == 503 and "newer version" in stored.json()["error"]
+    assert "Retry-After" in stored.headers
+    feedback = client.get("/health").json()["feedback"]
+    assert feedback["corrections"] == 0 and not feedback["available"] and "newer version" in feedback["problem"]
 
 
 def test_the_previous_versions_reader_fails_loudly_on_this_store_instead_of_misreading_it(tmp_path):
     """What the version before ran when it opened its store (its store.py), on a store this version wrote: its
     first read fails with an error that names the reason, which it reports as 'corrections are off'."""
-    from service.corrections.schema import NEWER
+    from service.corrections.legacy import NEWER
 
     path = store_path(tmp_path)
     store = CorrectionStore(path)
@@ -182,7 +186,8 @@ def test_processes_opening_one_store_at_once_upgrade_it_once_and_all_serve_it(tm
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT correction_id) FROM changes").fetchone() == (expected,
                                                                                                    expected)
-    assert db.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 2
+    assert db.execute("SELECT name FROM meta ORDER BY name").fetchall() == [("client_secret",), ("film_keys",),
+                                                                          ("store_id",)]
     db.close()
 
 

@@ -1,11 +1,7 @@
 """Editors' corrections: POST /feedback is answered at once, by this process and by the others on the index,
 survives a kill, can be revoked, and the next build folds it in."""
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,6 +10,7 @@ import pytest
 from service.corrections import CorrectionStore, store_path
 
 from .conftest import copy_index, make_client, serving_client, tmdb_rows, write_generic_csv
+from .processes import free_port, serve, wait_ready
 
 EDITORS = "alice:s3cret-alice, bob:s3cret-bob"
 ALICE = {"X-API-Key": "s3cret-alice"}
@@ -121,7 +118,8 @@ def test_feedback_is_off_without_a_token_an_empty_one_included(own_index_dir, to
     client = make_client(own_index_dir, multilingual_model="", **configured)
     response = client.post("/feedback", headers={"X-API-Key": ""}, json={"text": STORY, "genres": ["Drama"]})
     assert response.status_code == 403 and "MOVIEGENRE_FEEDBACK_TOKEN" in response.json()["error"]
-    assert client.get("/health").json()["feedback"] == {"enabled": False, "page": False, "corrections": 0}
+    assert client.get("/health").json()["feedback"] == {"enabled": False, "page": False, "corrections": 0,
+                                                         "store": "sqlite", "available": True, "problem": None}
 
 
 def test_the_page_may_send_corrections_only_when_allowed(own_index_dir):
@@ -133,7 +131,8 @@ def test_the_page_may_send_corrections_only_when_allowed(own_index_dir):
                        ).status_code == 403  # no editor token is set: a presented one cannot be right
     assert client.get("/feedback").status_code == 403  # listing, approving and revoking are for editors only
     assert client.post("/feedback/1/approve").status_code == 403
-    assert client.get("/health").json()["feedback"] == {"enabled": True, "page": True, "corrections": 0}
+    assert client.get("/health").json()["feedback"] == {"enabled": True, "page": True, "corrections": 0,
+                                                         "store": "sqlite", "available": True, "problem": None}
 
 
 @pytest.mark.parametrize("body, status, says", [
@@ -168,40 +167,15 @@ def test_a_correction_changes_what_a_file_run_would_resume(own_index_dir, tmp_pa
     assert job.fingerprint(read_manifest(own_index_dir)) != before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(index_dir, port):
-    env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(index_dir), "LLM_BACKEND": "none", "MOVIEGENRE_PORT": str(port),
-                        "MOVIEGENRE_FEEDBACK_TOKEN": EDITORS, "MOVIEGENRE_CORRECTIONS_POLL": "0.5"}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-
-
-def _wait_ready(server, url):
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.communicate()[1].decode()[-2000:]
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the service did not become ready")
-
-
 def test_a_correction_acknowledged_by_a_process_killed_right_after_is_served_by_another(small_index_dir, tmp_path):
     index_dir = copy_index(small_index_dir, tmp_path / "index")
-    ports = _free_port(), _free_port()
-    servers = [_serve(index_dir, port) for port in ports]
+    ports = free_port(), free_port()
+    servers = [serve(index_dir, port, MOVIEGENRE_FEEDBACK_TOKEN=EDITORS, MOVIEGENRE_CORRECTIONS_POLL="0.5")
+               for port in ports]
     first, second = (f"http://127.0.0.1:{port}" for port in ports)
     try:
         for server, url in zip(servers, (first, second)):
-            _wait_ready(server, url)
+            wait_ready(server, url)
         stored = httpx.post(f"{first}/feedback", headers=ALICE, json={"text": STORY, "genres": CORRECTED})
         servers[0].send_signal(signal.SIGKILL)  # right after the 201
         assert stored.status_code == 201
@@ -245,25 +219,36 @@ def test_a_rebuild_folds_the_corrections_in_and_the_side_index_starts_empty(tmp_
     assert films["Correction 2"].genres == tuple(CORRECTED) and films["Correction 2"].plot == STORY
     assert classifier.classify(STORY).genres == CORRECTED
     store.add("Another story told later.", "Another story told later.", ["Drama"], None, None, "bob")
-    classifier.corrections.poll_s = 1e-9
-    classifier.classify("anything")  # reads what was stored since
+    classifier.corrections.refresh()  # what the poll does every MOVIEGENRE_CORRECTIONS_POLL seconds
     assert len(classifier.corrections) == 1
 
 
-def test_a_store_that_cannot_be_opened_leaves_the_service_answering_without_corrections(own_index_dir, monkeypatch):
+def test_a_store_that_cannot_be_opened_leaves_the_service_answering_without_corrections_until_it_can(
+        own_index_dir, monkeypatch):
     import sqlite3
 
-    from service import loading
+    from service.corrections.sqlite import SQLiteDatabase
 
-    def unopenable(path):
+    opened = SQLiteDatabase._opened
+
+    def unopenable(database):
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
-    monkeypatch.setattr(loading, "CorrectionStore", unopenable)
-    client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="")
-    assert client.post("/classify", json={"description": STORY}).status_code == 200
+    monkeypatch.setattr(SQLiteDatabase, "_opened", unopenable)  # a read-only index folder, say
+    client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="", corrections_poll=0)
+    answer = client.post("/classify", json={"description": STORY})
+    assert answer.status_code == 200 and any("readonly database" in n for n in answer.json()["notes"])
     refused = client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": CORRECTED})
-    assert refused.status_code == 503 and "could not be opened" in refused.json()["error"]
-    assert client.get("/health").json()["feedback"]["corrections"] == 0
+    assert refused.status_code == 503 and "readonly database" in refused.json()["error"]
+    assert refused.headers["Retry-After"]
+    health = client.get("/health").json()
+    assert (health["status"], health["feedback"]["available"]) == ("degraded", False)
+    assert client.get("/readyz").json() == {"status": "ready", "degraded": ["corrections_store"]}
+    monkeypatch.setattr(SQLiteDatabase, "_opened", opened)  # the folder is writable again: no restart needed
+    client.app.state.runtime.classifier.corrections.refresh()  # the poll's next read
+    assert client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": CORRECTED}).status_code == 201
+    assert _classify(client, STORY)["genres"] == CORRECTED
+    assert client.get("/health").json()["feedback"]["available"]
 
 
 def test_an_approval_after_a_build_is_served_by_every_process_after_a_restart_and_by_the_next_build(tmp_path):

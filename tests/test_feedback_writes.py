@@ -78,9 +78,9 @@ class _DiskFailingOnceWritten:
 
 def test_the_answer_is_built_from_what_was_written_not_read_again(editors_client):
     store = editors_client.app.state.runtime.classifier.corrections.store
-    disk = store._db.connection = _DiskFailingOnceWritten(store._db.connection)
+    disk = store._db._connection = _DiskFailingOnceWritten(store._db._connection)
     stored = editors_client.post("/feedback", headers=ALICE, json={"text": CHINESE, "genres": ["Fantasy"]})
-    disk.failing, store._db.connection = False, disk.real
+    disk.failing, store._db._connection = False, disk.real
     assert stored.status_code == 201, stored.text
     assert (stored.json()["status"], stored.json()["text"], stored.json()["author"]) == ("served", CHINESE, "alice")
     assert [c["id"] for c in _stored(editors_client)] == [stored.json()["id"]]

@@ -200,7 +200,7 @@ def test_readyz_is_503_until_an_index_is_loaded_and_livez_is_always_200(tmp_path
         build_index(write_generic_csv(tmp_path / "a.csv", tmdb_rows(0, 120)), settings.index.dir, settings,
                     progress=False)
         assert client.post("/admin/reload", headers={"X-API-Key": "adm1n"}).status_code == 200
-        assert client.get("/readyz").json() == {"status": "ready"}
+        assert client.get("/readyz").json() == {"status": "ready", "degraded": []}
 
 
 def test_readyz_can_wait_for_the_multilingual_part(tmp_path):

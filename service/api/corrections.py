@@ -3,6 +3,7 @@ refused write is answered, and a correction as the API shows it."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +14,8 @@ from service.api.ratelimit import client_of
 from service.api.state import Runtime
 from service.corrections import Correction, Corrections, KeyReused, Limits, OverBound, QueueFull, ShareFull
 
+log = logging.getLogger("moviegenre")
+
 # The review queue counts an IPv6 client by its /48 (the rate limit counts by /64, one subscriber's network): a /48
 # is what one site gets (and anyone gets for free from a tunnel broker), so counting finer lets one subscriber
 # take 65,536 shares. Users of one /48 share one share of the queue, and only of the queue.
@@ -22,8 +25,7 @@ REVIEW_RETRY_S = 3600  # the queue empties as editors review it: hours, not seco
 
 def corrections_of(runtime: Runtime) -> Corrections:
     if runtime.classifier.corrections is None:
-        raise HTTPException(503, "corrections are off: the corrections store beside the index could not be opened "
-                                 "(a read-only index folder, or a store written by a newer version?); see the log")
+        raise HTTPException(503, "corrections are off in this process")
     return runtime.classifier.corrections
 
 
@@ -53,11 +55,15 @@ async def serve_written(request: Request, corrections: Corrections, correction: 
     """A correction just written and served, embedded by every index part and put beside the index of this process
     (the others read it from the store at their next poll): the CPU work of a change, under a CPU slot. Stored is
     stored: when no slot comes in time it is served all the same, outside the slots (one short text), because a
-    503 now would tell the client that nothing was stored."""
+    503 now would tell the client that nothing was stored; and when serving it here fails, this process's own poll
+    serves it, as the others' do. A correction this process has read already (a retry's) costs nothing here."""
     try:
-        await request.app.state.admission.run(corrections.serve, correction)
-    except Overloaded:
-        await run_in_threadpool(corrections.serve, correction)
+        try:
+            await request.app.state.admission.run(corrections.serve, correction)
+        except Overloaded:
+            await run_in_threadpool(corrections.serve, correction)
+    except Exception:  # noqa: BLE001 - stored is stored: the answer says so, the poll serves it
+        log.exception("correction %d is stored; serving it here failed, the next poll serves it", correction.id)
 
 
 def refused(exc: Exception) -> HTTPException:

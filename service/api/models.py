@@ -301,6 +301,11 @@ class FeedbackHealth(BaseModel):
     enabled: bool = Field(description="POST /feedback accepts corrections (an editor token is set, or the page may)")
     page: bool = Field(description="the web page may send corrections (MOVIEGENRE_FEEDBACK_PAGE)")
     corrections: int = Field(description="corrections served beside the index (made since its build)")
+    store: Literal["sqlite", "postgresql"] = Field(description="where corrections are kept: the SQLite file in the "
+                                                   "index folder, or PostgreSQL (MOVIEGENRE_CORRECTIONS_URL)")
+    available: bool = Field(description="the store answered its last read: false while it cannot be reached (the "
+                                        "service answers with the corrections read before, if any)")
+    problem: str | None = Field(None, description="why the store did not answer, while it does not")
 
 
 class ErrorResponse(BaseModel):
@@ -310,6 +315,11 @@ class ErrorResponse(BaseModel):
 
 class ProbeResponse(BaseModel):
     status: Literal["alive", "ready"]
+
+
+class ReadyResponse(ProbeResponse):
+    degraded: list[str] = Field([], description="what the service answers without, while ready (an unreachable "
+                                                "corrections store, say): it still takes traffic")
 
 
 class ReloadResponse(BaseModel):

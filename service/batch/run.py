@@ -17,7 +17,7 @@ import pyarrow as pa
 from service import calibration
 from service.batch.chunks import ChunkStore, Summary
 from service.batch.labelling import classify_items
-from service.corrections.store import stored_version
+from service.corrections.store import store_location, stored_version
 from service.batch.records import Item, column_types, file_format, read_items, text_column
 from service.settings import Settings
 from service.store import index_identity
@@ -63,7 +63,7 @@ class Job:
         return {"input": str(self.source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "text_column": self.text_column, "chunk_rows": self.chunk_rows, "index": index_identity(manifest),
                 "settings": s.answer_settings(), "calibration": calibrated,
-                "corrections": list(astuple(stored_version(s.index.dir)))}
+                "corrections": list(astuple(stored_version(store_location(s))))}
 
 
 def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | None = None) -> Summary:

@@ -57,6 +57,7 @@ def _expected(exc: Exception) -> tuple[str, int] | None:
     from service.batch.records import CatalogueError
     from service.calibration import CalibrationRefused
     from service.corpus import CorpusFormatError
+    from service.corrections import StoreUnavailable
     from service.settings import ConfigurationError
     from service.store import IndexLoadError
 
@@ -64,6 +65,8 @@ def _expected(exc: Exception) -> tuple[str, int] | None:
         return str(exc), exc.code
     if isinstance(exc, CalibrationRefused):
         return f"calibration refused: {exc}", 1
+    if isinstance(exc, StoreUnavailable):
+        return f"{exc}: try again once the corrections store answers", 3
     if isinstance(exc, (IndexLoadError, CorpusFormatError, CatalogueError, ReplicasError, ConfigurationError,
                         IndexChanged, FileNotFoundError)):
         return str(exc), 2

@@ -41,6 +41,9 @@ def _print_build_summary(report) -> None:
     left = ", ".join(f"{label!r} ({n} films)" for label, n in summary["left_to_llm"].items())
     console.print(f"Labels with too few films to learn, left to the LLM: {left or 'none'}")
     corrections = summary["corrections"]
+    if corrections.get("not_read"):
+        console.print(f"[yellow]Editors' corrections not folded in[/yellow] ({corrections['not_read']}): the service "
+                      "serves them all beside this index")
     if corrections["read"]:
         console.print(f"Editors' corrections folded in: {corrections['read']} ({corrections['replaced']} replaced a "
                       f"reference film's labels, {corrections['added']} added as films; "

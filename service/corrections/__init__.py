@@ -1,10 +1,12 @@
-"""Editors' corrections: stored durably (store.py, schema.py), what is served decided by one rule (served.py),
-served at once beside the index (side_index.py), folded into the reference by the next build (fold.py)."""
+"""Editors' corrections: stored durably (store.py, schema.py) in SQLite or PostgreSQL (database.py), what is served
+decided by one rule (served.py), served at once beside the index (side_index.py), folded into the reference by the
+next build (fold.py)."""
 from service.corrections.bounds import Limits, OverBound, QueueFull, ShareFull
 from service.corrections.idempotency import IdempotencyKey, KeyReused
 from service.corrections.side_index import CorrectedFilm, Corrections
 from service.corrections.records import Correction, Draft, Written
-from service.corrections.store import CorrectionStore, StoreUnavailable, store_path
+from service.corrections.store import CorrectionStore, StoreUnavailable, store_location, store_path
 
 __all__ = ["CorrectedFilm", "Correction", "CorrectionStore", "Corrections", "Draft", "IdempotencyKey", "KeyReused",
-           "Limits", "OverBound", "QueueFull", "ShareFull", "StoreUnavailable", "Written", "store_path"]
+           "Limits", "OverBound", "QueueFull", "ShareFull", "StoreUnavailable", "Written", "store_location",
+           "store_path"]

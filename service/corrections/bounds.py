@@ -2,9 +2,9 @@
 together: the films served beside the index, the review queue, and each client's share of the queue."""
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
+from service.corrections.database import Transaction
 from service.corrections.served import SERVED_SINCE
 
 
@@ -37,18 +37,18 @@ class ShareFull(Exception):
         self.waiting = waiting
 
 
-def check_served_room(db: sqlite3.Connection, limits: Limits, film: str) -> None:
+def check_served_room(db: Transaction, limits: Limits, film: str) -> None:
     """Room to serve a correction of `film` beside the index: a film already served corrected there is no new
     one (its newer correction supersedes the other)."""
     if limits.max_films is None:
         return
-    films, has_it = db.execute(f"SELECT COUNT(DISTINCT t.film), COALESCE(MAX(t.film = ?2), 0) FROM ({SERVED_SINCE}) t",
-                               (limits.through, film)).fetchone()
+    films, has_it = db.execute("SELECT COUNT(DISTINCT t.film), COALESCE(MAX(CASE WHEN t.film = ? THEN 1 ELSE 0 END), "
+                               f"0) FROM ({SERVED_SINCE}) t", (film, limits.through, limits.through)).fetchone()
     if not has_it and films >= limits.max_films:
         raise OverBound(films, limits.max_films)
 
 
-def check_queue_room(db: sqlite3.Connection, limits: Limits, client: str | None) -> None:
+def check_queue_room(db: Transaction, limits: Limits, client: str | None) -> None:
     """Room in the review queue for one more correction from `client`."""
     if limits.client_share is not None and client is not None:
         mine = db.execute("SELECT COUNT(*) FROM pending WHERE client = ?", (client,)).fetchone()[0]

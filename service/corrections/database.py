@@ -1,87 +1,87 @@
-"""The corrections store's SQLite file: one connection shared by the request threads (under a lock), WAL mode,
-every commit on disk before it returns, and every SQLite error as StoreUnavailable (the store failed, the
-service goes on without it)."""
+"""The database a corrections store lives in: one interface, two rooms behind it. The SQLite file in the index
+folder is the embedded default (sqlite.py); MOVIEGENRE_CORRECTIONS_URL=postgresql://… puts the store in a PostgreSQL
+server that replicas on many machines share (postgres.py).
+
+The store writes its SQL once, portable, with `?` placeholders. The rooms differ only where the databases do: how a
+transaction takes the store's one write lock (every change is numbered inside it, so the numbers are commit order in
+both), where the schema version is kept, and a few words of DDL. Every database error is StoreUnavailable: the store
+failed, and the service goes on without it."""
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 BUSY_TIMEOUT_S = 5.0  # another process writing holds the lock for milliseconds; a stuck one is an error
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class StoreUnavailable(RuntimeError):
-    """The store could not be read or written (a disk error, a lock held past the busy timeout, a damaged file).
-    Serving goes on with the corrections already read; a correction that could not be stored says so."""
+    """The store could not be read or written (a disk error, a lock held past the busy timeout, a damaged file, a
+    database server down). Serving goes on with the corrections already read; a correction that could not be
+    stored says so."""
 
 
-class Database:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self.connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False,
-                                          isolation_level=None)
-        try:
-            with self.connected() as db:
-                _wal(db)
-                db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
-        except StoreUnavailable:
-            self.connection.close()
-            raise
+class Cursor(Protocol):
+    def fetchone(self) -> tuple | None: ...
+    def fetchall(self) -> list[tuple]: ...
+    def __iter__(self) -> Iterator[tuple]: ...
 
-    @contextmanager
-    def connected(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self.connection
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"the corrections store failed ({type(exc).__name__}: {exc})") from exc
 
-    @contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding the store's write lock from its start: all of it, or none of it."""
-        with self._transaction("BEGIN IMMEDIATE") as db:
-            yield db
+class Transaction(Protocol):
+    """What the store's SQL runs on: a connection inside one transaction (or in autocommit, for `connected`)."""
 
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class Database(ABC):
+    kind: str
+    SERIAL: str  # DDL: an id numbered by the database, in the order rows are inserted
+    KEYED: str   # DDL after a table keyed by its primary key alone
+
+    @abstractmethod
+    def writing(self) -> AbstractContextManager[Transaction]:
+        """One write transaction holding the store's write lock from its start, across every process: all of it, or
+        none of it, and on disk when it returns."""
+
+    @abstractmethod
+    def reading(self) -> AbstractContextManager[Transaction]:
         """Reads that see one state of the store, whatever other processes commit meanwhile."""
-        with self._transaction("BEGIN") as db:
-            yield db
 
-    def close(self) -> None:
-        with self._lock:
-            self.connection.close()
+    @abstractmethod
+    def connected(self) -> AbstractContextManager[Transaction]:
+        """Single statements, each its own transaction."""
 
-    @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        with self.connected() as db:
-            db.execute(begin)
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+    @abstractmethod
+    def schema_version(self, tx: Transaction) -> int:
+        """The schema version the store was written with (0: none yet)."""
+
+    @abstractmethod
+    def set_schema_version(self, tx: Transaction, version: int) -> None: ...
+
+    def before_schema(self, tx: Transaction) -> None:
+        """What the room needs before the tables are made (inside the upgrade's transaction)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for a person (no password)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
 
 
-def _wal(db: sqlite3.Connection) -> None:
-    """WAL mode (kept in the file). Two processes creating the store at once may find the switch locked for a
-    moment, which the busy timeout does not cover."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def connect(location: Path | str) -> Database:
+    """The database at `location`: a postgresql:// URL, else the path of a SQLite file. Nothing is connected yet:
+    the first use connects (a server down at start is a store unavailable, until it is back)."""
+    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+        from service.corrections.postgres import PostgresDatabase
+        return PostgresDatabase(location)
+    from service.corrections.sqlite import SQLiteDatabase
+    return SQLiteDatabase(Path(location))
 
 
 def stamp(moment: datetime) -> str:

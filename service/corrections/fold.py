@@ -42,6 +42,13 @@ def fold(corpus: Corpus, corrections: list[Correction], through_change: int = 0,
                           "superseded": len(corrections) - stats.read, "added": stats.kept, "replaced": replaced}
 
 
+def not_read(reason: str) -> dict:
+    """What a build records when the store could not be read: no change of any store, so every correction is served
+    beside the index it built."""
+    return {"store": None, "through_change": 0, "read": 0, "superseded": 0, "added": 0, "replaced": 0,
+            "not_read": reason}
+
+
 def folded_through(manifest: dict | None, store: str) -> int:
     """The last change of the store `store` that the index holds: 0 for an index built before any, or beside
     another store (a file replaced or started afresh: none of its corrections is in the index)."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from service.corrections.database import Transaction, stamp
 
 KEEP_HOURS = 24
 MAX_KEY_CHARS = 200
@@ -41,7 +42,7 @@ def checked(value: str) -> str:
     return value
 
 
-def stored(db: sqlite3.Connection, key: IdempotencyKey, now: datetime) -> int | None:
+def stored(db: Transaction, key: IdempotencyKey, now: datetime) -> int | None:
     """The correction this key stored (within KEEP_HOURS); KeyReused when it came with another body."""
     row = db.execute("SELECT fingerprint, correction_id FROM idempotency_keys WHERE principal = ? AND key = ? "
                      "AND created_at >= ?", (key.principal, key.key, _cutoff(now))).fetchone()
@@ -52,16 +53,13 @@ def stored(db: sqlite3.Connection, key: IdempotencyKey, now: datetime) -> int | 
     return row[1]
 
 
-def record(db: sqlite3.Connection, key: IdempotencyKey, correction_id: int, now: datetime) -> None:
+def record(db: Transaction, key: IdempotencyKey, correction_id: int, now: datetime) -> None:
     """The key, for the correction just written (in the same transaction); expired keys are forgotten."""
     db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (_cutoff(now),))
     db.execute("INSERT INTO idempotency_keys (principal, key, fingerprint, correction_id, created_at) "
-               "VALUES (?, ?, ?, ?, ?)", (key.principal, key.key, key.fingerprint, correction_id, _stamp(now)))
+               "VALUES (?, ?, ?, ?, ?)", (key.principal, key.key, key.fingerprint, correction_id, stamp(now)))
 
 
 def _cutoff(now: datetime) -> str:
-    return _stamp(now - timedelta(hours=KEEP_HOURS))
+    return stamp(now - timedelta(hours=KEEP_HOURS))
 
-
-def _stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")

@@ -1,37 +1,32 @@
-"""The corrections store's tables, its schema version, and the upgrade of a store an earlier version wrote.
+"""The corrections store's tables, its schema version, and the upgrade of a store an earlier version wrote — the same
+in both rooms (database.py), which keep the version where each can (SQLite's `user_version`, PostgreSQL's `meta`).
 
-The schema version is SQLite's `user_version`. A store of a version newer than this code knows is refused
-(StoreUnavailable, saying which version it found and which this code reads): the service then serves without
-corrections and says so, rather than misread it. Versions before 2 did not check it, so version 2 also leaves
-`corrections`, `approvals` and `revocations` (the tables those versions read) as views that fail with a message
-naming the reason: such a reader's first query errors, and it turns corrections off and logs why, instead of
-serving what it would misread (an earlier reader knew no `review` column, and served and folded page corrections
-no editor had approved).
+A store of a version newer than this code knows is refused (StoreUnavailable, saying which version it found and which
+this code reads): the service then serves without corrections and says so, rather than misread it. The upgrade runs
+in one transaction under the store's write lock and checks the version again once it holds it: replicas started
+together take turns, the first upgrades and the others find it done.
 
-The upgrade runs in one `BEGIN IMMEDIATE` transaction that checks the version again once it holds the write lock:
-replicas started together take turns, the first upgrades and the others find it done. Version 1 (and the one
-before it, which had no `film` and `review` columns) kept corrections, approvals and revocations with ids of their
-own: each correction's `sent` change takes its id, so a build of that version that recorded "through correction
-T" maps to "through change T"; approvals and revocations follow, in the order they were made. A build of that
-version is then taken to have folded in no approval: an approval it did fold is served again beside the index
-until the next build (the same labels twice; never a correction missed).
-"""
+Version 3 records the title normalisation its film keys were made with (`film_keys`, films.KEYS_VERSION): a store
+keyed by an earlier one is re-keyed in the same transaction, every correction's `film` made again from its title and
+year (films.film_key) or its plot (corpus.plot_key), as it was made when it was sent — so a correction keeps
+superseding, shadowing and folding into its film exactly as before. A store keyed by a later normalisation is
+refused like a newer schema. SQLite stores of versions 0-2 are upgraded too (legacy.py)."""
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import uuid
 
 from service.corpus import plot_key
-from service.films import film_key
+from service.corrections import legacy
+from service.corrections.database import Database, Transaction
+from service.films import KEYS_VERSION, film_key
 
-SCHEMA_VERSION = 2
-NEWER = "corrections_store_of_schema_2_or_later_needs_a_newer_moviegenre"  # what an older reader's error names
+SCHEMA_VERSION = 3
 
 _TABLES = [
-    # what was sent, never changed
+    # what was sent, never changed (but for `film`, re-keyed when the title normalisation changes)
     """CREATE TABLE sent_corrections (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {serial},
         text TEXT NOT NULL,            -- what was sent
         plot TEXT NOT NULL,            -- what is embedded: the text, or the plot of the reference film it names
         genres TEXT NOT NULL,          -- JSON list, the index's labels
@@ -44,10 +39,10 @@ _TABLES = [
         client TEXT                    -- a page correction's client, as a pseudonym (store.pseudonym)
     )""",
     "CREATE INDEX sent_corrections_film ON sent_corrections(film)",
-    # every change of what may be served, numbered in the order it was committed
+    # every change of what may be served, numbered in the order it was committed (under the write lock)
     """CREATE TABLE changes (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        correction_id INTEGER NOT NULL REFERENCES sent_corrections(id),
+        seq {serial},
+        correction_id BIGINT NOT NULL REFERENCES sent_corrections(id),
         kind TEXT NOT NULL CHECK (kind IN ('sent', 'approved', 'revoked')),
         author TEXT NOT NULL,
         at TEXT NOT NULL,
@@ -55,10 +50,10 @@ _TABLES = [
     )""",
     # the corrections waiting for an editor (the queue's own index: a row leaves it when approved or revoked)
     """CREATE TABLE pending (
-        correction_id INTEGER PRIMARY KEY REFERENCES sent_corrections(id),
+        correction_id BIGINT PRIMARY KEY REFERENCES sent_corrections(id),
         client TEXT,
         created_at TEXT NOT NULL
-    )""",
+    ){keyed}""",
     "CREATE INDEX pending_client ON pending(client)",
     "CREATE INDEX pending_created ON pending(created_at)",
     # POST /feedback's Idempotency-Key: the correction a key stored, kept KEEP_HOURS (idempotency.py)
@@ -66,95 +61,74 @@ _TABLES = [
         principal TEXT NOT NULL,
         key TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
-        correction_id INTEGER NOT NULL REFERENCES sent_corrections(id),
+        correction_id BIGINT NOT NULL REFERENCES sent_corrections(id),
         created_at TEXT NOT NULL,
         PRIMARY KEY (principal, key)
-    ) WITHOUT ROWID""",
+    ){keyed}""",
     "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at)",
-    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL){keyed}",
 ]
-_SENTINELS = [f"CREATE VIEW {name} AS SELECT {NEWER}() AS id" for name in ("corrections", "approvals", "revocations")]
 
 
 class NewerStore(Exception):
-    def __init__(self, found: int):
-        super().__init__(f"this corrections store was written by a newer version of the service (schema {found}); "
-                         f"this version reads schema {SCHEMA_VERSION} and earlier: serve it with that version, or "
-                         "move the file aside to start an empty one")
+    def __init__(self, found: str):
+        super().__init__(f"this corrections store was written by a newer version of the service ({found}); this "
+                         f"version reads schema {SCHEMA_VERSION} and earlier, titles keyed by normalisation "
+                         f"{KEYS_VERSION} and earlier: serve it with that version, or move it aside to start an empty "
+                         "one")
 
 
-def prepare(db: sqlite3.Connection) -> None:
-    """The store at this code's schema: created, or upgraded in one transaction; NewerStore for a newer one.
-    `db` is in autocommit mode (isolation_level None)."""
-    if _version(db) == SCHEMA_VERSION:
-        return
-    _refuse_newer(db)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        _refuse_newer(db)
-        if _version(db) < SCHEMA_VERSION:
-            _create_or_upgrade(db)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+def prepare(database: Database) -> dict[str, str]:
+    """The store at this code's schema and film keys (created, or upgraded in one transaction); its `meta`.
+    NewerStore for a store of a newer version."""
+    with database.connected() as tx:
+        if database.schema_version(tx) == SCHEMA_VERSION and _keys_version(tx) == KEYS_VERSION:
+            return meta(tx)
+    with database.writing() as tx:
+        database.before_schema(tx)
+        version = database.schema_version(tx)
+        _refuse_newer(version, tx)
+        if version < 2:
+            _create(database, tx)
+        if _keys_version(tx) < KEYS_VERSION:
+            _rekey(tx)
+        database.set_schema_version(tx, SCHEMA_VERSION)
+        return meta(tx)
 
 
-def meta(db: sqlite3.Connection) -> dict[str, str]:
-    return dict(db.execute("SELECT name, value FROM meta").fetchall())
+def meta(tx: Transaction) -> dict[str, str]:
+    return dict(tx.execute("SELECT name, value FROM meta").fetchall())
 
 
-def _version(db: sqlite3.Connection) -> int:
-    return db.execute("PRAGMA user_version").fetchone()[0]
-
-
-def _refuse_newer(db: sqlite3.Connection) -> None:
-    if _version(db) > SCHEMA_VERSION:
-        raise NewerStore(_version(db))
-
-
-def _create_or_upgrade(db: sqlite3.Connection) -> None:
-    old = _tables(db) & {"corrections", "approvals", "revocations"}
+def _create(database: Database, tx: Transaction) -> None:
+    """The tables, with what an earlier SQLite store held copied in (legacy.py)."""
+    old = legacy.tables_before_version_2(database, tx)
     for statement in _TABLES:
-        db.execute(statement)
-    if "corrections" in old:
-        _copy_version_1(db, old)
-        for table in sorted(old):
-            db.execute(f"DROP TABLE {table}")
-    for statement in _SENTINELS:
-        db.execute(statement)
-    db.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
-                   [("store_id", uuid.uuid4().hex), ("client_secret", secrets.token_hex(32))])
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        tx.execute(statement.format(serial=database.SERIAL, keyed=database.KEYED))
+    legacy.copy_before_version_2(database, tx, old)
+    tx.executemany("INSERT INTO meta (name, value) VALUES (?, ?)",
+                   [("store_id", uuid.uuid4().hex), ("client_secret", secrets.token_hex(32)), ("film_keys", "1")])
 
 
-def _tables(db: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def _keys_version(tx: Transaction) -> int:
+    """The title normalisation the store's film keys were made with (1: every store before version 3). Read only
+    where the meta table is known to exist (a failed statement would end a PostgreSQL transaction)."""
+    row = tx.execute("SELECT value FROM meta WHERE name = 'film_keys'").fetchone()
+    return int(row[0]) if row else 1
 
 
-def _copy_version_1(db: sqlite3.Connection, old: set[str]) -> None:
-    """Version 1's rows (and those of the version before, without `film` and `review`), as the module says."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(corrections)")}
-    film = "film" if "film" in columns else "NULL"
-    review = "review" if "review" in columns else "0"
-    rows = db.execute(f"SELECT id, text, plot, genres, title, year, author, created_at, {film}, {review} "
-                      "FROM corrections ORDER BY id").fetchall()
-    for id_, text, plot, genres, title, year, author, created, key, waits in rows:
-        key = key or (film_key(title, year) if title else plot_key(plot))
-        db.execute("INSERT INTO sent_corrections (id, text, plot, genres, title, year, author, created_at, film, "
-                   "review) VALUES (?,?,?,?,?,?,?,?,?,?)", (id_, text, plot, genres, title, year, author, created,
-                                                            key, waits))
-        db.execute("INSERT INTO changes (seq, correction_id, kind, author, at) VALUES (?, ?, 'sent', ?, ?)",
-                   (id_, id_, author, created))
-    later = []
-    for table, kind, at in (("approvals", "approved", "approved_at"), ("revocations", "revoked", "revoked_at")):
-        if table in old:
-            later += [(when, kind, id_, correction, author) for id_, correction, author, when in db.execute(
-                f"SELECT id, correction_id, author, {at} FROM {table}")]
-    for when, kind, _, correction, author in sorted(later):
-        db.execute("INSERT INTO changes (correction_id, kind, author, at) VALUES (?, ?, ?, ?)",
-                   (correction, kind, author, when))
-    db.execute("INSERT INTO pending (correction_id, client, created_at) SELECT s.id, NULL, s.created_at "
-               "FROM sent_corrections s WHERE s.review = 1 AND NOT EXISTS (SELECT 1 FROM changes c "
-               "WHERE c.correction_id = s.id AND c.kind IN ('approved', 'revoked'))")
+def _rekey(tx: Transaction) -> None:
+    """Every correction's film made again as it was made when it was sent, with today's normalisation."""
+    rows = tx.execute("SELECT id, title, year, plot, film FROM sent_corrections").fetchall()
+    changed = [(key, id_) for id_, title, year, plot, film in rows
+               if (key := film_key(title, year) if title else plot_key(plot)) != film]
+    tx.executemany("UPDATE sent_corrections SET film = ? WHERE id = ?", changed)
+    tx.execute("DELETE FROM meta WHERE name = 'film_keys'")
+    tx.execute("INSERT INTO meta (name, value) VALUES ('film_keys', ?)", (str(KEYS_VERSION),))
+
+
+def _refuse_newer(version: int, tx: Transaction) -> None:
+    if version > SCHEMA_VERSION:
+        raise NewerStore(f"schema {version}")
+    if version >= 2 and _keys_version(tx) > KEYS_VERSION:
+        raise NewerStore(f"titles keyed by normalisation {_keys_version(tx)}")

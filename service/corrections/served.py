@@ -26,10 +26,10 @@ SERVED_CHANGE = "(CASE WHEN r.seq IS NULL THEN (CASE WHEN s.review = 0 THEN sc.s
 STATE = STATE.format(served_change=SERVED_CHANGE)
 STATUS = {"served": f"{SERVED_CHANGE} IS NOT NULL", "revoked": "r.seq IS NOT NULL",
           "pending": "r.seq IS NULL AND s.review = 1 AND a.seq IS NULL"}
-# Served corrections whose serving change is after `?` (the first condition only finds them fast: a correction
-# served by a change after N has some change after N).
-SERVED_SINCE = (f"{STATE} WHERE s.id IN (SELECT correction_id FROM changes WHERE seq > ?1) "
-                f"AND {SERVED_CHANGE} > ?1")
+# Served corrections whose serving change is after N, given twice: (N, N) (the first condition only finds them
+# fast: a correction served by a change after N has some change after N).
+SERVED_SINCE = (f"{STATE} WHERE s.id IN (SELECT correction_id FROM changes WHERE seq > ?) "
+                f"AND {SERVED_CHANGE} > ?")
 
 
 class Newest:

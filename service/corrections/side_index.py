@@ -5,10 +5,12 @@ description close enough to it is recognised as the corrected film (recognition.
 reference film (its `film` is that film's key) also shadows the film: the film's own neighbour carries the
 corrected labels. Only the current correction of each film counts (served.Newest): one served later supersedes it.
 
-The store is the truth, memory a copy: every `poll_s` seconds a request first reads what other processes added,
-approved or revoked (a few microseconds when nothing changed), so replicas on one index folder agree within
-seconds. What is served is one rule (served.py): a build folds in what was served through its last change and
-records that change; this side index serves what became served after it, in every process and after a restart.
+The store is the truth, memory a copy: every `poll_s` seconds a thread of its own reads what other processes added,
+approved or revoked (one short query when nothing changed), so replicas agree within seconds; requests never wait
+on the store. A store that does not answer (a database down, even since the start) leaves the copy as it was, says
+why in every answer (`problem`), and is read again at each poll until it answers.
+What is served is one rule (served.py): a build folds in what was served through its last change and records that
+change; this side index serves what became served after it, in every process and after a restart.
 
 Requests read a snapshot that no change alters for them. A change costs what it changes, not what is stored: new
 rows are appended past the rows any snapshot reads, and a superseded or revoked row is zeroed and left out; once
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from service.corpus import Film
 from service.films import film_key
+from service.corrections.fold import folded_through
 from service.corrections.served import Newest
 from service.corrections.records import Correction
 from service.corrections.store import CorrectionStore, StoreUnavailable
@@ -34,6 +36,7 @@ from service.embedding import Embedder
 from service.store import Neighbour
 
 log = logging.getLogger("moviegenre")
+MIN_POLL_S = 0.01  # the poll never spins
 
 
 @dataclass(frozen=True)
@@ -62,27 +65,35 @@ class _Snapshot:
 
 class Corrections:
     def __init__(self, store: CorrectionStore, embedders: dict[str, Embedder], through: int = 0,
-                 poll_s: float = 1.0):
+                 poll_s: float = 1.0, manifest: dict | None = None):
+        """`through`: the last change the built index holds; with `manifest` (the index's), what its build recorded
+        of this store (fold.folded_through), read once the store first answers."""
         self.store = store
         self.embedders = embedders
         self.poll_s = poll_s    # 0: a fixed snapshot (a file run must not change its answers midway)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()     # the snapshot and the last change read, changed together
+        self._reading = threading.Lock()  # one read of the store at a time
         self.generation = 0  # moves with every change served, this process's own or another's (lookup caches)
         self.problem: str | None = None  # why the last read of the store failed, until one succeeds
         self._newest = Newest()
         self._snapshot = _Snapshot.empty(embedders)
-        served, self._seen = store.snapshot(through)
-        if self._seen < through:  # a store that lost changes the build read (restored from a backup, say)
-            log.warning("the corrections store ends at change %d, before the %d the index was built through: "
-                        "serving every correction it holds beside the index", self._seen, through)
-            through, served = 0, store.served()
+        self._manifest = manifest
         self.through = through  # the last change the built index holds (served.py)
-        self._change(served, set())
-        self._polled = time.monotonic()
+        self._seen: int | None = None  # the last change read; None until the store was first read
+        self._stop = threading.Event()
+        self.refresh()
+        self._poller = threading.Thread(target=self._poll, name="corrections-poll", daemon=True) if poll_s else None
+        if self._poller is not None:
+            self._poller.start()
 
     def __len__(self) -> int:
         """The films served corrected beside the index."""
         return len(self._snapshot.by_film)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the store was read at least once (a store down since the start serves nothing beside the index)."""
+        return self._seen is not None
 
     def add(self, text: str, plot: str, genres: list[str], title: str | None, year: int | None, author: str,
             film: str | None = None, review: bool = False) -> Correction:
@@ -105,34 +116,63 @@ class Corrections:
 
     def serve(self, correction: Correction) -> None:
         """A correction just written, served at once by this process (the others read it at their next poll):
-        its text is embedded here, the CPU work of a change."""
-        if correction.served_change is not None and correction.served_change > self.through:
-            self._apply([correction], set())
+        its text is embedded here, the CPU work of a change. A change this process has already read (served, or
+        revoked since by another process) is left to what it read: a late serve never undoes a revocation."""
+        with self._lock:
+            change = correction.served_change
+            if change is not None and self._seen is not None and change > max(self._seen, self.through):
+                self._change([correction], set())
 
     def withdraw(self, revoked: set[int]) -> None:
         """Corrections just revoked, no longer served by this process."""
         if revoked:
-            self._apply([], revoked)
+            with self._lock:
+                self._change([], revoked)
 
     def refresh(self) -> str | None:
-        """Take what other processes changed, at most every `poll_s` seconds; a request that finds another
-        thread refreshing goes on with the current snapshot. A store that fails to answer leaves the snapshot
-        as it was (tried again at the next poll): returns why, until a read succeeds."""
-        if not self.poll_s or time.monotonic() - self._polled < self.poll_s or not self._lock.acquire(blocking=False):
-            return self.problem
-        try:
-            self._polled = time.monotonic()
-            changes = self.store.changes_since(self._seen)
-            if changes.served or changes.revoked:
-                self._change([c for c in changes.served if c.served_change > self.through], changes.revoked)
-            self._seen, self.problem = changes.version, None
-        except StoreUnavailable as exc:
-            if self.problem is None:
-                log.warning("answering with the corrections read before: %s", exc)
-            self.problem = f"{exc}: answered with the corrections read before"
-        finally:
-            self._lock.release()
+        """Read what other processes changed since the last read (the first read: every correction served after the
+        index was built); the poll calls it every `poll_s` seconds. A store that fails to answer leaves the snapshot
+        as it was (read again at the next poll): returns why, until a read succeeds."""
+        with self._reading:
+            try:
+                if self._seen is None:
+                    self._first_read()
+                else:
+                    changes = self.store.changes_since(self._seen)
+                    with self._lock:
+                        if changes.served or changes.revoked:
+                            self._change([c for c in changes.served if c.served_change > self.through],
+                                         changes.revoked)
+                        self._seen = changes.version
+                if self.problem is not None:
+                    log.info("the corrections store at %s answers again", self.store.where)
+                self.problem = None
+            except StoreUnavailable as exc:
+                if self.problem is None:
+                    log.warning("%s: %s", "answering with the corrections read before" if self.loaded else
+                                "answering without corrections until the store answers", exc)
+                self.problem = f"{exc}: " + ("answered with the corrections read before" if self.loaded
+                                             else "answered without corrections")
         return self.problem
+
+    def _first_read(self) -> None:
+        through = self.through if self._manifest is None else folded_through(self._manifest, self.store.store_id)
+        served, seen = self.store.snapshot(through)
+        if seen < through:  # a store that lost changes the build read (restored from a backup, say)
+            log.warning("the corrections store ends at change %d, before the %d the index was built through: "
+                        "serving every correction it holds beside the index", seen, through)
+            through, served = 0, self.store.served()
+        with self._lock:
+            self.through = through
+            self._change(served, set())
+            self._seen = seen
+
+    def _poll(self) -> None:
+        while not self._stop.wait(max(self.poll_s, MIN_POLL_S)):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the poll outlives any one failure (an embedding error, say)
+                log.exception("reading the corrections store failed")
 
     def beside(self, route: str, vectors: np.ndarray, found: list[list[Neighbour]], k: int) -> list[list[Neighbour]]:
         """Each query's neighbours with the current corrections among them (the closest `k` of both), the films a
@@ -147,6 +187,9 @@ class Corrections:
                 for neighbours, row_s, row_i in zip(found, similarities, positions)]
 
     def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=30)
         self.store.close()
 
     def corrected(self, film: Film) -> Correction | None:
@@ -154,10 +197,6 @@ class Corrections:
         snapshot = self._snapshot
         row = snapshot.by_film.get(_key(film.title, film.year))
         return snapshot.corrections[row] if row is not None else None
-
-    def _apply(self, served: list[Correction], revoked: set[int]) -> None:
-        with self._lock:
-            self._change(served, revoked)
 
     def _change(self, served: list[Correction], revoked: set[int]) -> None:
         """A new snapshot where `served` count (unless superseded) and `revoked` no longer do: the work is that

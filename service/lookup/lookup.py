@@ -96,7 +96,8 @@ class Lookup:
     def lookup(self, text: str, kind: Kind | None = None) -> LookupResult:
         kind = kind or detect_kind(text)
         # a correction changes what a title answers: cached answers are of one state of the corrections
-        key = (kind, " ".join(text.split()).lower(), self.corrections.generation if self.corrections else None)
+        generation = self.corrections.generation if self.corrections is not None else None
+        key = (kind, " ".join(text.split()).lower(), generation)
         with self._cache_lock:
             cached = self._cache.get(key)
         if cached is not None:

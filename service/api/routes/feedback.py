@@ -64,8 +64,8 @@ async def add(request: Request, response: Response, body: FeedbackRequest, autho
     written = await run_in_threadpool(_write, request, body, author, runtime, idempotency_key)
     if isinstance(written, Response):
         return written
-    if not written.replayed:
-        await serve_written(request, runtime.classifier.corrections, written.correction)
+    # a retry's correction too: its first request may have stored it and failed before serving it here
+    await serve_written(request, runtime.classifier.corrections, written.correction)
     return _answer(response, written)
 
 

@@ -44,8 +44,8 @@ async def approve(request: Request, correction_id: int = CORRECTION_ID, author: 
     revoked one cannot be approved; 507 when the side index is at its bound)."""
     # approved on the thread pool, then served under a CPU slot (serving it embeds it)
     written, superseded = await run_in_threadpool(_approved, request, correction_id, author, runtime)
-    if not written.replayed:  # approved by this request: served last, so the one that counts for its film
-        await serve_written(request, runtime.classifier.corrections, written.correction)
+    # approved by this request, or a retry's (its first may have approved it and failed before serving it here)
+    await serve_written(request, runtime.classifier.corrections, written.correction)
     return correction_out(written.correction, superseded)
 
 

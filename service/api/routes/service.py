@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.api.deps import current_runtime, require_admin
 from service.api.models import (AnswerCacheOut, ErrorResponse, FeedbackHealth, FusionOut, GenresResponse,
                                 HealthResponse, LLMHealth, LLMLoadOut, MultilingualHealth, ProbeResponse,
-                                ReloadResponse)
+                                ReadyResponse, ReloadResponse)
 from service.api.state import Runtime, reload_runtime
 from service.store import IndexLoadError
 
@@ -35,9 +35,13 @@ def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> Hea
                                       last_error=request.app.state.multilingual_error)
     settings = classifier.settings
     corrections = settings.corrections
+    side = classifier.corrections  # None only where a caller took corrections out (an evaluation)
     feedback = FeedbackHealth(enabled=bool(corrections.editors()) or corrections.feedback_page,
-                              page=corrections.feedback_page,
-                              corrections=len(classifier.corrections) if classifier.corrections else 0)
+                              page=corrections.feedback_page, corrections=len(side) if side is not None else 0,
+                              store=side.store.kind if side is not None else "sqlite",
+                              available=side is not None and side.problem is None,
+                              problem=side.problem if side is not None else "corrections are off")
+    degraded = degraded or not feedback.available
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                           model=classifier.embedder.model_name, multilingual=multilingual,
                           built_at=classifier.index.manifest.get("built_at"), llm=llm, feedback=feedback)
@@ -49,8 +53,8 @@ def livez() -> ProbeResponse:
     return ProbeResponse(status="alive")
 
 
-@router.get("/readyz", response_model=ProbeResponse, responses={503: {"model": ErrorResponse}})
-def readyz(request: Request) -> ProbeResponse:
+@router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ErrorResponse}})
+def readyz(request: Request) -> ReadyResponse:
     """Readiness: an index is loaded and serving (and, with MOVIEGENRE_READY_NEEDS_MULTILINGUAL, its multilingual
     part too). 503 while there is none, or while it is being built or reloaded."""
     state = request.app.state
@@ -60,7 +64,9 @@ def readyz(request: Request) -> ProbeResponse:
     status = runtime.classifier.multilingual_status
     if state.settings.operations.ready_needs_multilingual and status != "ready":
         raise HTTPException(503, f"not ready: the multilingual part is {status}")
-    return ProbeResponse(status="ready")
+    corrections = runtime.classifier.corrections
+    store_down = corrections is not None and corrections.problem is not None
+    return ReadyResponse(status="ready", degraded=["corrections_store"] if store_down else [])
 
 
 @router.get("/metrics", include_in_schema=False)
