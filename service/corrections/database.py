@@ -12,11 +12,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 BUSY_TIMEOUT_S = 5.0  # another process writing holds the lock for milliseconds; a stuck one is an error
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class StoreUnavailable(RuntimeError):
@@ -72,16 +70,6 @@ class Database(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
-
-
-def connect(location: Path | str) -> Database:
-    """The database at `location`: a postgresql:// URL, else the path of a SQLite file. Nothing is connected yet:
-    the first use connects (a server down at start is a store unavailable, until it is back)."""
-    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
-        from service.corrections.postgres import PostgresDatabase
-        return PostgresDatabase(location)
-    from service.corrections.sqlite import SQLiteDatabase
-    return SQLiteDatabase(Path(location))
 
 
 def stamp(moment: datetime) -> str:

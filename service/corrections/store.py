@@ -30,7 +30,7 @@ from service.corpus import plot_key
 from service.films import film_key
 from service.corrections import idempotency, schema
 from service.corrections.bounds import Limits, check_queue_room, check_served_room
-from service.corrections.database import StoreUnavailable, Transaction, connect, stamp
+from service.corrections.database import Database, StoreUnavailable, Transaction, stamp
 from service.corrections.review import ReviewQueue, decide
 from service.corrections.idempotency import IdempotencyKey
 from service.corrections.records import Changes, Correction, Draft, Status, Version, Written
@@ -191,6 +191,16 @@ class CorrectionStore:
     def _connected(self):
         self._ready()
         return self._db.connected()
+
+
+def connect(location: Path | str) -> Database:
+    """The database at `location`: a postgresql:// URL, else the path of a SQLite file. Nothing is connected yet:
+    the first use connects (a server down at start is a store unavailable, until it is back)."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from service.corrections.postgres import PostgresDatabase
+        return PostgresDatabase(location)
+    from service.corrections.sqlite import SQLiteDatabase
+    return SQLiteDatabase(Path(location))
 
 
 def _rows(db: Transaction, sql: str, params: tuple) -> list[Correction]:
