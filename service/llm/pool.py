@@ -8,10 +8,9 @@ A server that fails a question (refused, a 5xx that is not "busy", a time-out) i
 back (breaker.py); the gate retries the question on another server within the request's budget. With one server
 nothing is set aside: there is nowhere else to go, and the next question is its probe, as it always was.
 
-The answer cache and the calibration belong to a model (cache.py, calibration.py): a pool serves the model of its
-first server that answered the first check (settings.py identity()), and a server whose model list says it serves
-another (Ollama's digest, the ids an OpenAI-compatible server lists) is kept out with that reason, in /health and the
-log, until a probe finds it serving the pool's model. A server of a pool takes no question before its model was read."""
+A pool serves one model (one_model.py): a server whose model list says it serves another is kept out with that
+reason, in /health and the log, until a probe finds it serving the pool's model. A server of a pool takes no question
+before its model list was read."""
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from service.llm.base import LLMBackend, LLMError, busy
 from service.llm.breaker import Breaker
+from service.llm.one_model import OneModel
 from service.llm.server import Call, Server
 from service.llm.turns import Turns
 
@@ -51,7 +51,7 @@ class LLMPool:
                         for backend in backends]
         self.slots = slots
         self.probe_timeout_s = probe_timeout_s
-        self.reference: str | None = None  # the model the pool serves, as its model list said it (pooled only)
+        self.one_model = OneModel(self._set_aside)
         self.turns: Turns[Waiter] = Turns()
         self._checks: dict[Server, asyncio.Task] = {}
 
@@ -183,8 +183,9 @@ class LLMPool:
         return self._checks[server]
 
     async def _check(self, server: Server) -> None:
-        """Read what the server serves: a server of a pool that answers and serves the pool's model comes back once
-        its cool-down has passed; one that serves another model is set aside, saying so."""
+        """Read what the server serves (one_model.py): a server of a pool that answers and serves the pool's model
+        comes back once its cool-down has passed; one that serves another model is set aside, saying so."""
+        read = False
         try:
             model = await asyncio.wait_for(server.backend.served_model(), self.probe_timeout_s)
         except Exception as exc:  # noqa: BLE001 - whatever a server's odd answer makes a client raise
@@ -192,39 +193,12 @@ class LLMPool:
             if self.pooled and not server.breaker.closed:
                 self._set_aside(server, f"its model list did not answer: {_why(exc, self.probe_timeout_s)}")
         else:
-            server.reachable, server.model = True, model
-            if self.reference is not None:
-                self._judge(server)
+            server.reachable, server.model, read = True, model, True
         finally:
             del self._checks[server]
-            if self.pooled and self.reference is None:
-                self._settle_reference()
+            if self.pooled:
+                self.one_model.checked(server if read else None, self.servers)
             self._dispatch()
-
-    def _judge(self, server: Server) -> None:
-        if not self.pooled:
-            return
-        if server.model != self.reference:
-            if server.breaker.closed or server.breaker.due():
-                self._set_aside(server, f"it serves another model than the pool's: its model list says "
-                                        f"{server.model!r}, the pool's is {self.reference!r}")
-        elif server.breaker.due():
-            server.breaker.rejoin()
-            log.info("LLM server %s is back in the pool", server.address)
-
-    def _settle_reference(self) -> None:
-        """The pool's model: the first server's, in the order given, whose model list answered (once every server
-        before it has answered or failed); then every server read so far is judged by it."""
-        for server in self.servers:
-            if server.reachable is None:
-                return
-            if server.reachable:
-                self.reference = server.model
-                log.info("the LLM pool serves %r (as %s lists it)", server.model, server.address)
-                for other in self.servers:
-                    if other.reachable:
-                        self._judge(other)
-                return
 
 
 def _why(exc: BaseException, timeout_s: float) -> str:
