@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -239,13 +240,17 @@ def overload(url: str, texts: list[str], clients: int = 200, seconds: float = 10
 class StandInLLM:
     """An OpenAI-compatible server on loopback that answers valid genres after `answer_s`, `parallel` at a time
     (the others wait for one of its slots, as llama.cpp's --parallel or Ollama's OLLAMA_NUM_PARALLEL make them):
-    the shape of a 7B model on a busy GPU, for the LLM rows."""
+    the shape of a 7B model on a busy GPU, for the LLM rows. `answers` holds when each answer was sent; `kill()`
+    stops it as a killed server would: the answers in progress and every connection dropped, new ones refused."""
 
     def __init__(self, answer_s: float = 3.0, parallel: int = 4):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         slots, answer = threading.Semaphore(parallel), json.dumps({"genres": ["Drama", "Crime"]})
+        self.answers: list[float] = []
+        self.killed = killed = threading.Event()
+        stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -253,16 +258,20 @@ class StandInLLM:
             def log_message(self, *args):
                 pass
 
-            def do_GET(self):  # the model list /health's probe asks for
-                self._send({"object": "list", "data": [{"id": "stand-in", "object": "model"}]})
+            def do_GET(self):  # the model list /health's probe and the pool's model check ask for
+                if not killed.is_set():
+                    self._send({"object": "list", "data": [{"id": "stand-in", "object": "model"}]})
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 with slots:
-                    time.sleep(answer_s)
+                    if killed.wait(answer_s):
+                        self.close_connection = True  # dropped without an answer
+                        return
                 self._send({"id": "c", "object": "chat.completion", "created": 0, "model": "stand-in",
                             "choices": [{"index": 0, "finish_reason": "stop",
                                          "message": {"role": "assistant", "content": answer}}]})
+                stand_in.answers.append(time.monotonic())
 
             def _send(self, data: dict) -> None:
                 payload = json.dumps(data).encode()
@@ -280,6 +289,11 @@ class StandInLLM:
     def __enter__(self) -> str:
         self.thread.start()
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def kill(self) -> None:
+        self.killed.set()
+        self.server.shutdown()
+        self.server.server_close()
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
@@ -345,6 +359,80 @@ def _llm_row(settings: Settings, llm_clients: int, plain_clients: int, seconds: 
             **_percentiles([ms for ms, _ in answered], "answered"),
             "busy_vote": len(busy), **_percentiles(busy, "busy_vote"),
             "recognised_not_asked": recognised, "other_fallbacks": len(vote) - len(busy) - recognised}
+
+
+def llm_pool_figures(settings: Settings, clients: int = 8, seconds: float = 15.0, answer_s: float = 3.0,
+                     parallel: int = 2) -> dict:
+    """`clients` asking /classify the default way for `seconds` (after as long a warm-up), closed loop, against
+    stand-in OpenAI-compatible servers of `answer_s` an answer with `parallel` slots each (LLM_CONCURRENCY sized to
+    them): one server alone, two as a pool (OPENAI_BASE_URL comma-separated), and two with the first killed halfway
+    through the run."""
+    figures = {}
+    for name, servers, kill in (("llm_one_server", 1, False), ("llm_pool", 2, False), ("llm_pool_killed", 2, True)):
+        figures[f"{name}_row"] = (f"{clients} default clients, {seconds:g} s, {servers} stand-in LLM server(s) of "
+                                  f"{answer_s:g} s with {parallel} slots each" + (", the first killed at half time"
+                                                                                  if kill else ""))
+        figures |= {f"{name}_{k}": v for k, v in
+                    _pool_row(settings, servers, kill, clients, seconds, answer_s, parallel).items()}
+    figures["llm_pool_answered_vs_one_server"] = round(
+        figures["llm_pool_answered_per_s"] / max(figures["llm_one_server_answered_per_s"], 1e-9), 2)
+    return figures
+
+
+def _pool_row(settings: Settings, servers: int, kill: bool, clients: int, seconds: float, answer_s: float,
+              parallel: int) -> dict:
+    import threading
+
+    texts = _descriptions(settings)
+    with ExitStack() as stack:
+        stand_ins = [StandInLLM(answer_s, parallel) for _ in range(servers)]
+        urls = [stack.enter_context(stand_in) for stand_in in stand_ins]
+        url, _ = stack.enter_context(running_service(
+            settings, LLM_BACKEND="openai", OPENAI_BASE_URL=",".join(urls), OPENAI_MODEL="stand-in",
+            LLM_CONCURRENCY=str(parallel)))
+        # warm-up as long as the run: the servers' answer times are measured (until then an answer is expected to
+        # take LLM_TIMEOUT, and a question that finds no free slot is answered "busy" at once)
+        warm_up = time.monotonic() + seconds
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda i: _closed_loop(url, texts, "", warm_up, 10_000_000 * (i + 1)), range(clients)))
+        started = time.monotonic()
+        stop, killed_at = started + seconds, started + seconds / 2
+        if kill:
+            stack.enter_context(_cancelling(threading.Timer(seconds / 2, stand_ins[0].kill)))
+        with ThreadPoolExecutor(clients) as pool:
+            results = [r for f in [pool.submit(_closed_loop, url, texts, "", stop, 100_000 * (i + 1))
+                                   for i in range(clients)] for r in f.result()]
+    answered = [ms for status, ms, body, in_time in results if status == 200 and body.get("backend") == "openai"]
+    reasons = Counter(_reason(body) for status, _, body, _ in results
+                      if status == 200 and body.get("backend") == "vote")
+    figures = {"requests": len(results), "not_200": sum(r[0] != 200 for r in results),
+               "answered": len(answered), "answered_per_s": round(
+                   sum(1 for s, _, b, t in results if s == 200 and b.get("backend") == "openai" and t) / seconds, 2),
+               **_percentiles(answered, "answered"), "vote": dict(reasons),
+               "answers_by_server": [len(s.answers) for s in stand_ins]}
+    if kill:
+        live = stand_ins[1].answers
+        figures |= {"live_server_answers_after_kill": sum(killed_at < t <= stop for t in live),
+                    "live_server_capacity_after_kill": int(seconds / 2 / answer_s * parallel)}
+    return figures
+
+
+@contextmanager
+def _cancelling(timer):
+    timer.start()
+    try:
+        yield timer
+    finally:
+        timer.cancel()
+
+
+def _reason(body: dict) -> str:
+    """What a vote answer fell back for, in a word: recognised (the LLM not asked), busy, or the failure's kind."""
+    if body.get("recognised"):
+        return "recognised"
+    fallback = body.get("fallback_reason") or ""
+    return next((kind for kind in ("busy", "set aside", "unreachable", "did not answer", "HTTP") if kind in fallback),
+                "other")
 
 
 def metrics_cost_us(settings: Settings, requests: int = 20_000) -> float:
@@ -509,7 +597,11 @@ def against_figures(settings: Settings, checkout: Path) -> dict:
 
 
 # the parts `make bench` runs that `moviegenre bench --only NAME` runs alone, each written to bench/NAME.json
-PARTS = {"corrections": corrections_figures, "llm": llm_beside_plain, "service": service_figures}
+def llm_figures(settings: Settings) -> dict:
+    return llm_beside_plain(settings) | llm_pool_figures(settings)
+
+
+PARTS = {"corrections": corrections_figures, "llm": llm_figures, "service": service_figures}
 
 
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:
@@ -519,7 +611,7 @@ def run(settings: Settings, out: Path, only: str | None = None, against: Path | 
         write_bytes(out / f"{name}.json", json.dumps(results, indent=2).encode("utf-8"))
         Console().print(json.dumps(results, indent=2))
         return results
-    results = service_figures(settings) | llm_beside_plain(settings) | embed_throughput(settings) | {
+    results = service_figures(settings) | llm_figures(settings) | embed_throughput(settings) | {
         "faiss_ms": faiss_ms(settings)}
     results |= corrections_figures(settings)
     results["metrics_cost_us_per_request"] = metrics_cost_us(settings)

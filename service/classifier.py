@@ -15,7 +15,7 @@ from service.corrections import Corrections
 from service.embedding import Embedder
 from service.heads import BlendedScorer
 from service.language import Detection, LanguageDetector
-from service.llm.gate import LLMGate
+from service.llm.gate import LOCAL, LLMGate
 from service.memory import release_freed_heap
 from service.genres import Vocabulary
 from service.labels import LabelScorer, ZeroShotScale, nearest_in
@@ -96,11 +96,13 @@ class Classifier:
             self.llm_stage.run_blocking(texts, results)
         return results
 
-    async def refine(self, texts: list[str], results: list[Classification], budget_s: float) -> None:
+    async def refine(self, texts: list[str], results: list[Classification], budget_s: float,
+                     consumer: str = LOCAL) -> None:
         """The LLM stage, awaited (the API, once its CPU slot is released): an answer the LLM cannot give within
-        `budget_s` stays the vote's, with the reason."""
+        `budget_s` stays the vote's, with the reason. `consumer` (an API key's owner, a client address) takes its
+        turn in the LLM's queue with the others (llm/turns.py)."""
         if self.llm_stage is not None:
-            await self.llm_stage.run(texts, results, budget_s)
+            await self.llm_stage.run(texts, results, budget_s, consumer)
 
     def draft(self, texts: list[str], labels: list[str] | None = None) -> list[Classification]:
         """The answers as the vote gives them: embedded and scored together per route. With `labels`, each answer

@@ -1,10 +1,9 @@
 """A fixed number of slots, and a queue in arrival order in front of them that knows how long a newcomer can expect
 to wait: by Little's law, the requests ahead of it times the mean time a request holds a slot, over the slots.
 
-Two places use it, each with its own policy of when a newcomer is turned away: the CPU admission of the API
-(api/admission.py: at most MAX_QUEUE_WAIT, once the queue is longer than a fixed number of clients would make it)
-and the LLM gate (llm/gate.py: the wait plus one answer must fit the request's budget). Both measure what a slot
-costs from what their own slots really took."""
+The CPU admission of the API uses it (api/admission.py: at most MAX_QUEUE_WAIT, once the queue is longer than a fixed
+number of clients would make it), measuring what a slot costs from what its slots really took. (The LLM gate keeps
+slots on each of several servers and a queue served in turn by consumer: llm/pool.py.)"""
 from __future__ import annotations
 
 import asyncio

@@ -101,24 +101,51 @@ class LLMSettings(Group):
     backend: Literal["ollama", "openai", "none"] = Field("ollama", alias="LLM_BACKEND")
     # a request's budget for the LLM (its queue and its answer); a file run's for each answer
     timeout_s: float = Field(20.0, gt=0, alias="LLM_TIMEOUT")
-    # questions in flight to the LLM server at once, from one process: its parallel slots (OLLAMA_NUM_PARALLEL,
+    # questions in flight to each LLM server at once, from one process: its parallel slots (OLLAMA_NUM_PARALLEL,
     # llama.cpp's --parallel)
     concurrency: int = Field(4, ge=1, le=64, alias="LLM_CONCURRENCY")
+    # seconds a server of a pool that failed is set aside before it is probed back (llm/breaker.py)
+    cooldown_s: float = Field(15.0, gt=0, le=3600, alias="LLM_COOLDOWN")
     # answers kept in memory by model and prompt: a repeated description makes no second call
     cache_size: int = Field(4096, ge=1, alias="LLM_CACHE_SIZE")
+    # one server, or a pool of them, comma-separated (each with its own LLM_CONCURRENCY slots; llm/pool.py)
     ollama_host: str = Field("http://127.0.0.1:11434", alias="OLLAMA_HOST")
     ollama_model: str = Field("qwen2:7b", alias="OLLAMA_MODEL")
     openai_base_url: str = Field("http://127.0.0.1:8080/v1", alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr = Field(SecretStr("not-needed"), alias="OPENAI_API_KEY")
     openai_model: str = Field("qwen2-7b-instruct", alias="OPENAI_MODEL")
 
+    _servers = field_validator("ollama_host", "openai_base_url")(lambda value: _names_a_server(value))
+
+    def servers(self) -> list[str]:
+        """The configured backend's servers, in the order given (none for the vote alone)."""
+        if self.backend == "none":
+            return []
+        return _servers_of(self.ollama_host if self.backend == "ollama" else self.openai_base_url)
+
+    def model(self) -> str | None:
+        return {"ollama": self.ollama_model, "openai": self.openai_model}.get(self.backend)
+
     def identity(self) -> dict[str, str] | None:
-        """The configured LLM as its backend names it (llm/base.py identity()); None for the vote alone."""
-        if self.backend == "ollama":
-            return {"backend": "ollama", "model": self.ollama_model, "base_url": self.ollama_host.rstrip("/")}
-        if self.backend == "openai":
-            return {"backend": "openai", "model": self.openai_model, "base_url": self.openai_base_url.rstrip("/")}
-        return None
+        """The configured LLM as its backend names it (llm/base.py identity()); None for the vote alone. A pool is
+        named by its first server: the others serve its model or are kept out of the pool (llm/pool.py), so
+        answers and calibrations kept for one server hold for the pool it leads."""
+        if self.backend == "none":
+            return None
+        return {"backend": self.backend, "model": self.model(), "base_url": self.servers()[0]}
+
+
+def _names_a_server(value: str) -> str:
+    _servers_of(value)
+    return value
+
+
+def _servers_of(value: str) -> list[str]:
+    """"http://a:11434, http://b:11434/" → ["http://a:11434", "http://b:11434"]; an empty list is refused."""
+    servers = [server.strip().rstrip("/") for server in value.split(",") if server.strip()]
+    if not servers:
+        raise ValueError("names no server: give one address, or several comma-separated")
+    return servers
 
 
 class LookupSettings(Group):

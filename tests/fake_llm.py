@@ -17,14 +17,16 @@ class FakeLLMServer(LocalServer):
     returning that text, or one of: 'http500', 'http503' (busy, as Ollama says when its queue is full), 'hang'
     (sleeps `hang_s`, then answers well), 'close' (drops the connection mid-answer), 'badbody' (an HTTP 200 whose
     body is not JSON at all). `models` breaks the
-    model-list routes (/api/tags, /v1/models) the same ways. With `gate` set, chat answers wait for it."""
+    model-list routes (/api/tags, /v1/models) the same ways; `model` is what they list (Ollama's digest, the id an
+    OpenAI-compatible server lists). With `gate` set, chat answers wait for it."""
 
     def __init__(self, answer: str | Callable[[list[dict]], str] = GOOD, hang_s: float = 5.0,
-                 models: str = "ok", gate: threading.Event | None = None):
+                 models: str = "ok", gate: threading.Event | None = None, model: str = "qwen"):
         super().__init__()
         self.answer = answer
         self.hang_s = hang_s
         self.models = models
+        self.model = model
         self.gate = gate
         self.chat_started = threading.Event()
 
@@ -52,9 +54,9 @@ class FakeLLMServer(LocalServer):
             if self.models in BROKEN and (broken := self._broken(self.models)) != "fine":
                 return broken
             if path == "/api/tags":
-                return 200, {"models": [{"name": "qwen2:7b", "model": "qwen2:7b"}]}
+                return 200, {"models": [{"name": "qwen2:7b", "model": "qwen2:7b", "digest": f"sha256:{self.model}"}]}
             if path == "/v1/models":
-                return 200, {"object": "list", "data": [{"id": "qwen", "object": "model"}]}
+                return 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}
             return 404, {"error": "not found"}
         self.chat_started.set()
         if self.gate is not None:

@@ -113,7 +113,7 @@ class ScriptedGate:
     def describe(self) -> str:
         return "openai:scripted"
 
-    async def ask(self, questions, budget_s):
+    async def ask(self, questions, budget_s, consumer="local"):
         self.questions += questions
         return self.answers[:len(questions)]
 

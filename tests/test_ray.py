@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from service.api.replicas import REPLICA_HEADER
+from service.settings import Settings
 
 from .conftest import tmdb_rows
 from .test_catalogue import read, rejected, write
@@ -97,6 +98,19 @@ def test_the_actor_pool_is_capped_by_cpus_memory_and_llm_concurrency(cpus, memor
 
     got, notes = pool_size(cpus, memory_gb << 30, requested, llm)
     assert got == size and bool(notes) == bool(requested and requested > size)
+
+
+@pytest.mark.parametrize("replicas, slots, each, warned", [(1, 4, 4, False), (2, 4, 2, False), (3, 8, 2, False),
+                                                          (4, 4, 1, False), (6, 4, 1, True)])
+def test_serve_replicas_divide_each_llm_servers_slots_among_them(replicas, slots, each, warned, caplog):
+    # LLM_CONCURRENCY is each server's parallel slots for the whole service: N replicas must not send N times that
+    from service.api.replicas import application
+
+    settings = Settings(llm_backend="openai", openai_base_url="http://a/v1,http://b/v1", llm_concurrency=slots)
+    with caplog.at_level("WARNING", logger="moviegenre"):
+        [bound] = application(replicas, settings)._bound_deployment.init_args
+    assert bound.llm.concurrency == each and bound.llm.servers() == settings.llm.servers()
+    assert any("each replica keeps one" in r.getMessage() for r in caplog.records) == warned
 
 
 def _free_port() -> int:

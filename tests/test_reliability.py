@@ -164,7 +164,7 @@ def test_a_request_in_flight_across_a_reload_finishes_on_the_old_index_which_clo
     assert answer.status_code == 200 and answer.json()["backend"] == "ollama"
     assert {n["title"] for n in answer.json()["neighbours"]} <= old_titles
     assert {n["title"] for n in fresh["neighbours"]} <= new_titles
-    assert old.closed and not old.classifier.llm.running and old.classifier.llm.backend.inner.client._client.is_closed
+    assert old.closed and not old.classifier.llm.running and old.classifier.llm.backends[0].client._client.is_closed
 
 
 def test_damaged_trained_heads_are_refused_like_a_damaged_index(reloadable):

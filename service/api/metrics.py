@@ -79,18 +79,38 @@ class RuntimeCollector(Collector):
         films.add_metric([], len(classifier.index))
         yield films
         if classifier.llm is not None:
-            stats = classifier.llm.stats()
-            for name in ("hits", "misses"):
-                family = CounterMetricFamily(f"moviegenre_llm_cache_{name}", f"LLM answer cache {name} (since the "
-                                             "runtime serving was loaded)", labels=["backend"])
-                family.add_metric([classifier.llm.name], stats[name])
-                yield family
-            for name, value in classifier.llm.load().items():
-                if name in ("in_flight", "waiting"):
-                    gauge = GaugeMetricFamily(f"moviegenre_llm_{name}", f"LLM questions {name.replace('_', ' ')}",
-                                              labels=["backend"])
-                    gauge.add_metric([classifier.llm.name], value)
-                    yield gauge
+            yield from _llm_families(classifier.llm)
+
+
+def _llm_families(llm):
+    """The answer cache's hits and misses; the queue; each server's calls in flight, answer time, whether it is set
+    aside, and its calls by outcome."""
+    stats, load = llm.stats(), llm.load()
+    for name in ("hits", "misses"):
+        family = CounterMetricFamily(f"moviegenre_llm_cache_{name}", f"LLM answer cache {name} (since the runtime "
+                                     "serving was loaded)", labels=["backend"])
+        family.add_metric([llm.name], stats[name])
+        yield family
+    waiting = GaugeMetricFamily("moviegenre_llm_waiting", "LLM questions waiting for a slot of any server",
+                                labels=["backend"])
+    waiting.add_metric([llm.name], load["waiting"])
+    yield waiting
+    by_server = ["backend", "server"]
+    gauges = {"in_flight": GaugeMetricFamily("moviegenre_llm_in_flight", "LLM questions in flight, by server",
+                                             labels=by_server),
+              "answer_s": GaugeMetricFamily("moviegenre_llm_answer_seconds", "The mean time a server took to answer "
+                                            "lately", labels=by_server),
+              "set_aside": GaugeMetricFamily("moviegenre_llm_server_set_aside", "1 while a server of the pool is set "
+                                             "aside (failed, another model, not read yet)", labels=by_server)}
+    calls = CounterMetricFamily("moviegenre_llm_server_calls", "Questions each LLM server was asked, by outcome",
+                                labels=["backend", "server", "outcome"])
+    for server in load["servers"]:
+        for name, gauge in gauges.items():
+            gauge.add_metric([llm.name, server["address"]], float(server[name]))
+        for outcome, count in server["calls"].items():
+            calls.add_metric([llm.name, server["address"], outcome], count)
+    yield from gauges.values()
+    yield calls
 
 
 class AdmissionCollector(Collector):

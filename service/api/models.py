@@ -254,11 +254,29 @@ class AnswerCacheOut(BaseModel):
     capacity: int
 
 
+class LLMServerOut(BaseModel):
+    address: str = Field(description="the server (OLLAMA_HOST / OPENAI_BASE_URL entry), without credentials")
+    in_flight: int = Field(description="questions it is answering now")
+    slots: int = Field(description="LLM_CONCURRENCY: questions in flight on it at most")
+    answer_s: float = Field(description="the mean time it took to answer lately")
+    set_aside: bool = Field(description="it gets no question now: it failed, serves another model than the pool, or "
+                                        "its model list was not read yet")
+    why: str | None = Field(None, description="why it is set aside")
+    retry_in_s: float | None = Field(None, description="seconds until it is probed back (0: at the next question)")
+    model: str | None = Field(None, description="what its model list said it serves (Ollama: the model's digest; "
+                                                "an OpenAI-compatible server: the ids it lists)")
+    reachable: bool | None = Field(None, description="whether its model list answered the last probe")
+    calls: dict[str, int] = Field({}, description="questions it was asked, by outcome")
+
+
 class LLMLoadOut(BaseModel):
-    in_flight: int = Field(description="questions the LLM is answering now")
-    waiting: int = Field(description="questions waiting for one of its slots")
-    concurrency: int = Field(description="LLM_CONCURRENCY: questions in flight at most")
-    answer_s: float = Field(description="the mean time an answer took lately: what the queue's bound is measured by")
+    in_flight: int = Field(description="questions the LLM servers are answering now")
+    waiting: int = Field(description="questions waiting for a slot of any server (one queue, served in turn by "
+                                     "consumer)")
+    concurrency: int = Field(description="LLM_CONCURRENCY: questions in flight at most on each server")
+    answer_s: float = Field(description="the mean time an answer took lately (over the servers in use): what the "
+                                        "queue's bound is measured by")
+    servers: list[LLMServerOut] = Field([], description="each server of the pool (OLLAMA_HOST / OPENAI_BASE_URL)")
 
 
 class LLMHealth(BaseModel):
@@ -269,7 +287,7 @@ class LLMHealth(BaseModel):
     last_error: str | None
     fusion: dict[str, FusionOut] = Field({}, description="per route (english, multilingual): the LLM's say")
     cache: AnswerCacheOut | None = None
-    load: LLMLoadOut | None = Field(None, description="The LLM's queue in this process (LLM_CONCURRENCY slots)")
+    load: LLMLoadOut | None = Field(None, description="The LLM's queue in this process and each of its servers")
 
 
 class MultilingualHealth(BaseModel):

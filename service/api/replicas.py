@@ -8,6 +8,7 @@ at the same path (scripts/ has a cluster example with the index on a shared read
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+log = logging.getLogger("moviegenre")
 REPLICA_HEADER = "X-Moviegenre-Replica"
 APP_NAME = "moviegenre"
 
@@ -61,14 +63,29 @@ class Replica:
             raise RuntimeError(f"not ready: {self.built.state.unavailable or 'no index loaded'}")
 
 
+def replica_settings(settings: Settings, replicas: int) -> Settings:
+    """What each replica is bound with: LLM_CONCURRENCY is each LLM server's parallel slots, for the whole service,
+    so every replica gets its share of them, as the Ray file engine's actors do (batch/ray_engine.py); with more
+    replicas than slots, each keeps one (a slot cannot be divided) and the servers may get up to `replicas`
+    questions at once: said in the log, where the operator reads it."""
+    slots = settings.llm.concurrency
+    if settings.llm.backend == "none" or replicas <= 1:
+        return settings
+    if replicas > slots:
+        log.warning("%d replicas share LLM_CONCURRENCY=%d slots per LLM server: each replica keeps one, so each "
+                    "server may get %d questions at once (raise LLM_CONCURRENCY to the servers' slots or serve "
+                    "fewer replicas)", replicas, slots, replicas)
+    return settings.replace(llm_concurrency=max(1, slots // replicas))
+
+
 def application(replicas: int, settings: Settings | None = None, cpus_per_replica: float = 0.5):
-    """The Serve application: the app's deployment with its replicas, bound to the settings."""
+    """The Serve application: the app's deployment with its replicas, each bound to its share of the settings."""
     from ray import serve
 
     ingress = serve.deployment(serve.ingress()(Replica), name=APP_NAME, num_replicas=replicas,
                                ray_actor_options={"num_cpus": cpus_per_replica},
                                health_check_period_s=2, health_check_timeout_s=30)
-    return ingress.bind(settings or Settings())
+    return ingress.bind(replica_settings(settings or Settings(), replicas))
 
 
 def build(args: dict):

@@ -54,7 +54,7 @@ def pool_size(cpus: int, memory_bytes: float, requested: int | None,
     limits = {"the CPUs but one": max(1, cpus - 1),
               f"the memory ({ACTOR_MEMORY_MB} MB an actor)": max(1, int(memory_bytes // (ACTOR_MEMORY_MB << 20)))}
     if llm_concurrency:
-        limits["--llm-concurrency (requests in flight in all)"] = llm_concurrency
+        limits["--llm-concurrency (requests in flight on each LLM server, in all)"] = llm_concurrency
     size = min([requested or limits["the CPUs but one"], *limits.values()])
     capped = [f"{requested} actors requested, {size} started: capped by {why}"
               for why, limit in limits.items() if requested and limit == size < requested]

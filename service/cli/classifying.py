@@ -63,7 +63,7 @@ def classify_file(
     llm: Annotated[str | None, typer.Option(parser=_llm_backend, metavar="[ollama|openai]",
                                             help="ask the LLM too (default backend: $LLM_BACKEND)")] = None,
     llm_concurrency: Annotated[int | None, typer.Option(parser=positive_int, help=(
-        "requests in flight to the LLM server at once, in all (Ray: shared by the actors)"))] = None,
+        "requests in flight to each LLM server at once, in all (Ray: shared by the actors)"))] = None,
     actors: Annotated[int | None, typer.Option(parser=positive_int, help=(
         "Ray: classifying actors (default: one per CPU but one, capped by memory)"))] = None,
     object_store_mb: Annotated[int, typer.Option(help="Ray started here: the object store's size")] = 512,

@@ -4,31 +4,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.llm.base import LLMBackend, LLMError, parse_genres
-from service.llm.cache import CachedBackend
+from service.llm.cache import AnswerCache
 from service.llm.gate import LLMGate
 from service.settings import Settings
 
 
-def make_backend(settings: Settings, answers_file: Path | None = None) -> CachedBackend | None:
-    """The configured backend behind its answer cache (LLM_CACHE_SIZE answers in memory, and in
-    `answers_file` too when given), or None for `none` (the neighbour vote alone)."""
-    if settings.llm.backend == "ollama":
+def make_backends(settings: Settings) -> list[LLMBackend]:
+    """The configured backend, one client per server of its pool (OLLAMA_HOST / OPENAI_BASE_URL, comma-separated);
+    none for `none` (the neighbour vote alone)."""
+    llm = settings.llm
+    if llm.backend == "ollama":
         from service.llm.ollama import OllamaBackend
-        backend = OllamaBackend(settings.llm.ollama_host, settings.llm.ollama_model, settings.llm.timeout_s)
-    elif settings.llm.backend == "openai":
+        return [OllamaBackend(host, llm.ollama_model, llm.timeout_s) for host in llm.servers()]
+    if llm.backend == "openai":
         from service.llm.openai_compat import OpenAIBackend
-        backend = OpenAIBackend(settings.llm.openai_base_url, settings.llm.openai_api_key.get_secret_value(),
-                                settings.llm.openai_model, settings.llm.timeout_s)
-    else:
-        return None
-    return CachedBackend(backend, settings.llm.cache_size, answers_file)
+        return [OpenAIBackend(url, llm.openai_api_key.get_secret_value(), llm.openai_model, llm.timeout_s)
+                for url in llm.servers()]
+    return []
 
 
 def make_gate(settings: Settings, answers_file: Path | None = None) -> LLMGate | None:
-    """The configured backend as the classifier asks it: behind its cache and its gate (LLM_CONCURRENCY calls at
-    once, a queue bounded by expected wait); None for `none`."""
-    backend = make_backend(settings, answers_file)
-    return LLMGate(backend, settings.llm.concurrency, settings.llm.timeout_s) if backend is not None else None
+    """The configured backend as the classifier asks it: its servers as one pool behind one answer cache
+    (LLM_CACHE_SIZE answers in memory, and in `answers_file` too when given) and one gate (LLM_CONCURRENCY calls at
+    once on each server, a queue bounded by expected wait, served in turn by consumer); None for `none`."""
+    backends = make_backends(settings)
+    if not backends:
+        return None
+    cache = AnswerCache(settings.llm.identity(), settings.llm.cache_size, answers_file)
+    return LLMGate(backends, cache, settings.llm.concurrency, settings.llm.timeout_s, settings.llm.cooldown_s)
 
 
-__all__ = ["CachedBackend", "LLMBackend", "LLMError", "LLMGate", "make_backend", "make_gate", "parse_genres"]
+__all__ = ["AnswerCache", "LLMBackend", "LLMError", "LLMGate", "make_backends", "make_gate", "parse_genres"]

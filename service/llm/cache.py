@@ -1,4 +1,4 @@
-"""An LLM's usable answers kept by server, model and prompt: a repeated description costs no second call.
+"""An LLM's usable answers kept by model (its server among it) and prompt: a repeated description costs no second call.
 
 In the service, an LRU in memory (LLM_CACHE_SIZE answers). For calibration and evaluation, also a SQLite
 file, so a rerun or a changed grid makes no new call. A cached answer takes no place in the LLM's queue. Only
@@ -14,24 +14,21 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
-from service.genres import Vocabulary
-from service.llm.base import LLMBackend, parse_genres
 
+class AnswerCache:
+    """A model's usable answers by prompt: `cached()` looks one up (no call, no wait), `keep()` keeps one. Keyed by
+    the model's identity (a pool's is its first server's: llm/pool.py), so a pool's servers share one cache. Used on
+    the LLM gate's event loop (llm/gate.py); stats() is read from other threads."""
 
-class CachedBackend:
-    """A backend's usable answers by server, model and prompt: `cached()` looks one up (no call, no wait), `ask()`
-    asks the backend and keeps what it parsed. Both are used on the LLM gate's event loop (llm/gate.py)."""
-
-    def __init__(self, inner: LLMBackend, size: int, path: Path | None = None):
-        self.inner = inner
-        self.name = inner.name
+    def __init__(self, identity: dict[str, str], size: int, path: Path | None = None):
+        self.identity = identity
         self._memory: LRUCache = LRUCache(maxsize=size)
-        self._lock = threading.Lock()  # stats() is read from other threads
+        self._lock = threading.Lock()
         self._disk = _open(path) if path else None
         self.hits = self.misses = 0
 
     def key(self, messages: list[dict[str, str]], schema: dict) -> str:
-        return hashlib.sha256(json.dumps([self.inner.identity(), messages, schema], sort_keys=True,
+        return hashlib.sha256(json.dumps([self.identity, messages, schema], sort_keys=True,
                                          ensure_ascii=False).encode("utf-8")).hexdigest()
 
     def cached(self, key: str) -> list[str] | None:
@@ -48,30 +45,20 @@ class CachedBackend:
             self._memory[key] = answer
             return list(answer)
 
-    async def ask(self, key: str, messages: list[dict[str, str]], schema: dict, vocabulary: Vocabulary) -> list[str]:
-        """The labels of `vocabulary` the model picks for the prompt (`schema` constrains its answer to them), kept
-        under `key`. Raises LLMError (nothing kept) when it cannot answer."""
-        answer = parse_genres(await self.inner.complete(messages, schema), vocabulary)
+    def keep(self, key: str, answer: list[str]) -> None:
+        """A parsed, usable answer (base.py parse_genres): only those are kept."""
         with self._lock:
-            self._memory[key] = answer
+            self._memory[key] = list(answer)
             if self._disk is not None:
                 self._disk.execute("INSERT OR REPLACE INTO answers_v2 VALUES (?, ?)", (key, json.dumps(answer)))
                 self._disk.commit()
-        return list(answer)
 
     def stats(self) -> dict:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses, "size": len(self._memory),
                     "capacity": int(self._memory.maxsize)}
 
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
-
-    async def close(self) -> None:
-        await self.inner.close()
+    def close(self) -> None:
         if self._disk is not None:
             with self._lock:
                 self._disk.close()

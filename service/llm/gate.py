@@ -1,29 +1,30 @@
-"""The LLM as the service may use it: at most LLM_CONCURRENCY calls in flight (sized to the server's parallel
-slots: Ollama's OLLAMA_NUM_PARALLEL, llama.cpp's --parallel), a queue in front of them bounded by the wait it can
-expect from the server's own answer times, every call a coroutine on one event loop of its own (loop.py).
+"""The LLM as the service may use it: a pool of servers (pool.py), at most LLM_CONCURRENCY calls in flight on each
+(sized to its parallel slots: Ollama's OLLAMA_NUM_PARALLEL, llama.cpp's --parallel), one queue in front of them,
+served in turn by consumer (turns.py) and bounded by the wait it can expect from the servers' own answer times, every
+call a coroutine on one event loop of its own (loop.py).
 
 A request brings a budget (LLM_TIMEOUT): a question that cannot expect its answer within it — the queue ahead is
-too long for the server's pace, or no slot came in time, or the server itself says it is busy — fails at once as
-"busy", and the vote answers. Without a budget (a file run, an evaluation) a question waits its turn however long,
-and each call is bounded by LLM_TIMEOUT alone. A cached answer takes no place in the queue."""
+too long for the servers' pace, or no slot came in time, or the server itself says it is busy — fails at once as
+"busy", and the vote answers. A question a server of a pool failed goes to another within the same budget. Without a
+budget (a file run, an evaluation) a question waits its turn however long, and each call is bounded by LLM_TIMEOUT
+alone. A cached answer takes no place in the queue."""
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.genres import Vocabulary
-from service.llm.base import LLMError, busy, timed_out
-from service.llm.cache import CachedBackend
+from service.llm.base import LLMBackend, LLMError, parse_genres, timed_out
+from service.llm.cache import AnswerCache
 from service.llm.loop import BackgroundLoop
+from service.llm.pool import LLMPool
 from service.llm.probe import ReachabilityProbe
-from service.queueing import WaitQueue
+from service.llm.server import Call
 
-# An answer takes LLM_TIMEOUT until one was measured (nobody waits on a guess), then the measured mean, each new
-# answer weighing 0.3 (answers are few and slow: the mean must follow the server within a few of them).
-SMOOTHING = 0.3
-MARGIN = 1.1  # a question waits only for an answer expected with a tenth of its time to spare within the budget
 PROBE_TIMEOUT_S = 5.0
+LOCAL = "local"  # the consumer of questions asked without one (a file run, an evaluation, the CLI)
 
 
 @dataclass(frozen=True)
@@ -37,95 +38,113 @@ Answer = list[str] | LLMError
 
 
 class LLMGate:
-    def __init__(self, backend: CachedBackend, concurrency: int, timeout_s: float):
-        self.backend = backend
-        self.name = backend.name
+    def __init__(self, backends: list[LLMBackend], cache: AnswerCache, concurrency: int, timeout_s: float,
+                 cooldown_s: float = 15.0, clock: Callable[[], float] = time.monotonic):
+        """`concurrency`: each server's slots; `cooldown_s`: how long a failed server of a pool is set aside at
+        first; `clock`: the breakers' (a test's fake clock)."""
+        self.backends = backends
+        self.cache = cache
+        self.name = backends[0].name
         self.concurrency = concurrency
         self.timeout_s = timeout_s
-        self._loop = BackgroundLoop(f"llm-{backend.name}")
-        self._queue = WaitQueue(concurrency, timeout_s, SMOOTHING)
-        self._started: dict[int, float] = {}  # the calls in flight: when each started
-        # bounded on the loop itself, so a hung server's probe is cancelled there, not left running
-        self._probe = ReachabilityProbe(
-            lambda: self._loop.run(asyncio.wait_for(backend.inner.reachable(), PROBE_TIMEOUT_S)))
+        self.pool = LLMPool(backends, concurrency, timeout_s, cooldown_s, PROBE_TIMEOUT_S, clock)
+        self._loop = BackgroundLoop(f"llm-{self.name}")
+        # run on the loop itself, so a hung server's probe is cancelled there, not left running
+        self._probe = ReachabilityProbe(self.check)
 
-    async def ask(self, questions: list[Question], budget_s: float | None) -> list[Answer]:
-        """From any event loop: every question asked at once (within the gate's limits); an answer or an LLMError
-        each, in order, within `budget_s` (None: as long as the queue takes)."""
+    async def ask(self, questions: list[Question], budget_s: float | None, consumer: str = LOCAL) -> list[Answer]:
+        """From any event loop: every question asked at once (within the gate's limits, `consumer`'s questions
+        taking their turn with other consumers'); an answer or an LLMError each, in order, within `budget_s` (None:
+        as long as the queue takes)."""
         try:
-            return await self._loop.wait(self._ask_all(questions, budget_s))
+            return await self._loop.wait(self._ask_all(questions, budget_s, consumer))
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():
                 raise  # the request itself was cancelled
             return [LLMError("the LLM stage was shut down", "unreachable")] * len(questions)
 
-    def ask_blocking(self, questions: list[Question], budget_s: float | None = None) -> list[Answer]:
+    def ask_blocking(self, questions: list[Question], budget_s: float | None = None,
+                     consumer: str = LOCAL) -> list[Answer]:
         """`ask` for a thread that is no event loop's (a file run, an evaluation, the CLI)."""
-        return self._loop.run(self._ask_all(questions, budget_s))
+        return self._loop.run(self._ask_all(questions, budget_s, consumer))
 
-    async def _ask_all(self, questions: list[Question], budget_s: float | None) -> list[Answer]:
+    async def _ask_all(self, questions: list[Question], budget_s: float | None, consumer: str) -> list[Answer]:
         deadline = None if budget_s is None else time.monotonic() + budget_s
         limit = self.timeout_s if budget_s is None else min(self.timeout_s, budget_s)
-        answers = await asyncio.gather(*(self._ask(q, deadline, limit) for q in questions), return_exceptions=True)
+        answers = await asyncio.gather(*(self._ask(q, consumer, deadline, limit) for q in questions),
+                                       return_exceptions=True)
         return [_as_answer(answer) for answer in answers]
 
-    async def _ask(self, question: Question, deadline: float | None, limit: float) -> list[str]:
-        """`limit`: what the caller was promised an answer within (the message of a time-out says it)."""
-        key = self.backend.key(question.messages, question.schema)
-        cached = self.backend.cached(key)
+    async def _ask(self, question: Question, consumer: str, deadline: float | None, limit: float) -> list[str]:
+        """`limit`: what the caller was promised an answer within (the message of a time-out says it). A question
+        a server of a pool failed goes to another while the budget lasts."""
+        key = self.cache.key(question.messages, question.schema)
+        cached = self.cache.cached(key)
         if cached is not None:
             return cached
-        now = time.monotonic()
-        remaining = None if deadline is None else deadline - now
-        if remaining is not None and not self._queue.has_free_slot() \
-                and MARGIN * self._answer_expected_in(now) > remaining:
-            raise busy(self._why_busy(remaining))
-        if not await self._queue.enter(remaining):
-            raise busy(f"no slot of {self.concurrency} came free within {limit:.3g} s")
-        started, call = time.monotonic(), object()
-        self._started[id(call)] = started
+        tried, failures = frozenset(), []
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                call = await self.pool.take(consumer, remaining, limit, tried)
+            except LLMError as error:
+                raise _after(failures, error) from None
+            try:
+                answer = await self._call(call, question, deadline, limit)
+            except LLMError as error:
+                self.pool.release(call, error)
+                tried, failures = tried | {call.server}, failures + [error]
+                if self.pool.may_retry(error, tried) and (deadline is None or deadline > time.monotonic()):
+                    continue
+                raise _after(failures[:-1], error) from None
+            except Exception:
+                self.pool.release(call, LLMError("the LLM answer could not be read"))
+                raise
+            except BaseException:  # cancelled: the call never finished
+                self.pool.release(call, None, counted=False)
+                raise
+            self.pool.release(call, None)
+            self.cache.keep(key, answer)
+            return answer
+
+    async def _call(self, call: Call, question: Question, deadline: float | None, limit: float) -> list[str]:
+        budget = self.timeout_s if deadline is None else min(self.timeout_s, deadline - call.started)
         try:
-            async with asyncio.timeout(self.timeout_s if deadline is None else min(self.timeout_s, deadline - started)):
-                return await self.backend.ask(key, question.messages, question.schema, question.vocabulary)
+            async with asyncio.timeout(budget):
+                text = await call.server.backend.complete(question.messages, question.schema)
         except TimeoutError as exc:
-            raise timed_out(limit) from exc
-        finally:
-            del self._started[id(call)]
-            self._queue.leave(time.monotonic() - started)
+            raise self._of(call, timed_out(limit)) from exc
+        except LLMError as error:
+            raise self._of(call, error) from None
+        return parse_genres(text, question.vocabulary)
 
-    def _answer_expected_in(self, now: float) -> float:
-        """When a newcomer can expect its answer, each call taking the mean answer time: the calls in flight finish
-        in turn (a free slot at once), then the queue ahead takes whole rounds of the slots before its own call.
-        (Little's law, right for many short requests, is wrong for a few long ones: four calls that just started
-        free no slot for a whole answer time, not a quarter of it.)"""
-        answer_s = self._queue.slot_s
-        free_in = sorted(max(0.0, answer_s - (now - start)) for start in self._started.values())
-        free_in += [0.0] * (self.concurrency - len(free_in))
-        rounds, slot = divmod(self._queue.waiting, self.concurrency)
-        return free_in[slot] + rounds * answer_s + answer_s
-
-    def _why_busy(self, remaining: float) -> str:
-        queue = self._queue
-        return (f"{queue.in_flight} of its {queue.slots} slots answering and {queue.waiting} waiting, about "
-                f"{queue.slot_s:.1f} s an answer: none to expect within {remaining:.1f} s")
+    def _of(self, call: Call, error: LLMError) -> LLMError:
+        """In a pool, a server's failure names the server."""
+        if not self.pool.pooled:
+            return error
+        return LLMError(f"{error} ({call.server.address})", error.outcome)
 
     def load(self) -> dict:
-        """The queue as it stands: calls in flight and waiting, the mean answer time measured."""
-        return {"in_flight": self._queue.in_flight, "waiting": self._queue.waiting,
-                "concurrency": self.concurrency, "answer_s": round(self._queue.slot_s, 3)}
+        """The pool as it stands: calls in flight and waiting, the mean answer times measured, each server."""
+        return self.pool.load()
+
+    def check(self) -> bool:
+        """Every server's model list read now (what the health probe does in the background, and what brings a
+        server set aside back once its cool-down has passed); whether any answered."""
+        return self._loop.run(self.pool.check_all())
 
     def reachable(self) -> bool:
-        """The last background probe's answer (see probe.py)."""
+        """Whether any server answered the last background probe (see probe.py)."""
         return self._probe.reachable()
 
     def stats(self) -> dict:
-        return self.backend.stats()
+        return self.cache.stats()
 
     def describe(self) -> str:
-        return self.backend.describe()
+        return self.backends[0].describe()
 
     def identity(self) -> dict[str, str]:
-        return self.backend.identity()
+        return self.cache.identity
 
     @property
     def running(self) -> bool:
@@ -133,7 +152,19 @@ class LLMGate:
         return self._loop.running
 
     def close(self) -> None:
-        self._loop.close(self.backend.close())
+        self._loop.close(self._close_all())
+
+    async def _close_all(self) -> None:
+        for backend in self.backends:
+            await backend.close()
+        self.cache.close()
+
+
+def _after(failures: list[LLMError], error: LLMError) -> LLMError:
+    """The error a question ends with, after the servers that failed it before."""
+    if not failures:
+        return error
+    return LLMError(f"{'; '.join(map(str, failures))}; then {error}", error.outcome)
 
 
 def _as_answer(answer) -> Answer:

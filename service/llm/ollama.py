@@ -30,12 +30,11 @@ class OllamaBackend(LLMBackend):
             raise LLMError(f"ollama is unreachable: {type(exc).__name__}", "unreachable") from exc
         return response.message.content or ""
 
-    async def reachable(self) -> bool:
-        try:
-            await self.client.list()
-            return True
-        except Exception:  # noqa: BLE001 - an HTTP 200 that is not JSON raises whatever the client meets
-            return False
+    async def served_model(self) -> str:
+        """The configured model's digest, as /api/tags lists it ("absent" when it lists no such model)."""
+        listed = (await self.client.list()).models
+        names = (self.model, f"{self.model}:latest")
+        return next((f"{m.model}@{m.digest}" for m in listed if m.model in names), f"{self.model} absent")
 
     async def close(self) -> None:
         await self.client.close()

@@ -35,12 +35,9 @@ class OpenAIBackend(LLMBackend):
             raise LLMError(f"{SERVER} answered no choice")
         return response.choices[0].message.content or ""
 
-    async def reachable(self) -> bool:
-        try:
-            await self.client.models.list()
-            return True
-        except Exception:  # noqa: BLE001 - an odd answer raises whatever the client meets: not reachable
-            return False
+    async def served_model(self) -> str:
+        """The ids /v1/models lists (llama.cpp lists the model it loaded, whatever name a request asks for)."""
+        return ", ".join(sorted(model.id for model in (await self.client.models.list()).data))
 
     async def close(self) -> None:
         await self.client.close()

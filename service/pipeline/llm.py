@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from service.genres import Vocabulary
 from service.labels import LabelScorer
 from service.llm import LLMError
-from service.llm.gate import Answer, LLMGate, Question
+from service.llm.gate import LOCAL, Answer, LLMGate, Question
 from service.pipeline.answer import Classification
 from service.pipeline.fuse import fuse_picks
 from service.pipeline.routes import Route
@@ -41,10 +41,13 @@ class LLMStage:
         self.max_genres = max_genres
         self.last_error: str | None = None  # None since the last usable answer: /health reads it
 
-    async def run(self, texts: list[str], results: list[Classification], budget_s: float | None) -> None:
+    async def run(self, texts: list[str], results: list[Classification], budget_s: float | None,
+                  consumer: str = LOCAL) -> None:
+        """`consumer`: whom the questions are asked for (a named API key, a client address): consumers take turns
+        in the LLM's queue (llm/turns.py)."""
         consultation = self.consultation(texts, results)
         started = time.perf_counter()
-        answers = await self.gate.ask(consultation.questions, budget_s) if consultation.questions else []
+        answers = await self.gate.ask(consultation.questions, budget_s, consumer) if consultation.questions else []
         self.apply(consultation, answers, started)
 
     def run_blocking(self, texts: list[str], results: list[Classification], budget_s: float | None = None) -> None:

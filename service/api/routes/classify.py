@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.degraded import notes_of
 from service.api.deps import check_lengths, current_runtime, only_query_params, require_api_key
+from service.api.ratelimit import client_of
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
                                 CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
                                 RecognisedOut)
@@ -78,8 +79,9 @@ async def _classified(request: Request, runtime: Runtime, texts: list[str], use_
     stage within the request's budget (LLM_TIMEOUT): its wait holds no slot and no thread."""
     classifier = runtime.classifier
     results = await request.app.state.admission.run(classifier.draft, texts, labels)
-    if use_llm:
-        await classifier.refine(texts, results, classifier.settings.llm.timeout_s)
+    if use_llm:  # the consumer the rate limit counts takes its turn in the LLM's queue with the others
+        await classifier.refine(texts, results, classifier.settings.llm.timeout_s,
+                                client_of(request.scope, classifier.settings))
     _note(request, results, classifier.llm.name if classifier.llm is not None else None)
     return results
 
