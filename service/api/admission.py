@@ -103,8 +103,8 @@ class Admission:
         """`work(*args)`, a lookup that waits on IMDb and TMDb, on the lookups' own threads. Raises LookupsBusy at
         once when LOOKUP_QUEUE lookups wait already, or when none of the threads came free within the time the
         lookups ahead of it take when each keeps to its LOOKUP_TIMEOUT."""
-        operations = self.settings.operations
-        if self.lookups.queue.waiting >= operations.lookup_queue:
+        operations, queue = self.settings.operations, self.lookups.queue
+        if not queue.has_free_slot() and queue.waiting >= operations.lookup_queue:
             raise LookupsBusy
         patience = self.settings.lookup.timeout_s * (1 + operations.lookup_queue / operations.lookup_concurrency)
         return await self.lookups.run(patience, work, *args)
