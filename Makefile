@@ -7,7 +7,7 @@ REFERENCE := ../shared/data/reference
 EVAL_DATA := ../shared/data/dev-eval/imdb_top_1000.csv
 # DATA=path overrides the corpus of build-index, or the evaluation file of eval.
 
-.PHONY: install install-dev install-ray install-bench eval-keywords eval-corrections classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser postgres clean
+.PHONY: install install-dev install-ray install-bench eval-keywords eval-corrections classify-file bench-file calibrate-llm run build-index imdb-db test eval bench bench-fresh browser postgres redis clean
 
 # What the service needs to build its index and serve; install-dev adds the test tools.
 install: $(VENV)/.installed
@@ -67,7 +67,11 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
-test: install-dev browser postgres
+# Debian's Redis for the tests of rate limits shared by replicas (they start their own throwaway server).
+redis:
+	@test -x /usr/bin/redis-server || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
+
+test: install-dev browser postgres redis
 	$(BIN)/ruff check service tests
 	$(BIN)/pytest -q
 

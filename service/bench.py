@@ -188,6 +188,34 @@ def _classify_beside_adversarial_lookups(url: str, texts: list[str], in_flight: 
             "adversarial_lookups_sent": lookups, "classify_beside_adversarial_errors": sum(s != 200 for s in statuses)}
 
 
+def probes_beside_lookups(settings: Settings, lookups: int = 80, checkout: Path | None = None) -> dict:
+    """`lookups` title lookups sent at once to a service whose TMDb accepts connections and never answers (each
+    lookup waits its LOOKUP_TIMEOUT on it), /livez and /readyz asked one after the other every 100 ms until every
+    lookup is answered: the slowest probe answers, and how the lookups were answered (200 once their deadline
+    passed, or 503 from the lookups' own lane). `checkout`: another checkout's code on the same index."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(lookups)
+        tmdb = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with running_service(settings, checkout, TMDB_API_KEY="bench", TMDB_BASE_URL=tmdb) as (url, _), \
+                ThreadPoolExecutor(lookups) as pool, httpx.Client(base_url=url, timeout=120) as http:
+            sent = [pool.submit(httpx.post, f"{url}/classify?mode=lookup", timeout=120,
+                                json={"description": f"The Unanswered Film {i}", "kind": "title"})
+                    for i in range(lookups)]
+            probes: dict[str, list[float]] = {"/livez": [], "/readyz": []}
+            while not all(f.done() for f in sent):
+                for path, times in probes.items():
+                    started = time.perf_counter()
+                    http.get(path).raise_for_status()
+                    times.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.1)
+            statuses = [f.result().status_code for f in sent]
+    return {"probes_beside_lookups": lookups, "probes_asked": sum(len(t) for t in probes.values()),
+            "livez_max_ms": round(max(probes["/livez"]), 1), "readyz_max_ms": round(max(probes["/readyz"]), 1),
+            "lookups_answered_200": statuses.count(200), "lookups_refused_503": statuses.count(503),
+            "lookups_other": len(statuses) - statuses.count(200) - statuses.count(503)}
+
+
 def overload(url: str, texts: list[str], clients: int = 200, seconds: float = 10.0,
              backoff_s: float = 0.05) -> dict:
     """`clients` concurrent clients, each sending /classify requests back to back for `seconds`, pausing
@@ -601,7 +629,8 @@ def llm_figures(settings: Settings) -> dict:
     return llm_beside_plain(settings) | llm_pool_figures(settings)
 
 
-PARTS = {"corrections": corrections_figures, "llm": llm_figures, "service": service_figures}
+PARTS = {"corrections": corrections_figures, "llm": llm_figures, "probes": probes_beside_lookups,
+         "service": service_figures}
 
 
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:
@@ -613,7 +642,7 @@ def run(settings: Settings, out: Path, only: str | None = None, against: Path | 
         return results
     results = service_figures(settings) | llm_figures(settings) | embed_throughput(settings) | {
         "faiss_ms": faiss_ms(settings)}
-    results |= corrections_figures(settings)
+    results |= corrections_figures(settings) | probes_beside_lookups(settings)
     results["metrics_cost_us_per_request"] = metrics_cost_us(settings)
     results["profile_ms"] = profile_request(settings)
     out.mkdir(parents=True, exist_ok=True)

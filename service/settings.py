@@ -6,11 +6,12 @@ A setting's flat name is its environment variable in lower case, without MOVIEGE
 `max_in_flight`): `Settings(llm_backend="none")` and `settings.replace(max_in_flight=2)` take those."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "MOVIEGENRE_"
@@ -20,18 +21,29 @@ class ConfigurationError(ValueError):
     """Settings the service refuses to start with; the message says which and why."""
 
 
-def named_tokens(secret: SecretStr | None, default_name: str) -> dict[str, str]:
-    """Token → name, from "name:token" pairs, comma-separated, or one bare token (named `default_name`). Blank
-    entries are no tokens."""
-    if secret is None:
-        return {}
-    tokens = {}
-    for entry in secret.get_secret_value().split(","):
-        name, colon, token = entry.strip().partition(":")
-        name, token = (name.strip(), token.strip()) if colon else (default_name, name.strip())
-        if token:
-            tokens[token] = name or default_name
-    return tokens
+def named_secrets(value: str, default_name: str | None = None) -> dict[str, str]:
+    """Secret → name, from "name:secret" pairs, comma-separated. With a `default_name`, a value holding neither
+    separator is one secret of that name. Raises ValueError for anything else: an entry that is not exactly one
+    pair (a name or a secret holding ':' or ',' cannot be told apart from the pairs), a blank name or secret, one
+    secret given two names. The message never shows a secret."""
+    value = value.strip()
+    if default_name is not None and not any(separator in value for separator in ":,"):
+        return {value: default_name} if value else {}
+    secrets: dict[str, str] = {}
+    for number, entry in enumerate(value.split(","), start=1):
+        name, colon, secret = (part.strip() for part in entry.partition(":"))
+        if not (colon and name and secret) or ":" in secret:
+            raise ValueError(f"entry {number} is not one 'name:secret' pair (a name or a secret may hold neither "
+                             "':' nor ',', and neither may be blank)")
+        if secrets.setdefault(secret, name) != name:
+            raise ValueError(f"entry {number} gives another name's secret to {name!r}")
+    return secrets
+
+
+def _pairs(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and value.get_secret_value().strip():
+        named_secrets(value.get_secret_value())
+    return value
 
 
 def _blank_is_none(value):
@@ -164,25 +176,30 @@ class ServiceSettings(Group):
     max_body_bytes: int = Field(64 * 1024, alias="MOVIEGENRE_MAX_BODY_BYTES")
     max_description_chars: int = Field(10_000, alias="MOVIEGENRE_MAX_DESCRIPTION_CHARS")
     max_batch_items: int = Field(64, alias="MOVIEGENRE_MAX_BATCH_ITEMS")
-    # /classify's keys, one per consumer, each with its own rate-limit allowance and its own label in the metrics:
-    # "name:key" pairs, comma-separated ("shop:k3y,app:0ther"), or one bare key (named "default")
+    # /classify's keys, each consumer with its own rate-limit allowance and its own label in the metrics: one key,
+    # taken whole whatever it holds (its consumer is "default"), and "name:key" pairs, comma-separated
+    # ("shop:k3y,app:0ther"; a name or key holding ':' or ',' is refused)
     api_key: SecretStr | None = Field(None, alias="MOVIEGENRE_API_KEY")
+    named_api_keys: SecretStr | None = Field(None, alias="MOVIEGENRE_API_KEYS")
     admin_token: SecretStr | None = Field(None, alias="MOVIEGENRE_ADMIN_TOKEN")
     cors_origins: list[str] = Field([], alias="MOVIEGENRE_CORS_ORIGINS")
     log_level: Literal["debug", "info", "warning"] = Field("info", alias="MOVIEGENRE_LOG_LEVEL")
 
     # an empty API key is refused at start (ensure_servable): it cannot mean "no key" nor "any key"
     _blank = field_validator("admin_token", mode="before")(_blank_is_none)
+    _named = field_validator("named_api_keys")(_pairs)
 
     def api_keys(self) -> dict[str, str]:
-        """Key → the consumer it was given to (MOVIEGENRE_API_KEY)."""
-        return named_tokens(self.api_key, "default")
+        """Key → the consumer it was given to (MOVIEGENRE_API_KEYS, and MOVIEGENRE_API_KEY as "default")."""
+        named = named_secrets(self.named_api_keys.get_secret_value()) if self.named_api_keys else {}
+        whole = self.api_key.get_secret_value().strip() if self.api_key else ""
+        return named | ({whole: "default"} if whole else {})
 
 
 class CorrectionsSettings(Group):
-    # "name:token" pairs, comma-separated ("alice:s3cret,bob:0ther"), or one bare token (named "editor"); unset or
-    # empty: feedback is off. The page may send corrections without a token only when MOVIEGENRE_FEEDBACK_PAGE is
-    # true (anonymous, rate-limited, and waiting for an editor's review).
+    # "name:token" pairs, comma-separated ("alice:s3cret,bob:0ther"), or one bare token (named "editor"); a name or
+    # token holding ':' or ',' is refused; unset or empty: feedback is off. The page may send corrections without a
+    # token only when MOVIEGENRE_FEEDBACK_PAGE is true (anonymous, rate-limited, and waiting for an editor's review).
     feedback_token: SecretStr | None = Field(None, alias="MOVIEGENRE_FEEDBACK_TOKEN")
     feedback_page: bool = Field(False, alias="MOVIEGENRE_FEEDBACK_PAGE")
     # what anonymous corrections (the page's) may do: so many per client address, so many waiting for an editor,
@@ -201,6 +218,13 @@ class CorrectionsSettings(Group):
     _blank = field_validator("feedback_token", "url", mode="before")(_blank_is_none)
     _rate = field_validator("feedback_page_rate_limit")(_a_rate)
 
+    @field_validator("feedback_token")
+    @classmethod
+    def _editors(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            named_secrets(value.get_secret_value(), "editor")
+        return value
+
     @field_validator("url")
     @classmethod
     def _a_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -211,7 +235,7 @@ class CorrectionsSettings(Group):
 
     def editors(self) -> dict[str, str]:
         """Token → the name a correction is stored under (MOVIEGENRE_FEEDBACK_TOKEN)."""
-        return named_tokens(self.feedback_token, "editor")
+        return named_secrets(self.feedback_token.get_secret_value(), "editor") if self.feedback_token else {}
 
 
 class OperationsSettings(Group):
@@ -225,6 +249,10 @@ class OperationsSettings(Group):
     min_queue: int = Field(12, ge=0, le=100_000, alias="MOVIEGENRE_MIN_QUEUE")
     max_queue_wait_s: float = Field(0.1, ge=0, le=60, alias="MOVIEGENRE_MAX_QUEUE_WAIT")
     body_timeout_s: float = Field(10.0, gt=0, le=600, alias="MOVIEGENRE_BODY_TIMEOUT")
+    # lookups (mode=lookup/auto) waiting on IMDb and TMDb at once, on threads of their own; lookups that may wait
+    # for one of them (beyond, a 503 at once)
+    lookup_concurrency: int = Field(8, ge=1, le=256, alias="MOVIEGENRE_LOOKUP_CONCURRENCY")
+    lookup_queue: int = Field(16, ge=0, le=10_000, alias="MOVIEGENRE_LOOKUP_QUEUE")
     # per API key's consumer (or client address without a key), e.g. "60/minute"; None: no limit
     rate_limit: str | None = Field(None, alias="MOVIEGENRE_RATE_LIMIT")
     # where the counts live: memory:// (one process), or a shared store for several replicas (redis://host:6379)
@@ -284,6 +312,8 @@ class Settings(BaseModel):
                 made[group] = groups.get(group) or model(**given[group])
             except ValidationError as exc:
                 problems += _described(exc)
+            except SettingsError as exc:  # a list variable that is not JSON
+                problems.append(_undecodable(exc, model))
         if problems:
             raise ConfigurationError(f"invalid settings: {'; '.join(problems)}")
         super().__init__(**made)
@@ -308,11 +338,11 @@ class Settings(BaseModel):
         """Raise ConfigurationError for settings the service must not serve with. An API key set but empty
         cannot mean "no key" (the operator meant to require one) nor "any key": the service refuses to start."""
         service, operations = self.service, self.operations
-        if service.api_key is not None and not service.api_keys():
-            raise ConfigurationError("MOVIEGENRE_API_KEY is set but names no key: give it a value ('name:key' pairs "
-                                     "or one key), or unset it to serve without a key")
-        if self.corrections.feedback_token is not None and not self.corrections.editors():
-            raise ConfigurationError("MOVIEGENRE_FEEDBACK_TOKEN names no token: give 'name:token' pairs or one token")
+        for secret, alias, wanted in ((service.api_key, "MOVIEGENRE_API_KEY", "a key (taken whole)"),
+                                      (service.named_api_keys, "MOVIEGENRE_API_KEYS", "'name:key' pairs")):
+            if secret is not None and not secret.get_secret_value().strip():
+                raise ConfigurationError(f"{alias} is set but names no key: give it {wanted}, or unset it to serve "
+                                         "without a key")
         if (operations.ssl_certfile is None) != (operations.ssl_keyfile is None):
             raise ConfigurationError("HTTPS needs both MOVIEGENRE_SSL_CERTFILE and MOVIEGENRE_SSL_KEYFILE")
         for path in (operations.ssl_certfile, operations.ssl_keyfile):
@@ -332,6 +362,20 @@ def _changed(group: Group, fields: dict) -> Group:
 
 
 def _described(exc: ValidationError) -> list[str]:
-    """Each problem as the operator set it: "MOVIEGENRE_PORT='abc': Input should be a valid integer"."""
-    # (keys and tokens are SecretStr: any text is valid, so no secret is ever shown here)
-    return [f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {error['msg']}" for error in exc.errors()]
+    """Each problem as the operator set it: "MOVIEGENRE_PORT='abc': Input should be a valid integer" (a key's or
+    a token's value is never shown)."""
+    secrets = {field.alias for model in GROUPS.values() for field in model.model_fields.values()
+               if SecretStr in (field.annotation, *get_args(field.annotation))}
+    described = []
+    for error in exc.errors():
+        where = ".".join(map(str, error["loc"]))
+        described.append(f"{where}: {error['msg']}" if where in secrets else
+                         f"{where}={error['input']!r}: {error['msg']}")
+    return described
+
+
+def _undecodable(exc: SettingsError, model: type[Group]) -> str:
+    """A value pydantic-settings could not decode as JSON (a list), as one line naming its variable."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    alias = model.model_fields[field.group(1)].alias if field and field.group(1) in model.model_fields else str(exc)
+    return f'{alias}: not valid JSON (a list is written ["https://a.example", "https://b.example"])'

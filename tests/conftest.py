@@ -148,6 +148,7 @@ def serve_in_thread(app):
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    app.state.server_loop = server.servers[0].get_loop()  # for tests that act on the server's own event loop
     try:
         yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     finally:

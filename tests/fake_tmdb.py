@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import threading
 import time
 
 from .conftest import REFERENCE
@@ -31,14 +32,18 @@ def _page(results: list[dict]) -> dict:
 
 
 class FakeTmdbServer(LocalServer):
-    def __init__(self, hang_s: float = 0.0):
+    """`hang_s`: every answer takes that long; `gate`: every answer waits until it is set."""
+
+    def __init__(self, hang_s: float = 0.0, gate: threading.Event | None = None):
         super().__init__()
-        self.hang_s = hang_s
+        self.hang_s, self.gate = hang_s, gate
         self.films = _catalogue()
 
     def respond(self, method, path, query, body):
         if self.hang_s:
             time.sleep(self.hang_s)
+        if self.gate is not None:
+            self.gate.wait(120)
         if query.get("api_key") != API_KEY:
             return 401, {"status_code": 7, "status_message": "Invalid API key: You must be granted a valid key.",
                          "success": False}

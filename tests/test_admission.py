@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import sqlite3
 import threading
@@ -208,9 +209,11 @@ def test_a_busy_llm_answers_with_the_vote_at_once_and_says_why(small_index_dir, 
         told_busy = make_client(small_index_dir, llm_backend=backend, **servers[backend](full.url)).post(
             "/classify", json=WIZARD)
         metrics = client.get("/metrics").text
+        vote = client.post("/classify?llm=false", json=WIZARD).json()  # what the vote alone answers
     body = second.json()
     assert second.status_code == 200 and not first_done_then and body["backend"] == "vote"
-    assert "the LLM is busy" in body["fallback_reason"] and body["genres"] == body["genres"]
+    assert "the LLM is busy" in body["fallback_reason"] and body["llm_genres"] is None
+    assert (body["genres"], body["scores"]) == (vote["genres"], vote["scores"]) and body["genres"]
     assert first.result().json()["backend"] == backend
     assert f'moviegenre_llm_requests_total{{backend="{backend}",outcome="busy"}} 1.0' in metrics
     assert told_busy.status_code == 200 and told_busy.json()["backend"] == "vote"
@@ -218,7 +221,7 @@ def test_a_busy_llm_answers_with_the_vote_at_once_and_says_why(small_index_dir, 
 
 
 def test_unauthorised_and_invalid_requests_take_no_slot_and_teach_the_queue_nothing(small_index_dir):
-    classifier = make_classifier(small_index_dir, recognise_films=False, api_key="shop:k3y", max_in_flight=1,
+    classifier = make_classifier(small_index_dir, recognise_films=False, api_keys="shop:k3y", max_in_flight=1,
                                  min_queue=0, max_queue_wait=0.001)
     held = HeldDrafts(classifier)
     app = create_app(classifier.settings, classifier)
@@ -268,7 +271,7 @@ def test_corrections_are_checked_and_stored_without_a_cpu_slot_and_a_stored_one_
 
 
 def test_each_api_key_has_its_own_allowance_and_its_own_label(small_index_dir):
-    client = make_client(small_index_dir, api_key="shop:k1, app:k2", rate_limit="2/minute")
+    client = make_client(small_index_dir, api_keys="shop:k1, app:k2", rate_limit="2/minute")
     shop = [client.post("/classify", json=WIZARD, headers={"X-API-Key": "k1"}).status_code for _ in range(3)]
     app = [client.post("/classify", json=WIZARD, headers={"Authorization": "Bearer k2"}).status_code
            for _ in range(2)]
@@ -315,7 +318,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_rate_limit_store_that_is_down_or_silent_answers_with_a_note(small_index_dir):
+def test_a_rate_limit_store_that_is_down_or_silent_is_replaced_by_this_process_count_with_a_note(small_index_dir):
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(50)
@@ -323,10 +326,12 @@ def test_a_rate_limit_store_that_is_down_or_silent_answers_with_a_note(small_ind
                          (f"redis://127.0.0.1:{silent.getsockname()[1]}", "timed out")):
             client = make_client(small_index_dir, rate_limit="2/minute", rate_limit_storage=uri)
             answers = [client.post("/classify", json=WIZARD) for _ in range(4)]  # twice the limit
-            assert [a.status_code for a in answers] == [200] * 4
-            assert all(any("rate-limit store failed" in n and why in n for n in a.json()["notes"]) for a in answers)
-            counted = 'moviegenre_degraded_requests_total{dependency="rate_limit_store"} 4.0'
-            assert counted in client.get("/metrics").text
+            assert [a.status_code for a in answers] == [200, 200, 429, 429]  # counted here, not let through
+            assert all(any("rate-limit store failed" in n and why in n and "this process alone" in n
+                           for n in a.json()["notes"]) for a in answers[:2])
+            metrics = client.get("/metrics").text
+            assert 'moviegenre_degraded_requests_total{dependency="rate_limit_store"} 4.0' in metrics
+            assert "moviegenre_rate_limit_store_available 0.0" in metrics
 
 
 class FailingDisk:
@@ -363,3 +368,170 @@ def test_a_corrections_store_failing_mid_service_answers_classify_and_refuses_fe
     assert stored.status_code == 503 and "nothing was stored" in stored.json()["error"] and listed.status_code == 503
     assert recovered.status_code == 200 and not any("store" in n for n in recovered.json()["notes"])
     assert 'moviegenre_degraded_requests_total{dependency="corrections_store"} 1.0' in client.get("/metrics").text
+
+
+def trickled(url: str, path: str, headers: dict[str, str]) -> str:
+    """The status line a server answers a POST with whose body arrives a byte at a time and is never whole (the
+    last byte is never sent): the body cannot have been read whole when the answer comes."""
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"description": "x" * 200}).encode()
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    connection = socket.create_connection((host, int(port)))
+    connection.sendall(f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(body)}\r\n{head}\r\n".encode())
+    answered = threading.Event()
+
+    def trickle() -> None:
+        for byte in range(len(body) - 1):
+            if answered.wait(0.02):  # the pace of the trickle, not a deadline
+                return
+            try:
+                connection.sendall(body[byte:byte + 1])
+            except OSError:  # the server answered and closed
+                return
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    connection.settimeout(60)  # only a guard against a server that never answers (the failure this test is for)
+    reply = b""
+    try:
+        while b"\r\n" not in reply:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        answered.set()
+        sender.join()
+        connection.close()
+    return reply.split(b"\r\n")[0].decode()
+
+
+def test_every_client_that_trickles_its_body_is_answered_401_or_408_without_it_being_read_whole(small_index_dir):
+    clients = {"no key": ("/classify", {}), "a wrong key": ("/classify", {"X-API-Key": "guess"}),
+               "the key": ("/classify", {"X-API-Key": "team:key,1"}), "an editor's route": ("/feedback", {})}
+    with served(small_index_dir, api_key="team:key,1", body_timeout=0.5) as url:
+        answers = {client: trickled(url, path, headers) for client, (path, headers) in clients.items()}
+        reading = gauge(url, "moviegenre_requests_reading_body")
+    # without a key, at once (its body is never read); with one, or where the route decides, after BODY_TIMEOUT
+    assert answers == {"no key": "HTTP/1.1 401 Unauthorized", "a wrong key": "HTTP/1.1 401 Unauthorized",
+                       "the key": "HTTP/1.1 408 Request Timeout", "an editor's route": "HTTP/1.1 408 Request Timeout"}
+    assert reading == 0
+
+
+def test_an_api_key_is_taken_whole_and_named_keys_have_a_variable_of_their_own(small_index_dir):
+    client = make_client(small_index_dir, api_key="team:key,1", api_keys="shop:k1,app:k2")
+    presented = ("team:key,1", "key,1", "key", "team", "1", "k1", "k2", "shop:k1")
+    statuses = {key: client.post("/classify", json=WIZARD, headers={"X-API-Key": key}).status_code
+                for key in presented}
+    bearer = client.post("/classify", json=WIZARD, headers={"Authorization": "Bearer team:key,1"})
+    metrics = client.get("/metrics").text
+    assert statuses == {"team:key,1": 200, "key,1": 401, "key": 401, "team": 401, "1": 401, "k1": 200, "k2": 200,
+                        "shop:k1": 401}
+    assert bearer.status_code == 200
+    for consumer, answered in (("api:default", 2), ("api:shop", 1), ("api:app", 1)):
+        assert f'consumer="{consumer}",method="POST",path="/classify",route="english",status="200"}} ' \
+               f'{answered:.1f}' in metrics
+
+
+def test_a_batch_of_n_descriptions_costs_n_of_its_consumer_allowance(small_index_dir):
+    client = make_client(small_index_dir, api_keys="shop:k1", rate_limit="5/minute")
+    key = {"X-API-Key": "k1"}
+
+    def batch(size: int):
+        return client.post("/classify/batch", json={"descriptions": [WIZARD["description"]] * size}, headers=key)
+
+    three, too_big, beyond = batch(3), batch(6), batch(2)  # 3 of 5; 6 never fits; 2 more than the one left
+    single = client.post("/classify", json=WIZARD, headers=key)
+    other = client.post("/classify/batch", json={"descriptions": [WIZARD["description"]] * 5})  # an address's own
+    assert [r.status_code for r in (three, too_big, beyond, single, other)] == [200, 422, 429, 429, 401]
+    assert "send at most 5 at a time" in too_big.json()["error"] and int(beyond.headers["retry-after"]) >= 1
+
+
+@contextlib.contextmanager
+def thread_pool_taken(app):
+    """Every thread of the pool that runs FastAPI's plain `def` routes and dependencies (anyio's default limiter,
+    on the server's event loop) taken, as a flood of anything blocking there would take it."""
+    import anyio
+
+    loop, borrowers = app.state.server_loop, []
+
+    async def take():
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        while limiter.available_tokens:
+            borrowers.append(object())
+            await limiter.acquire_on_behalf_of(borrowers[-1])
+        return limiter
+
+    limiter = asyncio.run_coroutine_threadsafe(take(), loop).result(30)
+
+    async def give_back():
+        for borrower in borrowers:
+            limiter.release_on_behalf_of(borrower)
+
+    try:
+        yield limiter
+    finally:
+        asyncio.run_coroutine_threadsafe(give_back(), loop).result(30)
+
+
+TITLES = ["Avatar", "Titanic", "Spectre", "Tangled", "Skyfall", "Frozen"]
+
+
+def test_probes_answer_while_every_lookup_waits_on_tmdb_and_the_shared_thread_pool_is_taken(small_index_dir):
+    from .fake_tmdb import API_KEY, FakeTmdbServer
+
+    gate = threading.Event()
+    with FakeTmdbServer(gate=gate) as tmdb:
+        classifier = make_classifier(small_index_dir, recognise_films=False, tmdb_api_key=API_KEY,
+                                     tmdb_base_url=tmdb.url, lookup_timeout=120, lookup_concurrency=2,
+                                     lookup_queue=2)
+        app = create_app(classifier.settings, classifier)
+        with serve_in_thread(app) as url, ThreadPoolExecutor(len(TITLES)) as pool:
+            lookups = [pool.submit(httpx.post, f"{url}/classify?mode=lookup", json={"description": title,
+                                                                                   "kind": "title"}, timeout=120)
+                       for title in TITLES]
+            # two lookups wait on TMDb, two for a thread; the other two were refused
+            wait_for(lambda: len(tmdb.requests) == 2 and gauge(url, "moviegenre_lookups_waiting") == 2
+                     and sum(f.done() for f in lookups) == 2, "the lookups' threads and queue full")
+            with thread_pool_taken(app) as limiter:
+                taken = limiter.borrowed_tokens == limiter.total_tokens
+                probes = {path: httpx.get(f"{url}{path}", timeout=60) for path in ("/livez", "/readyz", "/health",
+                                                                                   "/metrics")}
+            refused = [f for f in lookups if f.done()]
+            gate.set()
+            answered = [f.result(timeout=120) for f in lookups if f not in refused]
+            refused = [f.result() for f in refused]
+    app.state.runtime.retire()
+    assert taken and {path: r.status_code for path, r in probes.items()} == dict.fromkeys(probes, 200)
+    assert all(r.status_code == 503 and r.headers["retry-after"] == "1" and "lookups" in r.json()["error"]
+               for r in refused) and len(refused) == 2
+    assert 'moviegenre_refused_requests_total{reason="lookups_busy"} 2.0' in probes["/metrics"].text
+    assert [r.status_code for r in answered] == [200] * 4 and all(r.json()["lookup"]["matched"] for r in answered)
+
+
+def test_editors_and_admins_are_not_shed_with_classify_and_every_consumer_is_named(own_index_dir):
+    classifier = make_classifier(own_index_dir, recognise_films=False, feedback_token="alice:t0k",
+                                 admin_token="adm1n", max_in_flight=1, min_queue=0, max_queue_wait=0.001,
+                                 multilingual_model="")
+    held = HeldDrafts(classifier)
+    app = create_app(classifier.settings, classifier)
+    editor = {"X-API-Key": "t0k"}
+    with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(httpx.post, f"{url}/classify", json=WIZARD, timeout=60)
+        assert held.wait_started(1)  # the one CPU slot is taken: /classify is shed
+        shed = httpx.post(f"{url}/classify", json=WIZARD, timeout=10)
+        editors = [httpx.get(f"{url}/feedback", headers=editor, timeout=30),
+                   httpx.get(f"{url}/feedback/queue", headers=editor, timeout=30),
+                   httpx.post(f"{url}/feedback/reject", json={"older_than_hours": 0}, headers=editor, timeout=30),
+                   httpx.delete(f"{url}/feedback/12345", headers=editor, timeout=30)]
+        held.release()
+        assert holder.result(timeout=60).status_code == 200
+        reload = httpx.post(f"{url}/admin/reload", headers={"X-API-Key": "adm1n"}, timeout=120)
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    if app.state.runtime is not None:
+        app.state.runtime.retire()
+    assert shed.status_code == 503
+    assert [r.status_code for r in editors] == [200, 200, 200, 404] and reload.status_code == 200
+    assert 'consumer="editor:alice",method="GET",path="/feedback",route="",status="200"} 1.0' in metrics
+    assert 'consumer="admin",method="POST",path="/admin/reload",route="",status="200"} 1.0' in metrics

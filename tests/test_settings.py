@@ -43,3 +43,47 @@ def test_invalid_settings_are_named_all_at_once_without_a_traceback(monkeypatch,
     assert main(["classify", "A young wizard."]) == 2
     printed = capsys.readouterr().out
     assert "MOVIEGENRE_PORT='abc'" in printed and "Traceback" not in printed
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("MOVIEGENRE_API_KEYS", "shop:k3y:x,app:0ther"),   # a key holding ':'
+    ("MOVIEGENRE_API_KEYS", "shop:k3y,1"),             # a key holding ','
+    ("MOVIEGENRE_API_KEYS", "shop:,app:0ther"),        # a blank key
+    ("MOVIEGENRE_API_KEYS", "shop:k3y,app:k3y"),       # one key given two names
+    ("MOVIEGENRE_FEEDBACK_TOKEN", "alice:t0k:en"),
+    ("MOVIEGENRE_FEEDBACK_TOKEN", "alice:t0ken,"),
+])
+def test_named_keys_and_tokens_that_cannot_be_told_apart_refuse_to_start_in_one_line(monkeypatch, capsys,
+                                                                                    variable, value):
+    from service.cli import main
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    message = str(refused.value)
+    assert variable in message and "\n" not in message
+    assert not any(secret in message for secret in ("k3y", "0ther", "t0k"))  # no secret is ever shown
+    assert main(["classify", "A young wizard."]) == 2 and "Traceback" not in capsys.readouterr().out
+
+
+def test_one_api_key_is_taken_whole_and_named_keys_and_editors_are_pairs(monkeypatch):
+    monkeypatch.setenv("MOVIEGENRE_API_KEY", " team:key,1 ")
+    monkeypatch.setenv("MOVIEGENRE_API_KEYS", "shop:k3y, app:0ther,shop:r0tated")
+    monkeypatch.setenv("MOVIEGENRE_FEEDBACK_TOKEN", "alice:s3cret,bob:0ther")
+    settings = Settings()
+    assert settings.service.api_keys() == {"team:key,1": "default", "k3y": "shop", "0ther": "app", "r0tated": "shop"}
+    assert settings.corrections.editors() == {"s3cret": "alice", "0ther": "bob"}
+    assert Settings(feedback_token="ed1tor").corrections.editors() == {"ed1tor": "editor"}
+
+
+def test_a_malformed_cors_origins_ends_in_one_line(monkeypatch, capsys):
+    from service.cli import main
+
+    monkeypatch.setenv("MOVIEGENRE_CORS_ORIGINS", "https://a.example")  # not the JSON list it must be
+    with pytest.raises(ConfigurationError, match="MOVIEGENRE_CORS_ORIGINS: not valid JSON"):
+        Settings()
+    assert main(["classify", "A young wizard."]) == 2
+    printed = capsys.readouterr().out
+    assert "MOVIEGENRE_CORS_ORIGINS" in printed and "Traceback" not in printed
+    monkeypatch.setenv("MOVIEGENRE_CORS_ORIGINS", '["https://a.example"]')
+    assert Settings().service.cors_origins == ["https://a.example"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 
 def note_degraded(state: dict, dependency: str, note: str) -> None:
+    """Once per dependency a request did without."""
+    if dependency in state.get("degraded", ()):
+        return
     state.setdefault("degraded", []).append(dependency)
     state.setdefault("notes", []).append(note)
 

@@ -1,4 +1,5 @@
-"""Dependencies the routes share: the current runtime and the API key check.
+"""Dependencies the routes share: the current runtime, the editors' and the admin's token checks, and what a
+batch costs of its consumer's allowance. (The API key of /classify is checked before, in api/admission.py.)
 
 They are `async def` because none of them blocks: FastAPI runs a plain `def` dependency on its thread pool,
 one thread hop per dependency per request, which cost more than the checks themselves."""
@@ -7,8 +8,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 
-from service.api.keys import caller_of, editor_named, matches, may_classify, presented_key
+from service.api.errors import unauthorised
+from service.api.keys import editor_named, matches, presented_key
 from service.api.state import Runtime, serving_runtime
 
 
@@ -40,21 +43,23 @@ def only_query_params(*names: str):
     return check
 
 
-def _unauthorised(what: str) -> HTTPException:
-    return HTTPException(401, f"missing or wrong {what}: send it as X-API-Key or Authorization: Bearer",
-                         headers={"WWW-Authenticate": "Bearer"})
-
-
 def _check(request: Request, secret, what: str) -> None:
     if not matches(presented_key(request.headers), secret):
-        raise _unauthorised(what)
+        raise unauthorised(what)
 
 
-async def require_api_key(request: Request) -> None:
-    """With MOVIEGENRE_API_KEY set, /classify* need one of its keys (compared in constant time)."""
-    settings = request.app.state.settings
-    if not may_classify(caller_of(request.scope, settings), settings):
-        raise _unauthorised("API key")
+async def charged_for_batch(request: Request, size: int) -> JSONResponse | None:
+    """A batch of `size` descriptions costs `size` of its consumer's allowance: the admission charged one before its
+    body was read, this charges the rest. The 429 to answer with, or None. A batch larger than the whole allowance
+    could never pass: 422 saying so."""
+    admission = request.app.state.admission
+    if admission.rate_limit is None or size <= 1:
+        return None
+    rate = admission.rate_limit.rate
+    if size > rate.amount:
+        raise HTTPException(422, f"a batch of {size} descriptions costs {size} requests of the rate limit of {rate}: "
+                                 f"send at most {rate.amount} at a time")
+    return await admission.rate_limited(request.scope, cost=size - 1)
 
 
 async def require_admin(request: Request) -> None:
@@ -71,7 +76,7 @@ async def require_editor(request: Request) -> str:
         raise HTTPException(403, "editor feedback is off: set MOVIEGENRE_FEEDBACK_TOKEN to enable it")
     name = editor_named(presented_key(request.headers), request.app.state.settings)
     if name is None:
-        raise _unauthorised("feedback token")
+        raise unauthorised("feedback token")
     return name
 
 

@@ -18,6 +18,20 @@ log = logging.getLogger("moviegenre")
 
 class Overloaded(Exception):
     """No CPU slot could be expected, or none came, in time (admission.py): 503 with Retry-After."""
+    reason = "overloaded"  # the refusal's label in the metrics
+    message = "the service is at capacity: try again shortly"
+
+
+class LookupsBusy(Overloaded):
+    """Too many lookups wait on IMDb and TMDb already (their own lane, admission.py): 503 with Retry-After."""
+    reason = "lookups_busy"
+    message = "too many lookups are waiting on IMDb and TMDb: try again shortly"
+
+
+def unauthorised(what: str) -> HTTPException:
+    """The 401 of a request without the key or token its route needs."""
+    return HTTPException(401, f"missing or wrong {what}: send it as X-API-Key or Authorization: Bearer",
+                         headers={"WWW-Authenticate": "Bearer"})
 
 
 def error_response(status: int, message: str, *, retry_after: int | None = None, close: bool = False,
@@ -55,7 +69,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
-        return await request.app.state.admission.overloaded(request.scope)
+        return await request.app.state.admission.overloaded(request.scope, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,7 +2,8 @@
 configured secret is made in constant time, and against every secret, so timing tells nothing.
 
 A caller is named once per request (`caller_of`), and the name is what the rate limit counts and the metrics
-label: "api:<consumer>" for each API key (MOVIEGENRE_API_KEY's "name:key" pairs), "admin", "editor:<name>"."""
+label: "api:<consumer>" for each API key (MOVIEGENRE_API_KEYS's "name:key" pairs; MOVIEGENRE_API_KEY, one key taken
+whole, is "api:default"), "admin", "editor:<name>"."""
 from __future__ import annotations
 
 import hmac

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from service.api.keys import ANONYMOUS
+from service.api.keys import ANONYMOUS, caller_of
 from service.store import build_id_of, index_identity
 
 LABELS = ("path", "method", "status", "backend", "route", "consumer")
@@ -22,6 +22,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 class Metrics:
     def __init__(self, state):
+        self.state = state
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("moviegenre_requests", "HTTP requests", LABELS, registry=self.registry)
         self.latency = Histogram("moviegenre_request_seconds", "HTTP request latency", LABELS, buckets=BUCKETS,
@@ -33,7 +34,8 @@ class Metrics:
         self.lookups = Counter("moviegenre_lookups", "Lookups by source (imdb, tmdb, reference) and outcome "
                                "(found, not_found, failed, skipped)", ["source", "outcome"], registry=self.registry)
         self.refused = Counter("moviegenre_refused_requests", "Requests refused before classification, by reason "
-                               "(overloaded, rate_limited, slow_body)", ["reason"], registry=self.registry)
+                               "(overloaded, lookups_busy, rate_limited, slow_body)", ["reason"],
+                               registry=self.registry)
         self.degraded = Counter("moviegenre_degraded_requests", "Requests answered without a dependency that failed, "
                                 "by dependency (rate_limit_store, corrections_store)", ["dependency"],
                                 registry=self.registry)
@@ -44,7 +46,7 @@ class Metrics:
         state = scope.get("state") or {}
         backend = state.get("backend") or ""
         labels = (getattr(scope.get("route"), "path", None) or "other", scope["method"], str(status), backend,
-                  state.get("route") or "", state.get("caller") or ANONYMOUS)
+                  state.get("route") or "", caller_of(scope, self.state.settings) or ANONYMOUS)
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(seconds)
         for outcome in state.get("llm_outcomes") or ():
@@ -114,7 +116,8 @@ def _llm_families(llm):
 
 
 class AdmissionCollector(Collector):
-    """The CPU slots as they stand (api/admission.py): held, waited for, what one costs lately, bodies being read."""
+    """The lanes as they stand (api/admission.py): the CPU slots held, waited for, what one costs lately, bodies
+    being read; the lookups' threads; whether the rate-limit store answers."""
 
     def __init__(self, state):
         self.state = state
@@ -123,12 +126,20 @@ class AdmissionCollector(Collector):
         admission = getattr(self.state, "admission", None)
         if admission is None:
             return
-        for name, help_text, value in (
-                ("moviegenre_slots_in_flight", "Requests holding a CPU slot", admission.queue.in_flight),
-                ("moviegenre_slots_waiting", "Requests waiting for a CPU slot", admission.queue.waiting),
-                ("moviegenre_slot_seconds", "The mean time a request held its CPU slot lately (what the queue's "
-                                            "bound is measured by)", admission.queue.slot_s),
-                ("moviegenre_requests_reading_body", "Requests whose body is being read", admission.reading)):
+        gauges = [("moviegenre_slots_in_flight", "Requests holding a CPU slot", admission.queue.in_flight),
+                  ("moviegenre_slots_waiting", "Requests waiting for a CPU slot", admission.queue.waiting),
+                  ("moviegenre_slot_seconds", "The mean time a request held its CPU slot lately (what the queue's "
+                                              "bound is measured by)", admission.queue.slot_s),
+                  ("moviegenre_requests_reading_body", "Requests whose body is being read", admission.reading),
+                  ("moviegenre_lookups_in_flight", "Lookups waiting on IMDb and TMDb on their own threads",
+                   admission.lookups.queue.in_flight),
+                  ("moviegenre_lookups_waiting", "Lookups waiting for one of their threads",
+                   admission.lookups.queue.waiting)]
+        if admission.rate_limit is not None:
+            gauges.append(("moviegenre_rate_limit_store_available", "1 when the rate-limit store answered the last "
+                           "time it was asked; 0 while requests are counted by this process alone",
+                           int(admission.rate_limit.available)))
+        for name, help_text, value in gauges:
             gauge = GaugeMetricFamily(name, help_text)
             gauge.add_metric([], value)
             yield gauge

@@ -9,8 +9,14 @@ In this process at most MAX_CLIENTS clients are counted at once, the oldest wind
 memory storage keeps every client until a sweep over all of them, which it starts again after every hit: a
 flood of addresses would grow it without bound and make every request pay for the sweep.
 
-A store that fails (Redis down, slow, refusing) never fails the request: the request goes on uncounted, with a
-note saying so, and the store is left alone for STORE_RETRY_S before it is asked again."""
+A request costs one of its client's allowance; a batch of N descriptions costs N (the route charges the rest once
+it knows N).
+
+A shared store that fails (Redis down, slow, refusing) never fails the request: for STORE_RETRY_S the store is left
+alone and this process counts in its own memory meanwhile (so across N replicas a client gets at most N times its
+allowance while the store is away, rather than no limit at all); each such request carries a note saying so, and the
+`available` flag the metrics show is 0 until the store answers again. Then the shared counts take over by
+themselves."""
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +25,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from limits import parse
 from limits.aio.storage import MemoryStorage
@@ -110,38 +116,53 @@ def client_of(scope, settings: Settings) -> str:
 class RateLimit:
     """`rate` ("60/minute") per client, counted in `settings.operations.rate_limit_storage`."""
 
-    def __init__(self, rate: str, settings: Settings):
-        self.settings = settings
+    def __init__(self, rate: str, settings: Settings, clock=time.monotonic):
+        self.settings, self.clock = settings, clock
         self.rate = parse(rate)
-        self.limiter = SlidingWindowCounterRateLimiter(_storage(settings.operations.rate_limit_storage))
+        uri = settings.operations.rate_limit_storage
+        self.limiter = SlidingWindowCounterRateLimiter(_storage(uri))
+        # while a shared store is away: this process's own counts
+        self.fallback = None if _in_memory(uri) else SlidingWindowCounterRateLimiter(BoundedMemoryStorage())
+        self.available = True  # whether the store answered the last time it was asked
         self._store_down_until = 0.0
         self._problem: str | None = None
 
-    async def check(self, scope) -> Verdict:
-        """Counts the request against its client's allowance."""
-        if time.monotonic() < self._store_down_until:
-            return Verdict(problem=self._problem)
+    async def check(self, scope, cost: int = 1) -> Verdict:
+        """Counts the request, at `cost`, against its client's allowance."""
         who = client_of(scope, self.settings)
-        try:
-            async with asyncio.timeout(STORE_TIMEOUT_S):
-                if await self.limiter.hit(self.rate, who):
-                    return Verdict()
-                stats = await self.limiter.get_window_stats(self.rate, who)
-        except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, the request is answered
-            return self._store_failed(exc)
+        if self.fallback is None:  # this process's memory
+            return await self._count(self.limiter, who, cost)
+        if self.clock() >= self._store_down_until:
+            try:
+                async with asyncio.timeout(STORE_TIMEOUT_S):
+                    verdict = await self._count(self.limiter, who, cost)
+                self.available = True
+                return verdict
+            except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, the request is answered
+                self._store_failed(exc)
+        return replace(await self._count(self.fallback, who, cost), problem=self._problem)
+
+    async def _count(self, limiter, who: str, cost: int) -> Verdict:
+        if await limiter.hit(self.rate, who, cost=cost):
+            return Verdict()
+        stats = await limiter.get_window_stats(self.rate, who)
         return Verdict(retry_after=max(1, math.ceil(stats.reset_time - time.time())))
 
-    def _store_failed(self, exc: Exception) -> Verdict:
+    def _store_failed(self, exc: Exception) -> None:
         reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"[:200]
-        self._problem = (f"the rate-limit store failed ({reason}): requests are answered without being counted "
-                         f"for {STORE_RETRY_S:g} s")
-        self._store_down_until = time.monotonic() + STORE_RETRY_S
+        self._problem = (f"the rate-limit store failed ({reason}): requests are counted by this process alone for "
+                         f"{STORE_RETRY_S:g} s")
+        self._store_down_until = self.clock() + STORE_RETRY_S
+        self.available = False
         log.warning(self._problem)
-        return Verdict(problem=self._problem)
+
+
+def _in_memory(uri: str) -> bool:
+    return uri.removeprefix("async+").startswith("memory://")
 
 
 def _storage(uri: str):
-    if uri.removeprefix("async+").startswith("memory://"):
+    if _in_memory(uri):
         return BoundedMemoryStorage()
     try:
         return storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")

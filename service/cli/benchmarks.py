@@ -14,10 +14,10 @@ from service.settings import Settings
 
 def bench(
     out: Annotated[str, typer.Option()] = "bench",
-    only: Annotated[Literal["corrections", "llm", "service"] | None, typer.Option(
+    only: Annotated[Literal["corrections", "llm", "probes", "service"] | None, typer.Option(
         help="one part alone: corrections (the English p50 with and without 1,000 corrections), llm (plain clients "
-             "beside clients waiting on a 3 s stand-in LLM), service (latency, load, overload, RSS); written to "
-             "bench/NAME.json")] = None,
+             "beside clients waiting on a 3 s stand-in LLM), probes (/livez and /readyz beside 80 lookups waiting on "
+             "a TMDb that never answers), service (latency, load, overload, RSS); written to bench/NAME.json")] = None,
     against: Annotated[str | None, typer.Option(
         metavar="CHECKOUT", help="only the English p50 of another checkout of the project (git worktree add DIR REV) "
                                  "beside this code's, on the same index")] = None,

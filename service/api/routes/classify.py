@@ -6,10 +6,9 @@ import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from service.api.degraded import notes_of
-from service.api.deps import check_lengths, current_runtime, only_query_params, require_api_key
+from service.api.deps import charged_for_batch, check_lengths, current_runtime, only_query_params
 from service.api.ratelimit import client_of
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
                                 CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
@@ -22,7 +21,9 @@ from service.lookup.lookup import LookupResult, combine
 
 log = logging.getLogger("moviegenre")
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 503)}
-router = APIRouter(tags=["classify"], dependencies=[Depends(require_api_key)], responses=ERRORS)
+# (with MOVIEGENRE_API_KEY or MOVIEGENRE_API_KEYS set, a request without a valid key is answered 401 by the
+# admission, api/admission.py, before its body is read)
+router = APIRouter(tags=["classify"], responses=ERRORS)
 
 
 def _response(request: Request, c: Classification, explain: bool, started: float) -> ClassifyResponse:
@@ -105,8 +106,8 @@ async def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
         if mode != "description":  # the text was taken for a description: say so
             response.lookup = _lookup_out(LookupResult("description", body.description))
         return response
-    # a lookup waits on IMDb's database and TMDb: I/O, on a worker thread, holding no slot
-    found = await run_in_threadpool(runtime.lookup.lookup, body.description, kind)
+    # a lookup waits on IMDb's database and TMDb: I/O, on the lookups' own threads, holding no CPU slot
+    found = await request.app.state.admission.lookup(runtime.lookup.lookup, body.description, kind)
     [result] = await _classified(request, runtime, [found.plot or body.description], llm, body.labels)
     request.state.lookup_outcomes = found.outcomes()
     response = _response(request, result, explain, started)
@@ -121,11 +122,15 @@ async def classify(request: Request, body: ClassifyRequest, mode: Mode = Query(
              dependencies=[Depends(only_query_params("explain", "llm"))])
 async def classify_batch(request: Request, body: BatchRequest, explain: bool = False, llm: bool = LLM_QUERY,
                          runtime: Runtime = Depends(current_runtime)) -> BatchResponse:
-    """Many descriptions in one call, embedded together; the LLM asked about them at once, within its limits."""
+    """Many descriptions in one call, embedded together; the LLM asked about them at once, within its limits.
+    A batch of N costs N requests of the consumer's rate limit."""
     limit = request.app.state.settings.service.max_batch_items
     if len(body.descriptions) > limit:
         raise HTTPException(422, f"a batch is limited to {limit} descriptions")
     check_lengths(request, body.descriptions)
+    refusal = await charged_for_batch(request, len(body.descriptions))
+    if refusal is not None:
+        return refusal
     started = time.perf_counter()
     results = await _classified(request, runtime, body.descriptions, llm)
     return BatchResponse(results=[_response(request, r, explain, started) for r in results])

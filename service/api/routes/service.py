@@ -1,4 +1,8 @@
-"""/health, /genres, /admin/reload and the web page."""
+"""/health, the probes, /metrics, /genres, /admin/reload and the web page.
+
+/livez, /readyz and /metrics answer from the event loop, calling nothing that blocks (they read what is in
+memory); /health on a thread of its own (api/lanes.py). So neither classification, nor lookups waiting on TMDb, nor
+anything holding the thread pool of FastAPI's plain `def` routes can make a probe wait."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +23,14 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
-def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
+async def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> HealthResponse:
     """Whether the index is loaded, and whether the configured LLM answers."""
+    return await request.app.state.admission.probes.run(None, health_of, request, runtime)
+
+
+def health_of(request: Request, runtime: Runtime) -> HealthResponse:
+    """/health's answer, made on the probes' own thread: the first look at the LLM waits for its probe (briefly),
+    which must hold neither the event loop nor the thread pool of the `def` routes."""
     classifier = runtime.classifier
     reachable = classifier.llm_reachable()
     degraded = classifier.llm is not None and (reachable is False or classifier.llm_last_error is not None)
@@ -48,13 +58,13 @@ def health(request: Request, runtime: Runtime = Depends(current_runtime)) -> Hea
 
 
 @router.get("/livez", response_model=ProbeResponse)
-def livez() -> ProbeResponse:
+async def livez() -> ProbeResponse:
     """Liveness: the process is up and answering (whether an index is loaded or not)."""
     return ProbeResponse(status="alive")
 
 
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ErrorResponse}})
-def readyz(request: Request) -> ReadyResponse:
+async def readyz(request: Request) -> ReadyResponse:
     """Readiness: an index is loaded and serving (and, with MOVIEGENRE_READY_NEEDS_MULTILINGUAL, its multilingual
     part too). 503 while there is none, or while it is being built or reloaded."""
     state = request.app.state
@@ -70,7 +80,7 @@ def readyz(request: Request) -> ReadyResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text format (MOVIEGENRE_METRICS=false turns it off)."""
     if request.app.state.metrics is None:
         raise HTTPException(404, "metrics are off (MOVIEGENRE_METRICS=false)")
