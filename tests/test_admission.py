@@ -271,7 +271,7 @@ def test_corrections_are_checked_and_stored_without_a_cpu_slot_and_a_stored_one_
 
 
 def test_each_api_key_has_its_own_allowance_and_its_own_label(small_index_dir):
-    client = make_client(small_index_dir, api_keys="shop:k1, app:k2", rate_limit="2/minute")
+    client = make_client(small_index_dir, api_keys="shop:k1, app:k2", rate_limit="2/day")
     shop = [client.post("/classify", json=WIZARD, headers={"X-API-Key": "k1"}).status_code for _ in range(3)]
     app = [client.post("/classify", json=WIZARD, headers={"Authorization": "Bearer k2"}).status_code
            for _ in range(2)]
@@ -291,7 +291,7 @@ def test_one_bare_api_key_still_works(small_index_dir):
 def test_the_rate_limit_forgets_the_oldest_clients_beyond_its_bound():
     async def scenario():
         storage = BoundedMemoryStorage(max_keys=100)
-        limiter, rate = SlidingWindowCounterRateLimiter(storage), parse("2/minute")
+        limiter, rate = SlidingWindowCounterRateLimiter(storage), parse("2/day")
         assert await limiter.hit(rate, "first") and await limiter.hit(rate, "first")
         assert not await limiter.hit(rate, "first")
         for i in range(1000):  # a flood of addresses
@@ -324,7 +324,7 @@ def test_a_rate_limit_store_that_is_down_or_silent_is_replaced_by_this_process_c
         silent.listen(50)
         for uri, why in ((f"redis://127.0.0.1:{_closed_port()}", "ConnectionError"),
                          (f"redis://127.0.0.1:{silent.getsockname()[1]}", "timed out")):
-            client = make_client(small_index_dir, rate_limit="2/minute", rate_limit_storage=uri)
+            client = make_client(small_index_dir, rate_limit="2/day", rate_limit_storage=uri)
             answers = [client.post("/classify", json=WIZARD) for _ in range(4)]  # twice the limit
             assert [a.status_code for a in answers] == [200, 200, 429, 429]  # counted here, not let through
             assert all(any("rate-limit store failed" in n and why in n and "this process alone" in n
@@ -435,7 +435,7 @@ def test_an_api_key_is_taken_whole_and_named_keys_have_a_variable_of_their_own(s
 
 
 def test_a_batch_of_n_descriptions_costs_n_of_its_consumer_allowance(small_index_dir):
-    client = make_client(small_index_dir, api_keys="shop:k1", rate_limit="5/minute")
+    client = make_client(small_index_dir, api_keys="shop:k1", rate_limit="5/day")
     key = {"X-API-Key": "k1"}
 
     def batch(size: int):

@@ -46,7 +46,7 @@ class FakeClock:
 
 
 def test_two_replicas_count_one_allowance_together(small_index_dir, redis):
-    first, second = replicas(small_index_dir, redis, "4/minute")
+    first, second = replicas(small_index_dir, redis, "4/day")
     shop = [replica.post("/classify", json=WIZARD, headers=SHOP) for replica in (first, second) * 3]
     app = [first.post("/classify", json=WIZARD, headers=APP),  # another consumer has an allowance of its own
            second.post("/classify/batch", json={"descriptions": [WIZARD["description"]] * 3}, headers=APP),
@@ -57,7 +57,7 @@ def test_two_replicas_count_one_allowance_together(small_index_dir, redis):
 
 
 def test_redis_killed_each_replica_counts_alone_and_back_the_shared_count_takes_over(small_index_dir, redis):
-    first, second = replicas(small_index_dir, redis, "2/minute")
+    first, second = replicas(small_index_dir, redis, "2/day")
     clock = FakeClock()
     for replica in (first, second):
         replica.app.state.admission.rate_limit.clock = clock
