@@ -102,10 +102,11 @@ class CorrectionStore:
         with self._db.connected() as db:
             return _one(db, correction_id)
 
-    def page(self, offset: int, limit: int, status: Status | None = None,
-             client: str | None = None) -> tuple[list[Correction], int]:
-        """The newest first (of one status and/or one client, or all), and how many there are in all."""
-        where, params = _where(status, client)
+    def page(self, offset: int, limit: int, status: Status | None = None, client: str | None = None,
+             query: str | None = None) -> tuple[list[Correction], int]:
+        """The newest first (of one status and/or one client, or all; with `query`, those whose title or text holds
+        it, ASCII letters in any case), and how many there are in all."""
+        where, params = _where(status, client, query)
         with self._db.reading() as db:
             rows = _rows(db, f"{STATE} {where} ORDER BY s.id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
             total = db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
@@ -204,9 +205,14 @@ def _last_change(db: sqlite3.Connection) -> int:
     return db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
 
 
-def _where(status: Status | None, client: str | None) -> tuple[str, tuple]:
+def _where(status: Status | None, client: str | None, query: str | None = None) -> tuple[str, tuple]:
     conditions = ([STATUS[status]] if status else []) + (["s.client = ?"] if client is not None else [])
-    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), ((client,) if client is not None else ())
+    params: tuple = (client,) if client is not None else ()
+    if query:  # LIKE: case-insensitive for ASCII letters; % and _ in the query are matched as themselves
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append("(s.title LIKE ? ESCAPE '\\' OR s.text LIKE ? ESCAPE '\\')")
+        params += (pattern, pattern)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 def _film_of(title: str | None, year: int | None, plot: str) -> str:

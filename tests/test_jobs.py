@@ -1,0 +1,221 @@
+"""/jobs: a catalogue file classified as a job of the service — classify-file's reader, rules and output, under the
+service's CPU slots, limited, kept, removed, and resumed after a restart."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.batch.chunks import sidecar_path
+from service.batch.run import Job, classify_file
+from service.jobs.records import JobRecord, progress_of
+from service.jobs.runner import PIECE_ROWS
+from service.jobs.store import JobStore
+
+from .conftest import HeldDrafts, make_classifier, tmdb_rows
+
+UNICODE = ["一个少年巫师在魔法学校学习，与黑暗魔王作战。", "محقق يطارد قاتلا متسلسلا في مدينة مظلمة 🕵️"]
+
+
+class Watched:
+    """A job store whose every saved status wakes the test: it waits on what the jobs do, never on a clock."""
+
+    def __init__(self, app):
+        self.store = store = app.state.jobs.store
+        self.changed = threading.Condition()
+        save, remove = store.save, store.remove
+
+        def saved(record):
+            save(record)
+            with self.changed:
+                self.changed.notify_all()
+
+        def removed(job_id):
+            remove(job_id)
+            with self.changed:
+                self.changed.notify_all()
+
+        store.save, store.remove = saved, removed
+
+    def wait(self, job_id: str, *states: str) -> JobRecord | None:
+        """The job once it is in one of `states` (None once it is gone, for no state)."""
+        def reached():
+            record = self.store.get(job_id)
+            return record is None if not states else record is not None and record.state in states
+
+        with self.changed:
+            assert self.changed.wait_for(reached, 120), f"job {job_id} never reached {states or 'removal'}"
+        return self.store.get(job_id)
+
+
+@pytest.fixture(scope="module")
+def shared_classifier(small_index_dir):
+    classifier = make_classifier(small_index_dir, multilingual_model="")
+    yield classifier
+    classifier.close()
+
+
+@pytest.fixture
+def classifier(shared_classifier):
+    """The module's classifier; what a test puts in place of its `draft` is taken away after it."""
+    yield shared_classifier
+    vars(shared_classifier).pop("draft", None)
+
+
+def films(count: int = 30, start: int = 600) -> list[dict]:
+    return [{"id": str(i), "title": r["title"], "year": r["year"], "plot": r["plot"]}
+            for i, r in enumerate(tmdb_rows(start, count))]
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def catalogue(tmp_path: Path, count: int = 30) -> Path:
+    """Real plots, two in other scripts, and a row that cannot be classified (a blank plot)."""
+    rows = films(count)
+    rows[3]["plot"], rows[5]["plot"], rows[7]["plot"] = UNICODE[0], UNICODE[1], "   "
+    return write_csv(tmp_path / "片单 catalogue.csv", rows)
+
+
+@pytest.fixture
+def app(classifier, tmp_path):
+    made = []
+
+    def make(**settings):
+        jobs = {"jobs_dir": tmp_path / "jobs", "jobs_chunk_rows": 8} | settings
+        app = create_app(classifier.settings.replace(**jobs), classifier)
+        made.append(app)
+        return app
+
+    return make
+
+
+def upload(client, path: Path, headers=None, **params) -> httpx.Response:
+    return client.post("/jobs", params={"name": path.name} | params, content=path.read_bytes(), headers=headers or {})
+
+
+def classify_file_output(classifier, source: Path, output: Path, chunk_rows: int = 8) -> Path:
+    """What `moviegenre classify-file` writes of the same file, in chunks of the jobs' size."""
+    return classify_file(Job.of(source, output, classifier.settings, chunk_rows=chunk_rows), classifier).output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_an_uploaded_file_is_classified_as_classify_file_would_with_every_column_and_the_rejected_rows(
+        app, classifier, tmp_path, fmt):
+    source = catalogue(tmp_path)
+    service = app()
+    with TestClient(service) as client:
+        answer = upload(client, source, output=fmt)
+        assert answer.status_code == 202, answer.text
+        job = answer.json()
+        assert job["state"] == "queued" and job["text_column"] == "plot" and job["rows_total"] == 30
+        assert answer.headers["location"] == f"/jobs/{job['id']}"
+        Watched(service).wait(job["id"], "done", "failed")
+        done = client.get(f"/jobs/{job['id']}").json()
+        assert (done["state"], done["classified"], done["rejected"], done["rows_done"], done["progress"]) == \
+            ("done", 29, 1, 30, 1.0)
+        output = client.get(done["output"])
+        rejected = client.get(done["rejected_rows"])
+    expected = classify_file_output(classifier, source, tmp_path / f"expected.{fmt}")
+    assert output.content == expected.read_bytes()  # the same bytes: every input column, the same answers
+    assert rejected.content == sidecar_path(expected).read_bytes()
+    assert json.loads(rejected.text.splitlines()[0])["row"] == 8
+    assert "filename*=utf-8''%E7%89%87%E5%8D%95%20catalogue.genres." in output.headers["content-disposition"]
+
+
+def test_the_catalogue_at_a_glance_counts_what_the_output_holds_and_lists_the_least_sure_rows(app, tmp_path):
+    source = catalogue(tmp_path)
+    service = app()
+    with TestClient(service) as client:
+        job = upload(client, source, output="parquet").json()
+        Watched(service).wait(job["id"], "done")
+        done = client.get(f"/jobs/{job['id']}").json()
+        rows = pq.read_table(io.BytesIO(client.get(done["output"]).content)).to_pylist()
+    glance = done["glance"]
+    counted: dict[str, int] = {}
+    for row in rows:
+        for genre in row["genres"]:
+            counted[genre] = counted.get(genre, 0) + 1
+    assert glance["genres"] == counted and list(glance["genres"].values()) == sorted(counted.values(), reverse=True)
+    assert sum(b["rows"] for b in glance["confidence"]) == len(rows) == 29
+    tops = {int(r["id"]) + 1: max(json.loads(r["scores"]).values()) for r in rows}
+    least = glance["least_sure"]
+    assert [u["row"] for u in least] == sorted(tops, key=lambda row: (tops[row], row))[:20]
+    assert [u["score"] for u in least] == sorted(u["score"] for u in least)
+
+
+def test_progress_reports_the_rate_since_the_run_started_and_the_time_left():
+    record = JobRecord("a" * 32, "f.csv", "anonymous", "csv", "csv", None, "here", created_at=0.0, state="running",
+                       rows_total=1000, rows_done=400, run_started_at=100.0, rows_before_run=200)
+    progress = progress_of(record, now=110.0)
+    assert (progress.rows_done, progress.fraction, progress.rows_per_s, progress.eta_s) == (400, 0.4, 20.0, 30.0)
+    live = progress_of(record, now=110.0, rows_done=500)  # the runner's own count, piece by piece
+    assert (live.rows_done, live.rows_per_s, live.eta_s) == (500, 30.0, 500 / 30)
+    record.rows_total = 300  # a CSV's line count was an estimate: never below what is done
+    assert progress_of(record, now=110.0).fraction == 1.0
+    queued = JobRecord("b" * 32, "f.csv", "anonymous", "csv", "csv", None, "here", created_at=0.0, state="queued",
+                       rows_total=10)
+    assert (progress_of(queued, now=5.0).rows_per_s, progress_of(queued, now=5.0).eta_s) == (None, None)
+
+
+def test_each_piece_of_a_job_is_classified_under_a_cpu_slot_of_the_service(app, classifier, tmp_path):
+    service = app(jobs_chunk_rows=100)
+    calls: list[tuple[int, int]] = []  # (texts, slots held while drafting)
+    draft = classifier.draft
+
+    def watched(texts, labels=None):
+        calls.append((len(texts), service.state.admission.queue.in_flight))
+        return draft(texts, labels)
+
+    classifier.draft = watched
+    with TestClient(service) as client:
+        job = upload(client, catalogue(tmp_path, 80)).json()
+        Watched(service).wait(job["id"], "done")
+    assert sum(texts for texts, _ in calls) == 79 and all(texts <= PIECE_ROWS for texts, _ in calls)
+    assert all(held == 1 for _, held in calls)  # each piece held one slot, the one /classify would take
+
+
+def test_a_restart_mid_job_resumes_after_the_last_finished_chunk_and_gives_the_same_output(app, classifier,
+                                                                                            tmp_path):
+    source = catalogue(tmp_path, 40)
+    first = app()
+    held = HeldDrafts(classifier)  # the job's first piece waits until the service is stopping
+    client = TestClient(first)
+    client.__enter__()
+    try:
+        job = upload(client, source).json()
+        assert held.wait_started(1)
+        stopping = threading.Thread(target=client.__exit__, args=(None, None, None))
+        stopping.start()  # the service stops while the job is at its first chunk
+        assert first.state.jobs.runner.stopping.wait(30)
+    finally:
+        held.release()
+    stopping.join(60)
+    left = JobStore(tmp_path / "jobs", 20, 3600).get(job["id"])
+    assert not stopping.is_alive() and (left.state, left.rows_done) == ("running", 8)  # its first chunk kept
+    texts = []
+
+    def counted(batch, labels=None):
+        texts.extend(batch)
+        return type(classifier).draft(classifier, batch, labels)
+
+    classifier.draft = counted
+    second = app()  # the service started again on the same folder
+    with TestClient(second) as client:
+        done = Watched(second).wait(job["id"], "done")
+        output = client.get(f"/jobs/{job['id']}/output").content
+    assert done.classified == 39 and len(texts) == 32  # rows 9 to 40: resumed, not started again
+    assert output == classify_file_output(classifier, source, tmp_path / "expected.csv").read_bytes()
