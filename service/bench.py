@@ -4,6 +4,7 @@ It starts the service (neighbour-vote backend) on a free loopback port, loads it
 stops it. Every loop is bounded in count and time."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import cycle, islice
 from pathlib import Path
 
 import httpx
@@ -494,8 +496,45 @@ def against_figures(settings: Settings, checkout: Path) -> dict:
             "p50_change": round(p50[1] / p50[0] - 1, 3)} | cost
 
 
+def write_catalogue(path: Path, plots: list[str], rows: int) -> Path:
+    """A catalogue CSV of `rows` rows (id, plot): the plots repeated."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "plot"])
+        writer.writerows((i, plot) for i, plot in enumerate(islice(cycle(plots), rows)))
+    return path
+
+
+JOB_ROWS = 20_000
+
+
+def jobs_figures(settings: Settings, rows: int = JOB_ROWS) -> dict:
+    """English /classify, one client, alone and while a catalogue of `rows` rows uploaded to POST /jobs is classified
+    beside it (the same service, the same requests asked in turn until the job is done): p50 / p99 of each, and the
+    job's rows per second."""
+    texts = _descriptions(settings)
+    with tempfile.TemporaryDirectory() as tmp, running_service(settings, MOVIEGENRE_JOBS_DIR=tmp) as (url, _):
+        source = write_catalogue(Path(tmp) / "catalogue.csv", texts, rows)
+        _timed_posts(url, texts[:30])  # warm-up
+        alone = _timed_posts(url, texts[30:530])[0]
+        with httpx.Client(base_url=url, timeout=120) as http:
+            started = time.perf_counter()
+            job = http.post("/jobs", params={"name": source.name}, content=source.read_bytes()).json()
+            beside, done = [], job
+            while done["state"] not in ("done", "failed"):
+                beside += _timed_posts(url, texts[30:80])[0]
+                done = http.get(f"/jobs/{job['id']}").json()
+            seconds = time.perf_counter() - started
+    p99 = _percentiles(alone, "alone")["alone_p99_ms"], _percentiles(beside, "beside")["beside_p99_ms"]
+    return _percentiles(alone, "jobs_classify_alone") | _percentiles(beside, "jobs_classify_beside_job") | {
+        "jobs_classify_beside_job_requests": len(beside), "jobs_p99_ratio": round(p99[1] / p99[0], 2),
+        "jobs_rows": rows, "jobs_state": done["state"], "jobs_seconds": round(seconds, 1),
+        "jobs_rows_per_s": round(rows / seconds, 1)}
+
+
 # the parts `make bench` runs that `moviegenre bench --only NAME` runs alone, each written to bench/NAME.json
-PARTS = {"corrections": corrections_figures, "llm": llm_beside_plain, "service": service_figures}
+PARTS = {"corrections": corrections_figures, "llm": llm_beside_plain, "service": service_figures,
+         "jobs": jobs_figures}
 
 
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:
@@ -507,7 +546,7 @@ def run(settings: Settings, out: Path, only: str | None = None, against: Path | 
         return results
     results = service_figures(settings) | llm_beside_plain(settings) | embed_throughput(settings) | {
         "faiss_ms": faiss_ms(settings)}
-    results |= corrections_figures(settings)
+    results |= corrections_figures(settings) | jobs_figures(settings)
     results["metrics_cost_us_per_request"] = metrics_cost_us(settings)
     results["profile_ms"] = profile_request(settings)
     out.mkdir(parents=True, exist_ok=True)

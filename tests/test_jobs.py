@@ -219,3 +219,138 @@ def test_a_restart_mid_job_resumes_after_the_last_finished_chunk_and_gives_the_s
         output = client.get(f"/jobs/{job['id']}/output").content
     assert done.classified == 39 and len(texts) == 32  # rows 9 to 40: resumed, not started again
     assert output == classify_file_output(classifier, source, tmp_path / "expected.csv").read_bytes()
+
+
+def test_an_upload_has_its_own_size_limit_beyond_the_json_routes_and_413_past_it(app, tmp_path):
+    source = catalogue(tmp_path, 300)  # ~70 KB: more than the 64 KiB of a JSON route's body
+    assert source.stat().st_size > 64 * 1024
+    service = app(max_upload_bytes=source.stat().st_size)
+    with TestClient(service) as client:
+        assert upload(client, source).status_code == 202
+        bigger = source.read_bytes() + b"1,x,1999,one row too many\n"
+        declared = client.post("/jobs", params={"name": "big.csv"}, content=bigger)
+        streamed = client.post("/jobs", params={"name": "big.csv"}, content=iter([bigger[:40_000], bigger[40_000:]]))
+    for refused in (declared, streamed):  # told by Content-Length, or counted as it streams in
+        assert refused.status_code == 413 and "larger than" in refused.json()["error"]
+    assert len(JobStore(tmp_path / "jobs", 20, 3600).records()) == 1  # nothing left of the refused ones
+
+
+def test_jobs_kept_are_bounded_429_with_retry_after_and_removing_one_frees_its_place(app, tmp_path):
+    source = catalogue(tmp_path, 10)
+    service = app(max_jobs=2)
+    with TestClient(service) as client:
+        watch = Watched(service)
+        first, second = (upload(client, source).json() for _ in range(2))
+        watch.wait(first["id"], "done")
+        refused = upload(client, source)
+        assert refused.status_code == 429 and "at most 2" in refused.json()["error"]
+        assert 0 < int(refused.headers["retry-after"]) <= 24 * 3600  # when the first finished one expires
+        assert client.delete(f"/jobs/{first['id']}").json() == {"id": first["id"], "state": "removed"}
+        assert client.get(f"/jobs/{first['id']}").status_code == 404
+        assert upload(client, source).status_code == 202
+
+
+def test_with_keys_set_jobs_need_an_api_key_or_an_editors_token_and_are_their_senders(app, tmp_path):
+    source = catalogue(tmp_path, 10)
+    service = app(api_key="shop:k3y-shop,app:k3y-app", feedback_token="alice:t0ken-alice")
+    with TestClient(service) as client:
+        assert upload(client, source).status_code == 401
+        assert upload(client, source, headers={"X-API-Key": "wrong"}).status_code == 401
+        job = upload(client, source, headers={"X-API-Key": "k3y-shop"}).json()
+        assert upload(client, source, headers={"Authorization": "Bearer t0ken-alice"}).status_code == 202
+        assert client.get(f"/jobs/{job['id']}", headers={"X-API-Key": "k3y-shop"}).status_code == 200
+        assert client.get(f"/jobs/{job['id']}", headers={"X-API-Key": "k3y-app"}).status_code == 404
+        assert client.get(f"/jobs/{job['id']}").status_code == 401
+        assert client.get("/health").json()["jobs"]["needs_key"] is True
+
+
+def test_a_file_that_cannot_be_classified_is_refused_with_the_reason_and_nothing_is_kept(app, tmp_path):
+    service = app()
+    no_plot = write_csv(tmp_path / "films.csv", [{"id": "1", "synopsis": "A heist in Lyon."}])
+    with TestClient(service) as client:
+        answers = {
+            "format": client.post("/jobs", params={"name": "films.xlsx"}, content=b"x"),
+            "empty": client.post("/jobs", params={"name": "films.csv"}, content=b""),
+            "column": upload(client, no_plot),
+            "named": upload(client, no_plot, text_column="summary"),
+            "parquet": client.post("/jobs", params={"name": "films.parquet"}, content=b"not parquet at all"),
+            "output": upload(client, no_plot, output="xlsx"),
+        }
+        chosen = upload(client, no_plot, text_column="synopsis")
+    assert {name: a.status_code for name, a in answers.items()} == dict.fromkeys(answers, 422)
+    assert "the format is read from the extension" in answers["format"].json()["error"]
+    assert "empty" in answers["empty"].json()["error"]
+    assert answers["column"].json()["columns"] == ["id", "synopsis"]
+    assert "choose the column to classify" in answers["column"].json()["error"]
+    assert "no column 'summary'" in answers["named"].json()["error"]
+    assert "cannot be read as parquet" in answers["parquet"].json()["error"]
+    assert chosen.status_code == 202 and chosen.json()["text_column"] == "synopsis"
+    assert len(JobStore(tmp_path / "jobs", 20, 3600).records()) == 1
+
+
+def test_a_finished_job_is_removed_after_its_time_and_a_cut_off_upload_at_once(tmp_path):
+    now = [1000.0]
+    store = JobStore(tmp_path / "jobs", 20, keep_s=3600, clock=lambda: now[0])
+
+    def job(name: str) -> JobRecord:
+        return JobRecord(store.new_id(), name, "anonymous", "csv", "csv", None, "here", created_at=now[0])
+
+    done, cut_off, uploading = job("a.csv"), job("b.csv"), job("c.csv")
+    store.create(done).release()
+    done.state, done.finished_at = "done", 1000.0
+    store.save(done)
+    store.create(cut_off).release()  # its uploader is gone: nobody holds it
+    held = store.create(uploading)  # an upload in progress: its lock is held
+    assert store.get(cut_off.id) is None  # removed by the next look at the folder
+    now[0] = 1000.0 + 3599
+    assert store.expire() == [] and store.get(done.id) is not None
+    now[0] = 1000.0 + 3600
+    assert store.expire() == [done.id] and not store.path(done.id).exists()
+    assert [r.id for r in store.records()] == [uploading.id]
+    held.release()
+
+
+def test_a_running_job_removed_stops_at_its_next_piece_and_leaves_nothing(app, classifier, tmp_path):
+    service = app()
+    held = HeldDrafts(classifier)
+    with TestClient(service) as client:
+        watch = Watched(service)
+        job = upload(client, catalogue(tmp_path, 40)).json()
+        assert held.wait_started(1)
+        assert client.delete(f"/jobs/{job['id']}").json()["state"] == "cancelling"
+        held.release()
+        watch.wait(job["id"])
+        assert client.get(f"/jobs/{job['id']}").status_code == 404
+    assert not (tmp_path / "jobs" / job["id"]).exists()
+
+
+def test_a_job_whose_index_changes_under_it_starts_again_on_the_new_one(classifier, tmp_path):
+    from service.jobs.runner import IndexChanged, JobRunner
+
+    class Drafting:  # the service, whose index is rebuilt once the job's first piece is asked for
+        changed = False
+
+        def manifest(self):
+            return classifier.index.manifest
+
+        def draft(self, texts, index):
+            if not self.changed:
+                self.changed = True
+                raise IndexChanged
+            return classifier.draft(texts)
+
+    settings = classifier.settings.replace(jobs_dir=tmp_path / "jobs", jobs_chunk_rows=8)
+    store = JobStore(tmp_path / "jobs", 20, 3600)
+    source = catalogue(tmp_path, 20)
+    record = JobRecord(store.new_id(), source.name, "anonymous", "csv", "csv", None, "here", created_at=0.0)
+    store.create(record).release()
+    store.input_path(record).write_bytes(source.read_bytes())
+    record.state = "queued"
+    store.save(record)
+    runner = JobRunner(store, settings, Drafting(), clock=lambda: 5.0)
+    assert runner._run(*store.claim())
+    done = store.get(record.id)
+    assert (done.state, done.classified, done.rejected) == ("done", 19, 1)
+    assert "index changed" in done.notes[0]
+    assert store.output_path(done).read_bytes() == classify_file_output(
+        classifier, store.input_path(done), tmp_path / "expected.csv").read_bytes()

@@ -158,7 +158,8 @@ function drawGlance(glance) {
   barChart($("genre-chart"), Object.entries(glance.genres), "Rows given each genre");
   histogram($("confidence-chart"), glance.confidence, "Rows by the score of their first genre");
   $("unsure").tBodies[0].replaceChildren(...glance.least_sure.map((row) => el("tr", {},
-    el("td", { className: "num", textContent: row.row }), el("td", { textContent: row.text }),
+    el("td", { className: "num", textContent: row.row }),
+    el("td", {}, el("div", { className: "clamp", textContent: row.text })),
     el("td", { textContent: row.genres.join(", ") || "no genre" }),
     el("td", { className: "num", textContent: row.score.toFixed(2) }))));
 }

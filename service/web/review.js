@@ -68,8 +68,12 @@ function confirmed(text) {
 }
 
 function film(c) {
-  if (!c.title) return "its own film (the text names no film of the reference)";
+  if (!c.title) return "the film its text tells of";
   return `${c.title}${c.year ? ` (${c.year})` : ""}`;
+}
+
+function filmField(c) {
+  return field("Film", c.title ? film(c) : "its own (the text names no film of the reference)");
 }
 
 function field(term, value) {
@@ -77,7 +81,7 @@ function field(term, value) {
 }
 
 function card(c, fields, actions) {
-  const title = el("h3", { id: `correction-${c.id}`, textContent: `Correction ${c.id}: ${film(c)}` });
+  const title = el("h3", { id: `correction-${c.id}`, textContent: `Correction ${c.id}` });
   const text = el("p", { className: "text", textContent: c.text });
   const buttons = actions.map(([label, name, act, style]) => {
     const button = el("button", { type: "button", textContent: label, className: style || "" });
@@ -95,6 +99,7 @@ function pendingCard(c) {
   return card(c, [
     field("Asks for", c.genres.join(", ")),
     field("The service answers today", c.answer ? c.answer.join(", ") || "no genre" : "–"),
+    filmField(c),
     field("Sent by", `${c.client ?? "an unknown client"}, ${ago(c.created_at)}`),
   ], [["Approve", "Approve", approve], ["Reject", "Reject", reject, "danger"]]);
 }
@@ -104,6 +109,7 @@ function servedCard(c) {
   const by = c.author === "page" ? `the page (${c.client ?? "unknown client"}), approved by ${c.approved_by}` : c.author;
   return card(c, [
     field("Genres", c.genres.join(", ")),
+    filmField(c),
     field("Sent by", `${by}, ${ago(c.created_at)}`),
     field("State", state),
   ], [["Revoke", "Revoke", revoke, "danger"]]);
