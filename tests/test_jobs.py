@@ -5,7 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -354,3 +360,57 @@ def test_a_job_whose_index_changes_under_it_starts_again_on_the_new_one(classifi
     assert "index changed" in done.notes[0]
     assert store.output_path(done).read_bytes() == classify_file_output(
         classifier, store.input_path(done), tmp_path / "expected.csv").read_bytes()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(index_dir: Path, jobs_dir: Path, port: int) -> subprocess.Popen:
+    env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(index_dir), "LLM_BACKEND": "none", "MOVIEGENRE_PORT": str(port),
+                        "MOVIEGENRE_JOBS_DIR": str(jobs_dir), "MOVIEGENRE_JOBS_CHUNK_ROWS": "8"}
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _until(server: subprocess.Popen, ask, deadline_s: float = 180):
+    """Asks again until `ask` answers something (the service's own pace; the deadline only bounds a hung test)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[1].decode()[-2000:]
+        try:
+            if (found := ask()) is not None:
+                return found
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the service never got there")
+
+
+def test_a_service_killed_mid_job_resumes_it_when_it_starts_again(classifier, small_index_dir, tmp_path):
+    from .conftest import copy_index
+
+    index_dir, jobs_dir = copy_index(small_index_dir, tmp_path / "index"), tmp_path / "jobs"
+    rows = films(30) * 20  # 600 rows: seconds of work, the kill lands mid-way
+    source = write_csv(tmp_path / "catalogue.csv", [r | {"id": str(i)} for i, r in enumerate(rows)])
+    url = f"http://127.0.0.1:{(port := _free_port())}"
+    server = _serve(index_dir, jobs_dir, port)
+    try:
+        _until(server, lambda: httpx.get(f"{url}/readyz").status_code == 200 or None)
+        job = httpx.post(f"{url}/jobs", params={"name": source.name}, content=source.read_bytes()).json()
+        _until(server, lambda: httpx.get(f"{url}/jobs/{job['id']}").json()["rows_done"] >= 16 or None)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
+        left = JobStore(jobs_dir, 20, 3600).get(job["id"])
+        assert left.state == "running" and 16 <= left.rows_done < 600
+        server = _serve(index_dir, jobs_dir, port)  # started again on the same folders
+        _until(server, lambda: httpx.get(f"{url}/jobs/{job['id']}").json()["state"] == "done" or None)
+        output = httpx.get(f"{url}/jobs/{job['id']}/output").content
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    done = JobStore(jobs_dir, 20, 3600).get(job["id"])
+    assert done.rows_before_run >= left.rows_done and done.classified == 600  # resumed after its kept chunks
+    assert output == classify_file_output(classifier, source, tmp_path / "expected.csv").read_bytes()

@@ -63,7 +63,11 @@ def job_out(jobs: Jobs, record: JobRecord, now: float) -> JobOut:
                   rejected_rows=f"/jobs/{record.id}/rejected" if done else None, glance=glance)
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut,
+UPLOAD = {"requestBody": {"required": True, "description": "The file, as it is (not a form)", "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.post("/jobs", status_code=202, response_model=JobOut, openapi_extra=UPLOAD,
              dependencies=[Depends(only_query_params("name", "text_column", "output"))])
 async def create(request: Request, response: Response,
                  name: str = Query(min_length=1, max_length=255, description=(
@@ -103,7 +107,8 @@ async def create(request: Request, response: Response,
         if not kept:  # refused, cut off, or over the size limit (the body limit answers 413)
             await run_in_threadpool(jobs.store.remove, record.id)
         lock.release()
-    jobs.runner.wake()
+    if jobs.runner is not None:  # else the runners take it when the app starts
+        jobs.runner.wake()
     response.headers["Location"] = f"/jobs/{record.id}"
     return job_out(jobs, record, now)
 
