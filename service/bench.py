@@ -510,26 +510,32 @@ JOB_ROWS = 20_000
 
 def jobs_figures(settings: Settings, rows: int = JOB_ROWS) -> dict:
     """English /classify, one client, alone and while a catalogue of `rows` rows uploaded to POST /jobs is classified
-    beside it (the same service, the same requests asked in turn until the job is done): p50 / p99 of each, and the
-    job's rows per second."""
+    beside it (the same service, the same requests asked in turn until the job is done): p50 / p99 of each, the
+    job's rows per second, and whether its output is the one `classify-file` writes of the same file."""
     texts = _descriptions(settings)
-    with tempfile.TemporaryDirectory() as tmp, running_service(settings, MOVIEGENRE_JOBS_DIR=tmp) as (url, _):
+    with tempfile.TemporaryDirectory() as tmp:
         source = write_catalogue(Path(tmp) / "catalogue.csv", texts, rows)
-        _timed_posts(url, texts[:30])  # warm-up
-        alone = _timed_posts(url, texts[30:530])[0]
-        with httpx.Client(base_url=url, timeout=120) as http:
-            started = time.perf_counter()
-            job = http.post("/jobs", params={"name": source.name}, content=source.read_bytes()).json()
-            beside, done = [], job
-            while done["state"] not in ("done", "failed"):
-                beside += _timed_posts(url, texts[30:80])[0]
-                done = http.get(f"/jobs/{job['id']}").json()
-            seconds = time.perf_counter() - started
-    p99 = _percentiles(alone, "alone")["alone_p99_ms"], _percentiles(beside, "beside")["beside_p99_ms"]
+        with running_service(settings, MOVIEGENRE_JOBS_DIR=tmp) as (url, _):
+            _timed_posts(url, texts[:30])  # warm-up
+            alone = _timed_posts(url, texts[30:530])[0]
+            with httpx.Client(base_url=url, timeout=120) as http:
+                started = time.perf_counter()
+                job = http.post("/jobs", params={"name": source.name}, content=source.read_bytes()).json()
+                beside, done = [], job
+                while done["state"] not in ("done", "failed"):
+                    beside += _timed_posts(url, texts[30:80])[0]
+                    done = http.get(f"/jobs/{job['id']}").json()
+                seconds = time.perf_counter() - started
+                output = http.get(f"/jobs/{job['id']}/output").content
+        env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(settings.index.dir), "LLM_BACKEND": "none"}
+        subprocess.run([sys.executable, "-m", "service.cli", "classify-file", str(source), "-o",
+                        str(Path(tmp) / "out.csv"), "--quiet"], env=env, check=True, capture_output=True)
+        identical = output == (Path(tmp) / "out.csv").read_bytes()
+    p99 = _percentiles(alone, "a")["a_p99_ms"], _percentiles(beside, "b")["b_p99_ms"]
     return _percentiles(alone, "jobs_classify_alone") | _percentiles(beside, "jobs_classify_beside_job") | {
         "jobs_classify_beside_job_requests": len(beside), "jobs_p99_ratio": round(p99[1] / p99[0], 2),
         "jobs_rows": rows, "jobs_state": done["state"], "jobs_seconds": round(seconds, 1),
-        "jobs_rows_per_s": round(rows / seconds, 1)}
+        "jobs_rows_per_s": round(rows / seconds, 1), "jobs_output_identical_to_classify_file": identical}
 
 
 # the parts `make bench` runs that `moviegenre bench --only NAME` runs alone, each written to bench/NAME.json

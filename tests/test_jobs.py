@@ -23,7 +23,6 @@ from service.api.app import create_app
 from service.batch.chunks import sidecar_path
 from service.batch.run import Job, classify_file
 from service.jobs.records import JobRecord, progress_of
-from service.jobs.runner import PIECE_ROWS
 from service.jobs.store import JobStore
 
 from .conftest import HeldDrafts, make_classifier, tmdb_rows
@@ -168,7 +167,7 @@ def test_progress_reports_the_rate_since_the_run_started_and_the_time_left():
                        rows_total=1000, rows_done=400, run_started_at=100.0, rows_before_run=200)
     progress = progress_of(record, now=110.0)
     assert (progress.rows_done, progress.fraction, progress.rows_per_s, progress.eta_s) == (400, 0.4, 20.0, 30.0)
-    live = progress_of(record, now=110.0, rows_done=500)  # the runner's own count, piece by piece
+    live = progress_of(record, now=110.0, rows_done=500)  # the runner's own count, text by text
     assert (live.rows_done, live.rows_per_s, live.eta_s) == (500, 30.0, 500 / 30)
     record.rows_total = 300  # a CSV's line count was an estimate: never below what is done
     assert progress_of(record, now=110.0).fraction == 1.0
@@ -177,7 +176,7 @@ def test_progress_reports_the_rate_since_the_run_started_and_the_time_left():
     assert (progress_of(queued, now=5.0).rows_per_s, progress_of(queued, now=5.0).eta_s) == (None, None)
 
 
-def test_each_piece_of_a_job_is_classified_under_a_cpu_slot_of_the_service(app, classifier, tmp_path):
+def test_each_text_of_a_job_is_classified_alone_under_a_cpu_slot_of_the_service(app, classifier, tmp_path):
     service = app(jobs_chunk_rows=100)
     calls: list[tuple[int, int]] = []  # (texts, slots held while drafting)
     draft = classifier.draft
@@ -190,22 +189,22 @@ def test_each_piece_of_a_job_is_classified_under_a_cpu_slot_of_the_service(app, 
     with TestClient(service) as client:
         job = upload(client, catalogue(tmp_path, 80)).json()
         Watched(service).wait(job["id"], "done")
-    assert sum(texts for texts, _ in calls) == 79 and all(texts <= PIECE_ROWS for texts, _ in calls)
-    assert all(held == 1 for _, held in calls)  # each piece held one slot, the one /classify would take
+    assert [texts for texts, _ in calls] == [1] * 79  # alone, as a /classify request: on one core
+    assert all(held == 1 for _, held in calls)  # each held one slot, as /classify does
 
 
 def test_a_restart_mid_job_resumes_after_the_last_finished_chunk_and_gives_the_same_output(app, classifier,
                                                                                             tmp_path):
     source = catalogue(tmp_path, 40)
     first = app()
-    held = HeldDrafts(classifier)  # the job's first piece waits until the service is stopping
+    held = HeldDrafts(classifier, after=8)  # the first chunk's 7 texts and one of the second's go on; the next waits
     client = TestClient(first)
     client.__enter__()
     try:
         job = upload(client, source).json()
-        assert held.wait_started(1)
+        assert held.wait_started(9)
         stopping = threading.Thread(target=client.__exit__, args=(None, None, None))
-        stopping.start()  # the service stops while the job is at its first chunk
+        stopping.start()  # the service stops while the job is in its second chunk
         assert first.state.jobs.runner.stopping.wait(30)
     finally:
         held.release()
@@ -316,7 +315,7 @@ def test_a_finished_job_is_removed_after_its_time_and_a_cut_off_upload_at_once(t
     held.release()
 
 
-def test_a_running_job_removed_stops_at_its_next_piece_and_leaves_nothing(app, classifier, tmp_path):
+def test_a_running_job_removed_stops_at_its_next_text_and_leaves_nothing(app, classifier, tmp_path):
     service = app()
     held = HeldDrafts(classifier)
     with TestClient(service) as client:
@@ -333,7 +332,7 @@ def test_a_running_job_removed_stops_at_its_next_piece_and_leaves_nothing(app, c
 def test_a_job_whose_index_changes_under_it_starts_again_on_the_new_one(classifier, tmp_path):
     from service.jobs.runner import IndexChanged, JobRunner
 
-    class Drafting:  # the service, whose index is rebuilt once the job's first piece is asked for
+    class Drafting:  # the service, whose index is rebuilt once the job's first text is asked for
         changed = False
 
         def manifest(self):

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                       asyncio.create_task(app.state.admission.hand_back_memory())]
         start_jobs(app)
         yield
-        await stop_jobs(app)  # before the admission's threads go: a job's piece in flight finishes on them
+        await stop_jobs(app)  # before the admission's threads go: a job's text in flight finishes on them
         for task in background:
             task.cancel()
         app.state.admission.close()

@@ -1,5 +1,5 @@
 """What the /jobs routes share with the service: the job store and runners of this process (app.state.jobs), started
-and stopped with the app, and how a job classifies here — with the runtime serving now, each piece under one of the
+and stopped with the app, and how a job classifies here — with the runtime serving now, each text under one of the
 CPU slots the routes take (the admission's queue, in arrival order with every request)."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from service.jobs.store import JobStore
 from service.settings import Settings
 from service.store import index_identity
 
-PIECE_TIMEOUT_S = 600.0  # a piece that has not come back by then (the loop is gone) fails its job, never hangs it
+TEXT_TIMEOUT_S = 600.0  # a text that has not come back by then (the loop is gone) fails its job, never hangs it
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -36,7 +36,7 @@ class ServiceDrafting:
         return runtime.classifier.index.manifest if runtime is not None else None
 
     def draft(self, texts: list[str], index: str) -> list:
-        return asyncio.run_coroutine_threadsafe(self._draft(texts, index), self.loop).result(PIECE_TIMEOUT_S)
+        return asyncio.run_coroutine_threadsafe(self._draft(texts, index), self.loop).result(TEXT_TIMEOUT_S)
 
     async def _draft(self, texts: list[str], index: str) -> list:
         """Under a CPU slot; a job turned away by the admission (the service is at capacity) waits its Retry-After
@@ -79,7 +79,7 @@ def start_jobs(app) -> None:
 
 
 async def stop_jobs(app) -> None:
-    """Each runner stops before its next piece (the piece in flight finishes on the loop, which still runs)."""
+    """Each runner stops before its next text (the one in flight finishes on the loop, which still runs)."""
     runner = app.state.jobs.runner
     if runner is not None:
         await asyncio.to_thread(runner.stop)

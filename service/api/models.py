@@ -366,7 +366,7 @@ class JobOut(BaseModel):
 class JobRemoved(BaseModel):
     id: str
     state: Literal["removed", "cancelling"] = Field(
-        description="removed: its files are gone; cancelling: its runner stops at its next piece and removes them")
+        description="removed: its files are gone; cancelling: its runner stops at its next text and removes them")
 
 
 class ErrorResponse(BaseModel):

@@ -1,12 +1,14 @@
 """Jobs classified beside the service: classify-file's engine (batch/: the same reader, chunks, resumption and
 output), driven by a few runner threads of the service's process, with the service's classifier.
 
-A chunk's CPU work is never done in one go: its texts are classified in pieces of PIECE_ROWS, each under one of
-the CPU slots /classify takes (the `Drafting` the API hands in), so a job holds at most one slot at a time per
-runner, for about as long as a /classify/batch holds one, and waits its turn in the same queue as any request.
-Reading the file, keeping chunks and writing the output hold no slot. A runner stopped with the service leaves its
-job where it was (its finished chunks kept); the next start, of this process or of another sharing the folder,
-resumes it."""
+A chunk's CPU work is never done in one go: each of its texts is classified alone, under one of the CPU slots
+/classify takes (the `Drafting` the API hands in), exactly as a /classify request is: a job holds at most one slot
+at a time per runner, for as long as a request holds one, waits its turn in the same queue, and works on one core,
+leaving the other to the requests. (Pieces of 32 texts classified together, as /classify/batch does, went ~1.5×
+faster but doubled the p99 of /classify beside them: a batch embeds on every core at once. Measured in
+docs/benchmarks.md.) Reading the file, keeping chunks and writing the output hold no slot. A runner stopped with the
+service leaves its job where it was (its finished chunks kept); the next start, of this process or of another
+sharing the folder, resumes it."""
 from __future__ import annotations
 
 import logging
@@ -27,7 +29,6 @@ from service.settings import Settings
 from service.store import index_identity
 
 log = logging.getLogger("moviegenre")
-PIECE_ROWS = 32  # texts classified under one CPU slot: what /classify/batch takes in one request, about
 SCAN_S = 5.0  # how often an idle runner looks for jobs (left by another process) and removes expired ones
 
 
@@ -59,21 +60,19 @@ class Drafting(Protocol):
 
 
 class InSlots:
-    """The service's classifier as a job's chunk sees it (batch.labelling.classify_items calls classify_many): the
-    texts classified PIECE_ROWS at a time, each piece under a CPU slot; `between` runs before each piece (it raises
-    Stopped or Cancelled), `done` after it, with the texts it classified."""
+    """The service's classifier as a job's chunk sees it (batch.labelling.classify_items calls classify_many): each
+    text classified alone, under a CPU slot; `between` runs before each (it raises Stopped or Cancelled), `done`
+    after it."""
 
-    def __init__(self, drafting: Drafting, index: str, between: Callable[[], None], done: Callable[[int], None],
-                 piece_rows: int = PIECE_ROWS):
-        self.drafting, self.index, self.between, self.done, self.piece_rows = drafting, index, between, done, piece_rows
+    def __init__(self, drafting: Drafting, index: str, between: Callable[[], None], done: Callable[[], None]):
+        self.drafting, self.index, self.between, self.done = drafting, index, between, done
 
     def classify_many(self, texts: list[str]) -> list:
         results = []
-        for start in range(0, len(texts), self.piece_rows):
+        for text in texts:
             self.between()
-            piece = texts[start:start + self.piece_rows]
-            results += self.drafting.draft(piece, self.index)
-            self.done(len(piece))
+            results += self.drafting.draft([text], self.index)
+            self.done()
         return results
 
 
@@ -82,7 +81,7 @@ class JobRunner:
         self.store, self.settings, self.drafting, self.clock, self.scan_s = store, settings, drafting, clock, scan_s
         self._wake, self.stopping = threading.Event(), threading.Event()
         self._threads: list[threading.Thread] = []
-        self._live: dict[str, int] = {}  # job → rows done, piece by piece, for the jobs this process runs
+        self._live: dict[str, int] = {}  # job → rows done, text by text, for the jobs this process runs
 
     def start(self) -> None:
         self.stopping.clear()
@@ -96,14 +95,14 @@ class JobRunner:
         self._wake.set()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Each runner stops before its next piece; its job resumes at the next start."""
+        """Each runner stops before its next text; its job resumes at the next start."""
         self.stopping.set()
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
 
     def rows_done(self, job_id: str) -> int | None:
-        """The live count of a job this process runs (None for others: their status says)."""
+        """The live count of a job this process runs, text by text (None for others: their status says)."""
         return self._live.get(job_id)
 
     def _work(self) -> None:
@@ -164,11 +163,11 @@ class JobRunner:
             record.rows_done = self._live[record.id] = finished
             store.save(record)
 
-        def piece_done(texts: int) -> None:
-            self._live[record.id] = self._live.get(record.id, finished) + texts
+        def text_done() -> None:
+            self._live[record.id] = self._live.get(record.id, finished) + 1
 
         record.run_started_at = None
-        classifier = InSlots(self.drafting, index_identity(manifest), lambda: self._between(record), piece_done)
+        classifier = InSlots(self.drafting, index_identity(manifest), lambda: self._between(record), text_done)
 
         def labeller(chunks: Iterable[tuple[int, list[Item]]]) -> Iterator[tuple[int, pa.Table]]:
             for number, items in chunks:

@@ -143,7 +143,7 @@ class JobStore:
 
     def cancel(self, job_id: str) -> bool:
         """Removes the job at once when nobody works on it (True); else asks its runner to stop and remove it at its
-        next piece (False)."""
+        next text (False)."""
         lock = Lock.take(self.path(job_id) / LOCK)
         if lock is None:
             (self.path(job_id) / CANCEL).touch()

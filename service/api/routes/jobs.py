@@ -193,7 +193,7 @@ def download_rejected(request: Request, job_id: str = JOB_ID, caller: str = Depe
 
 @router.delete("/jobs/{job_id}", response_model=JobRemoved, dependencies=[Depends(only_query_params())])
 def remove(request: Request, job_id: str = JOB_ID, caller: str = Depends(job_caller)) -> JobRemoved:
-    """Remove a job and its files; a running one stops at its next piece and is removed then."""
+    """Remove a job and its files; a running one stops at its next text and is removed then."""
     jobs, record = _owned(request, job_id, caller)
     if record.state == "uploading":
         raise HTTPException(409, f"job {job_id} is still being uploaded")
