@@ -413,3 +413,67 @@ def test_a_service_killed_mid_job_resumes_it_when_it_starts_again(classifier, sm
     done = JobStore(jobs_dir, 20, 3600).get(job["id"])
     assert done.rows_before_run >= left.rows_done and done.classified == 600  # resumed after its kept chunks
     assert output == classify_file_output(classifier, source, tmp_path / "expected.csv").read_bytes()
+
+
+def test_a_jobs_folder_that_cannot_be_written_is_a_503_that_says_so(app, tmp_path):
+    (tmp_path / "not-a-folder").write_text("a file where the jobs folder should be")
+    service = app(jobs_dir=tmp_path / "not-a-folder" / "jobs")
+    with TestClient(service) as client:
+        refused = upload(client, catalogue(tmp_path, 10))
+        assert client.get("/health").json()["jobs"]["enabled"] is False
+    assert refused.status_code == 503 and "jobs folder cannot be written" in refused.json()["error"]
+
+
+def test_a_job_sent_while_the_service_is_at_capacity_waits_its_turn_and_completes(app, classifier, tmp_path):
+    from service.api.errors import Overloaded
+
+    service = app(max_in_flight=1, min_queue=0, max_queue_wait=0)
+    refused = threading.Event()
+    run = service.state.admission.run
+
+    async def counted(work, *args):
+        try:
+            return await run(work, *args)
+        except Overloaded:
+            refused.set()
+            raise
+
+    service.state.admission.run = counted
+    held = HeldDrafts(classifier)  # a request holds the only slot
+    with TestClient(service) as client:
+        watch = Watched(service)
+        asking = threading.Thread(target=client.post, args=("/classify",), kwargs={"json": {"description": "A heist."}})
+        asking.start()
+        assert held.wait_started(1)
+        job = upload(client, catalogue(tmp_path, 10)).json()
+        assert refused.wait(60)  # turned away while the request held the slot: the job waits, it does not fail
+        held.release()
+        asking.join(60)
+        done = watch.wait(job["id"], "done", "failed")
+    assert (done.state, done.classified) == ("done", 9)
+
+
+def test_a_job_sent_before_any_index_is_served_waits_for_one(classifier, tmp_path):
+    from service.jobs.runner import JobRunner
+
+    class Drafting:  # a service still loading its index, then serving it
+        serving = False
+
+        def manifest(self):
+            return classifier.index.manifest if self.serving else None
+
+        def draft(self, texts, index):
+            return classifier.draft(texts)
+
+    settings = classifier.settings.replace(jobs_dir=tmp_path / "jobs")
+    store = JobStore(tmp_path / "jobs", 20, 3600)
+    record = JobRecord(store.new_id(), "c.csv", "anonymous", "csv", "csv", None, "here", created_at=0.0)
+    store.create(record).release()
+    store.input_path(record).write_bytes(catalogue(tmp_path, 10).read_bytes())
+    record.state = "queued"
+    store.save(record)
+    drafting = Drafting()
+    runner = JobRunner(store, settings, drafting, clock=lambda: 5.0)
+    assert runner._run(*store.claim()) is False and store.get(record.id).state == "queued"
+    drafting.serving = True
+    assert runner._run(*store.claim()) is True and store.get(record.id).state == "done"

@@ -88,7 +88,7 @@ class JobStore:
         folder = self.folder
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent
-        return os.access(folder, os.W_OK)
+        return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
     @staticmethod
     def new_id() -> str:
