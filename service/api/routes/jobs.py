@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from service.api.deps import only_query_params
+from service.atomic import fsync_path
 from service.api.errors import error_response
 from service.api.jobs import REPLICA, Jobs, job_caller
 from service.api.models import ErrorResponse, JobOut, JobRemoved
@@ -114,7 +115,7 @@ async def create(request: Request, response: Response,
 
 
 async def _receive(request: Request, path: FilePath) -> int:
-    """The body, streamed to `path` (the body limit stops it at MOVIEGENRE_MAX_UPLOAD_BYTES): its size."""
+    """The body, streamed to `path` and on disk (the body limit stops it at MOVIEGENRE_MAX_UPLOAD_BYTES): its size."""
     size, pending = 0, bytearray()
     with path.open("wb") as f:
         async for piece in request.stream():
@@ -125,6 +126,8 @@ async def _receive(request: Request, path: FilePath) -> int:
                 pending.clear()
         await run_in_threadpool(f.write, bytes(pending))
         size += len(pending)
+        await run_in_threadpool(f.flush)
+    await run_in_threadpool(fsync_path, path)  # the 202 says the file is kept: it is, whatever happens next
     return size
 
 
