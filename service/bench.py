@@ -4,6 +4,7 @@ It starts the service (neighbour-vote backend) on a free loopback port, loads it
 stops it. Every loop is bounded in count and time."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from contextlib import ExitStack, contextmanager
+from itertools import cycle, islice
 from pathlib import Path
 
 import httpx
@@ -624,13 +626,57 @@ def against_figures(settings: Settings, checkout: Path) -> dict:
             "p50_change": round(p50[1] / p50[0] - 1, 3)} | cost
 
 
+def write_catalogue(path: Path, plots: list[str], rows: int) -> Path:
+    """A catalogue CSV of `rows` rows (id, plot): the plots repeated."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "plot"])
+        writer.writerows((i, plot) for i, plot in enumerate(islice(cycle(plots), rows)))
+    return path
+
+
+JOB_ROWS = 20_000
+
+
+def jobs_figures(settings: Settings, rows: int = JOB_ROWS) -> dict:
+    """English /classify, one client, alone (250 requests before the job and 250 after it, so the machine's noise of
+    the whole run falls on both) and while a catalogue of `rows` rows uploaded to POST /jobs is classified beside it
+    (the same requests asked in turn until the job is done): p50 / p99 of each, the job's rows per second, and
+    whether its output is the one `classify-file` writes of the same file."""
+    texts = _descriptions(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_catalogue(Path(tmp) / "catalogue.csv", texts, rows)
+        with running_service(settings, MOVIEGENRE_JOBS_DIR=tmp) as (url, _):
+            _timed_posts(url, texts[:30])  # warm-up
+            alone = _timed_posts(url, texts[30:280])[0]
+            with httpx.Client(base_url=url, timeout=120) as http:
+                started = time.perf_counter()
+                job = http.post("/jobs", params={"name": source.name}, content=source.read_bytes()).json()
+                beside, done = [], job
+                while done["state"] not in ("done", "failed"):
+                    beside += _timed_posts(url, texts[30:80])[0]
+                    done = http.get(f"/jobs/{job['id']}").json()
+                seconds = time.perf_counter() - started
+                output = http.get(f"/jobs/{job['id']}/output").content
+            alone += _timed_posts(url, texts[280:530])[0]
+        env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(settings.index.dir), "LLM_BACKEND": "none"}
+        subprocess.run([sys.executable, "-m", "service.cli", "classify-file", str(source), "-o",
+                        str(Path(tmp) / "out.csv"), "--quiet"], env=env, check=True, capture_output=True)
+        identical = output == (Path(tmp) / "out.csv").read_bytes()
+    p99 = _percentiles(alone, "a")["a_p99_ms"], _percentiles(beside, "b")["b_p99_ms"]
+    return _percentiles(alone, "jobs_classify_alone") | _percentiles(beside, "jobs_classify_beside_job") | {
+        "jobs_classify_beside_job_requests": len(beside), "jobs_p99_ratio": round(p99[1] / p99[0], 2),
+        "jobs_rows": rows, "jobs_state": done["state"], "jobs_seconds": round(seconds, 1),
+        "jobs_rows_per_s": round(rows / seconds, 1), "jobs_output_identical_to_classify_file": identical}
+
+
 # the parts `make bench` runs that `moviegenre bench --only NAME` runs alone, each written to bench/NAME.json
 def llm_figures(settings: Settings) -> dict:
     return llm_beside_plain(settings) | llm_pool_figures(settings)
 
 
 PARTS = {"corrections": corrections_figures, "llm": llm_figures, "probes": probes_beside_lookups,
-         "service": service_figures}
+         "service": service_figures, "jobs": jobs_figures}
 
 
 def run(settings: Settings, out: Path, only: str | None = None, against: Path | None = None) -> dict:
@@ -642,7 +688,7 @@ def run(settings: Settings, out: Path, only: str | None = None, against: Path | 
         return results
     results = service_figures(settings) | llm_figures(settings) | embed_throughput(settings) | {
         "faiss_ms": faiss_ms(settings)}
-    results |= corrections_figures(settings) | probes_beside_lookups(settings)
+    results |= corrections_figures(settings) | probes_beside_lookups(settings) | jobs_figures(settings)
     results["metrics_cost_us_per_request"] = metrics_cost_us(settings)
     results["profile_ms"] = profile_request(settings)
     out.mkdir(parents=True, exist_ok=True)

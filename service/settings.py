@@ -1,5 +1,5 @@
 """All configuration, read from environment variables once and passed in: one typed object of groups by concern
-(index, classification, llm, lookup, service, corrections, operations), each group a pydantic-settings model that
+(index, classification, llm, lookup, service, corrections, operations, jobs), each group a pydantic-settings model that
 reads its own variables. Code reads `settings.llm.timeout_s`; an operator sets LLM_TIMEOUT.
 
 A setting's flat name is its environment variable in lower case, without MOVIEGENRE_ (`llm_timeout`,
@@ -265,9 +265,32 @@ class OperationsSettings(Group):
     _rate = field_validator("rate_limit")(_a_rate)
 
 
+class JobsSettings(Group):
+    """Files classified as jobs of the service (POST /jobs, service/jobs/)."""
+    # where a job's upload, progress and output are kept (default: <index dir>/jobs); replicas that share it report
+    # and resume each other's jobs
+    dir: Path | None = Field(None, alias="MOVIEGENRE_JOBS_DIR")
+    # an upload larger than this is refused (413) as it streams in; it never goes through MAX_BODY_BYTES
+    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1, alias="MOVIEGENRE_MAX_UPLOAD_BYTES")
+    # jobs kept at once, whatever their state (429 beyond): a finished job frees its place when it is removed
+    max_jobs: int = Field(20, ge=1, le=10_000, alias="MOVIEGENRE_MAX_JOBS")
+    # jobs classified at once by one process (each takes one CPU slot at a time, beside /classify)
+    running: int = Field(1, ge=1, le=8, alias="MOVIEGENRE_JOBS_RUNNING")
+    # a finished job's files are removed this long after it finished
+    keep_hours: float = Field(24.0, gt=0, le=24 * 366, alias="MOVIEGENRE_JOBS_KEEP_HOURS")
+    # rows read, classified and kept together: what a restart resumes after (classify-file's --chunk-rows)
+    chunk_rows: int = Field(2000, ge=1, le=100_000, alias="MOVIEGENRE_JOBS_CHUNK_ROWS")
+
+    _blank = field_validator("dir", mode="before")(_blank_is_none)
+
+    def folder(self, index_dir: Path) -> Path:
+        return self.dir or Path(index_dir) / "jobs"
+
+
 GROUPS: dict[str, type[Group]] = {"index": IndexSettings, "classification": ClassificationSettings,
                                   "llm": LLMSettings, "lookup": LookupSettings, "service": ServiceSettings,
-                                  "corrections": CorrectionsSettings, "operations": OperationsSettings}
+                                  "corrections": CorrectionsSettings, "operations": OperationsSettings,
+                                  "jobs": JobsSettings}
 
 
 def flat_name(alias: str) -> str:
@@ -287,6 +310,7 @@ class Settings(BaseModel):
     service: ServiceSettings
     corrections: CorrectionsSettings
     operations: OperationsSettings
+    jobs: JobsSettings
 
     # what an answer depends on (no secrets, no limits of the HTTP service): a resumed file run and a stored
     # result are only reused when these are the same

@@ -48,7 +48,7 @@ class ThrowawayPostgres:
             for folder in (self.data, self.run):
                 folder.mkdir()
                 self._own(folder)
-            self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale",
+            self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
                       "--no-sync")
         options = f"-k {self.run} -c listen_addresses='' -p {PORT} -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.run / "server.log"), "-w", "-t", "60",

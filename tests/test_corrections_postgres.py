@@ -48,6 +48,10 @@ def test_one_store_means_the_same_in_both_rooms(store_location):
     assert [c.id for c in store.served()] == [first.correction.id, page.correction.id]
     assert store.changes_since(3).revoked == {newer.id} and store.version() == 5
     assert store.get(first.correction.id).text == CHINESE  # every script survives the round trip
+    amelie = store.add("Amélie", "A shy waitress in Montmartre.", ["Comedy"], "Amélie", 2001, "alice")
+    assert [c.id for c in store.page(0, 10, query="AMÉLIE")[0]] == [amelie.id]  # letters in any case
+    assert [c.id for c in store.page(0, 10, query="巫师")[0]] == [first.correction.id]
+    assert store.page(0, 10, query="100%")[1] == 0  # % is a character, not a wildcard
     assert store.pseudonym("address:203.0.113.9") == CorrectionStore(store_location).pseudonym("address:203.0.113.9")
     store.close()
 

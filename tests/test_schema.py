@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.api.app import create_app
+from service.api.jobs import jobs_of
 from service.api.state import runtime_for
 from service.settings import Settings
 
@@ -25,10 +26,14 @@ ACCEPTED = {200, 413}
 # 422 otherwise), and a generated id is seldom one stored (404)
 # /feedback: 409 for a title of several films; /approve: 404 for no such correction, 409 for a revoked one;
 # /feedback/reject: 422 for a body naming neither a client nor an age (both fields are optional in the schema)
+# /jobs: 202 for a file taken, 422 for a name without a known extension or a file that cannot be read, 429 once
+# MOVIEGENRE_MAX_JOBS are kept; a generated job id is none kept (404)
 ACCEPTED_BY_PATH = {"/admin/reload": ACCEPTED | {401, 409}, "/feedback": ACCEPTED | {201, 409, 422},
                     "/feedback/{correction_id}": ACCEPTED | {404},
                     "/feedback/{correction_id}/approve": ACCEPTED | {404, 409},
-                    "/feedback/reject": ACCEPTED | {422}}
+                    "/feedback/reject": ACCEPTED | {422}, "/jobs": ACCEPTED | {202, 422, 429},
+                    "/jobs/{job_id}": ACCEPTED | {404}, "/jobs/{job_id}/output": ACCEPTED | {404},
+                    "/jobs/{job_id}/rejected": ACCEPTED | {404}}
 EDITOR = {"X-API-Key": "ed1tor"}  # every call presents the editor token: /feedback is exercised, not just refused
 
 # The schema is read at import; the runtime it serves is put in place by the fixture below.
@@ -44,6 +49,7 @@ def served_runtime(small_index_dir, tmp_path_factory):
     """A copy of the small index: the corrections generated here stay here."""
     index_dir = copy_index(small_index_dir, tmp_path_factory.mktemp("schema") / "index")
     app.state.runtime = runtime_for(make_classifier(index_dir, feedback_token="ed1tor"))
+    app.state.jobs = jobs_of(app.state.settings.replace(jobs_dir=index_dir / "jobs"))  # the uploads too
 
 
 def _has_nul(value) -> bool:

@@ -186,10 +186,13 @@ class _ClientGone(Exception):
 class AdmissionMiddleware:
     """A pure ASGI middleware: a refusal costs no body read, no validation, no thread, and no log line of its own."""
 
-    def __init__(self, app, admission: Admission):
+    def __init__(self, app, admission: Admission, streamed: frozenset[tuple[str, str]] = frozenset()):
+        """`streamed`: the (method, path) of uploads, which the route streams to disk as they come (a file of
+        hundreds of MB is never held in memory): each of their pieces must come within BODY_TIMEOUT."""
         self.app = app
         self.admission = admission
         self.body_timeout = admission.settings.operations.body_timeout_s
+        self.streamed = streamed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -197,6 +200,8 @@ class AdmissionMiddleware:
         refusal = await self._refusal(scope)
         if refusal is not None:
             return await refusal(scope, receive, send)
+        if (scope["method"], scope["path"]) in self.streamed:
+            return await self.app(scope, _paced(receive, self.body_timeout, scope), send)
         try:
             body = await self._body(receive)
         except _SlowBody:
@@ -245,6 +250,20 @@ def _unauthorised() -> JSONResponse:
     connection is closed after it)."""
     exc = unauthorised("API key")
     return error_response(exc.status_code, exc.detail, headers=exc.headers, close=True)
+
+
+def _paced(receive, timeout_s: float, scope):
+    """The client's messages, each within `timeout_s`: a body that stops coming reads as the client gone, and the
+    request's state says it was too slow (`slow_body`), for the route to answer 408."""
+    async def paced():
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await receive()
+        except TimeoutError:
+            scope.setdefault("state", {})["slow_body"] = timeout_s
+            return {"type": "http.disconnect"}
+
+    return paced
 
 
 def _replay(body: bytes, receive):

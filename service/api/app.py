@@ -10,11 +10,12 @@ from fastapi.staticfiles import StaticFiles
 
 from service.api.admission import Admission, AdmissionMiddleware
 from service.api.errors import install_error_handlers
+from service.api.jobs import jobs_of, start_jobs, stop_jobs
 from service.api.limits import BodySizeLimit
 from service.api.metrics import Metrics
 from service.api.ratelimit import RateLimit
 from service.api.requestlog import RequestLog
-from service.api.routes import classify, feedback, service
+from service.api.routes import classify, feedback, jobs, service
 from service.api.state import pick_up_multilingual, runtime_for
 from service.loading import load_classifier
 from service.classifier import Classifier
@@ -39,7 +40,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                 app.state.unavailable = str(exc)
         background = [asyncio.create_task(pick_up_multilingual(app)),
                       asyncio.create_task(app.state.admission.hand_back_memory())]
+        start_jobs(app)
         yield
+        await stop_jobs(app)  # before the admission's threads go: a job's text in flight finishes on them
         for task in background:
             task.cancel()
         app.state.admission.close()
@@ -61,11 +64,13 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.admission = Admission(settings, app.state.metrics,
                                     RateLimit(settings.operations.rate_limit, settings)
                                     if settings.operations.rate_limit else None)
-    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
+    uploads = {("POST", "/jobs"): settings.jobs.max_upload_bytes}  # streamed to disk, each with its own limit
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission, streamed=frozenset(uploads))
     # corrections sent from the page without a token wait for review, and each client may send only so many
     app.state.page_feedback_limit = RateLimit(settings.corrections.feedback_page_rate_limit, settings) \
         if settings.corrections.feedback_page else None
-    app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes)
+    app.state.jobs = jobs_of(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes, uploads=uploads)
     if settings.service.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.service.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
@@ -75,6 +80,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     install_error_handlers(app)
     app.include_router(classify.router)
     app.include_router(feedback.router)
+    app.include_router(jobs.router)
     app.include_router(service.router)
     app.include_router(service.page_route(settings.service.max_description_chars))
     app.mount("/static", StaticFiles(directory=service.WEB), name="static")

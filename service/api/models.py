@@ -96,6 +96,8 @@ class CorrectionOut(BaseModel):
     approved_by: str | None = None
     revoked_at: str | None = None
     revoked_by: str | None = None
+    answer: list[Genre] | None = Field(None, description="GET /feedback?answers=true: what the service answers the "
+                                                         "text today (the vote, no LLM)")
 
 
 class CorrectionPage(BaseModel):
@@ -307,6 +309,7 @@ class HealthResponse(BaseModel):
     built_at: str | None
     llm: LLMHealth
     feedback: FeedbackHealth
+    jobs: JobsHealth
 
 
 class GenresResponse(BaseModel):
@@ -324,6 +327,69 @@ class FeedbackHealth(BaseModel):
     available: bool = Field(description="the store answered its last read: false while it cannot be reached (the "
                                         "service answers with the corrections read before, if any)")
     problem: str | None = Field(None, description="why the store did not answer, while it does not")
+
+
+class JobsHealth(BaseModel):
+    enabled: bool = Field(description="POST /jobs takes files (the jobs folder can be written)")
+    needs_key: bool = Field(description="jobs need an API key or an editor's token (some are set)")
+    max_upload_bytes: int = Field(description="the largest file a job takes (MOVIEGENRE_MAX_UPLOAD_BYTES)")
+    max_jobs: int = Field(description="jobs kept at once (MOVIEGENRE_MAX_JOBS)")
+    keep_hours: float = Field(description="a finished job's files are removed this long after it finished")
+
+
+class GlanceBin(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    low: float = Field(alias="from")
+    high: float = Field(alias="to")
+    rows: int
+
+
+class UnsureRow(BaseModel):
+    row: int = Field(description="The row's number in the file (the header excluded), as the rejected rows name it")
+    text: str = Field(description="Its text (the first 300 characters)")
+    genres: list[Genre]
+    score: float = Field(description="The score of its first genre: how sure the answer is (0..1)")
+
+
+class JobGlance(BaseModel):
+    genres: dict[Genre, int] = Field(description="Rows given each genre, the most first")
+    confidence: list[GlanceBin] = Field(description="Rows by the score of their first genre, in tenths")
+    least_sure: list[UnsureRow] = Field(description="The rows the service was least sure of, the least first")
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str = Field(description="The uploaded file's name")
+    state: Literal["uploading", "queued", "running", "done", "failed"] = Field(
+        description="queued: waiting for a runner; running; done: the output can be downloaded; failed: see `error`")
+    input_format: str
+    output_format: str
+    text_column: str | None = Field(description="The column classified")
+    created_at: str
+    finished_at: str | None
+    expires_at: str | None = Field(description="When its files are removed (MOVIEGENRE_JOBS_KEEP_HOURS after it "
+                                               "finished)")
+    upload_bytes: int
+    rows_total: int | None = Field(description="Rows in the file (for CSV, counted by lines until it is done)")
+    rows_done: int
+    progress: float | None = Field(description="0..1")
+    rows_per_s: float | None = Field(description="Rows classified per second since the current run started")
+    eta_s: float | None = Field(description="Seconds left, at that rate")
+    classified: int | None
+    rejected: int | None
+    error: str | None
+    notes: list[str]
+    replica: str = Field(description="The process that received it (host:pid)")
+    output: str | None = Field(description="Where to download the output, once done")
+    rejected_rows: str | None = Field(description="Where to download the rejected rows (JSON lines), once done")
+    glance: JobGlance | None = Field(None, description="Once done: the catalogue at a glance")
+
+
+class JobRemoved(BaseModel):
+    id: str
+    state: Literal["removed", "cancelling"] = Field(
+        description="removed: its files are gone; cancelling: its runner stops at its next text and removes them")
 
 
 class ErrorResponse(BaseModel):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,11 @@ import pyarrow.parquet as pq
 
 from service.atomic import atomic_file, atomic_path, write_json
 from service.batch.labelling import ADDED, ANSWER_SCHEMA, INPUT_PREFIX, as_text, text_array
+
+
+# sees each part of the output as it is written: the rows' numbers in the file, and the part as a table of the
+# output's columns
+Tap = Callable[[list[int], pa.Table], None]
 
 
 @dataclass
@@ -77,11 +82,12 @@ class ChunkStore:
         with atomic_path(self._chunk(index)) as tmp:
             pq.write_table(table.add_column(0, "_row", rows), tmp)
 
-    def assemble(self, fmt: str) -> Summary:
+    def assemble(self, fmt: str, tap: Tap | None = None) -> Summary:
+        """The output and its sidecar, in place; `tap` sees each part of the output as it is written."""
         schema, widened = self._input_schema()
         summary = Summary(0, 0, self.output, sidecar_path(self.output), widened=widened)
         with atomic_file(summary.sidecar, folder=self.dir) as rejected, atomic_path(self.output, self.dir) as out:
-            WRITERS[fmt](out, schema, self._answers(schema, rejected, summary))
+            WRITERS[fmt](out, schema, self._answers(schema, rejected, summary, tap))
         shutil.rmtree(self.dir)
         return summary
 
@@ -106,7 +112,7 @@ class ChunkStore:
             fields.append(pa.field(name, kind))
         return pa.schema(fields), widened
 
-    def _answers(self, schema: pa.Schema, rejected, summary: Summary) -> Iterator[pa.Table]:
+    def _answers(self, schema: pa.Schema, rejected, summary: Summary, tap: Tap | None) -> Iterator[pa.Table]:
         """The output chunk by chunk, as tables of the output's columns; rejected rows go to the sidecar."""
         for path in self._chunk_files():
             chunk = pq.read_table(path)
@@ -119,7 +125,10 @@ class ChunkStore:
                     summary.rejected += 1
             kept = chunk.filter(pa.array([reason is None for reason in flags]))
             summary.classified += len(kept)
-            yield _output_table(kept, schema)
+            table = _output_table(kept, schema)
+            if tap is not None:
+                tap(kept.column("_row").to_pylist(), table)
+            yield table
 
 
 def _common_type(types: list[pa.DataType]) -> pa.DataType:

@@ -18,7 +18,12 @@ Item = tuple[dict | None, str | None]
 
 
 class CatalogueError(ValueError):
-    """A file that cannot be classified at all (unknown format, no text column)."""
+    """A file that cannot be classified at all (unknown format, no text column). `columns`: the file's columns,
+    when the text column is what is missing."""
+
+    def __init__(self, message: str, columns: list[str] | None = None):
+        super().__init__(message)
+        self.columns = columns
 
 
 def file_format(path: Path) -> str:
@@ -58,14 +63,14 @@ def text_column(path: Path, requested: str | None) -> str:
     names = columns(path)
     if requested:
         if requested not in names:
-            raise CatalogueError(f"{path.name} has no column {requested!r} (columns: {', '.join(names)})")
+            raise CatalogueError(f"{path.name} has no column {requested!r} (columns: {', '.join(names)})", names)
         return requested
     by_lower = {name.lower(): name for name in names}
     for wanted in TEXT_COLUMNS:
         if wanted in by_lower:
             return by_lower[wanted]
     raise CatalogueError(f"{path.name} has neither a 'plot' nor a 'description' column: name the text column "
-                         f"with --text-column (columns: {', '.join(names)})")
+                         f"with --text-column (columns: {', '.join(names)})", names)
 
 
 def count_rows(path: Path) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from service import calibration
-from service.batch.chunks import ChunkStore, Summary
+from service.batch.chunks import ChunkStore, Summary, Tap
 from service.batch.labelling import classify_items
 from service.corrections.store import store_location, stored_version
 from service.batch.records import Item, column_types, file_format, read_items, text_column
@@ -66,8 +66,10 @@ class Job:
                 "corrections": list(astuple(stored_version(store_location(s))))}
 
 
-def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | None = None) -> Summary:
-    """Read, classify (by `labeller`), keep and assemble: the steps every engine shares."""
+def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | None = None,
+            tap: Tap | None = None) -> Summary:
+    """Read, classify (by `labeller`), keep and assemble: the steps every engine shares (`tap`: see
+    ChunkStore.assemble)."""
     store = ChunkStore(job.output, job.fingerprint(manifest))
     done = store.resume()
     items = read_items(job.source)
@@ -78,7 +80,7 @@ def run_job(job: Job, manifest: dict, labeller: Labeller, progress: Progress | N
         store.put(index, table, first_row=index * job.chunk_rows + 1)
         if progress:
             progress(len(table))
-    summary = store.assemble(file_format(job.output))
+    summary = store.assemble(file_format(job.output), tap)
     summary.resumed_rows = skipped
     summary.notes += [store.discarded] if store.discarded else []
     summary.notes += [f"column {name!r} held values of different types: written as {kind}"

@@ -14,10 +14,12 @@ from service.settings import Settings
 
 def bench(
     out: Annotated[str, typer.Option()] = "bench",
-    only: Annotated[Literal["corrections", "llm", "probes", "service"] | None, typer.Option(
-        help="one part alone: corrections (the English p50 with and without 1,000 corrections), llm (plain clients "
-             "beside clients waiting on a 3 s stand-in LLM), probes (/livez and /readyz beside 80 lookups waiting on "
-             "a TMDb that never answers), service (latency, load, overload, RSS); written to bench/NAME.json")] = None,
+    only: Annotated[Literal["corrections", "llm", "probes", "service", "jobs"] | None, typer.Option(
+        help="one part alone: corrections (the English p50 with and without 1,000 corrections, SQLite and "
+             "PostgreSQL), llm (plain clients beside clients waiting on a 3 s stand-in LLM; the LLM pool), probes "
+             "(/livez and /readyz beside 80 lookups waiting on a TMDb that never answers), service (latency, load, "
+             "overload, RSS), jobs (/classify alone and beside a 20,000-row file classified as a job); written to "
+             "bench/NAME.json")] = None,
     against: Annotated[str | None, typer.Option(
         metavar="CHECKOUT", help="only the English p50 of another checkout of the project (git worktree add DIR REV) "
                                  "beside this code's, on the same index")] = None,
@@ -35,7 +37,7 @@ def bench_file(
 ) -> None:
     """classify-file on a large catalogue; bench/catalogue.json"""
     from service.atomic import write_bytes
-    from service.batch import bench as file_bench
+    from service import bench_file as file_bench
 
     figures = file_bench.run(Settings(), rows, ray_rows)
     folder = Path(out)

@@ -61,6 +61,11 @@ class Database(ABC):
     @abstractmethod
     def set_schema_version(self, tx: Transaction, version: int) -> None: ...
 
+    @abstractmethod
+    def holds_any_case(self, column: str) -> str:
+        """SQL that is true where `column` matches the `?` LIKE pattern (`\\` its escape), letters in any case: the
+        pattern comes casefolded."""
+
     def before_schema(self, tx: Transaction) -> None:
         """What the room needs before the tables are made (inside the upgrade's transaction)."""
 

@@ -88,6 +88,9 @@ class PostgresDatabase(Database):
         tx.execute("INSERT INTO meta (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE "
                    "SET value = EXCLUDED.value", (str(version),))
 
+    def holds_any_case(self, column: str) -> str:
+        return f"{column} ILIKE ? ESCAPE '\\'"  # letters folded as the database's locale folds them
+
     def before_schema(self, tx: _Connection) -> None:
         tx.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
 

@@ -48,6 +48,9 @@ class SQLiteDatabase(Database):
     def set_schema_version(self, tx: sqlite3.Connection, version: int) -> None:
         tx.execute(f"PRAGMA user_version = {int(version)}")
 
+    def holds_any_case(self, column: str) -> str:
+        return f"casefold({column}) LIKE ? ESCAPE '\\'"  # SQLite's own LIKE folds ASCII letters alone
+
     def describe(self) -> str:
         return str(self.path)
 
@@ -68,6 +71,7 @@ class SQLiteDatabase(Database):
             try:
                 _wal(connection)
                 connection.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns
+                connection.create_function("casefold", 1, _casefold, deterministic=True)
             except sqlite3.Error:
                 connection.close()
                 raise
@@ -85,6 +89,10 @@ class SQLiteDatabase(Database):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+
+
+def _casefold(text: str | None) -> str | None:
+    return text.casefold() if text is not None else None
 
 
 def _wal(db: sqlite3.Connection) -> None:

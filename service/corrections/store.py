@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,13 +121,14 @@ class CorrectionStore:
         with self._connected() as db:
             return _one(db, correction_id)
 
-    def page(self, offset: int, limit: int, status: Status | None = None,
-             client: str | None = None) -> tuple[list[Correction], int]:
-        """The newest first (of one status and/or one client, or all), and how many there are in all."""
-        where, params = _where(status, client)
+    def page(self, offset: int, limit: int, status: Status | None = None, client: str | None = None,
+             query: str | None = None) -> tuple[list[Correction], int]:
+        """The newest first (of one status and/or one client, or all; with `query`, those whose title or text holds
+        it, letters in any case), and how many there are in all."""
+        where, params = _where(status, client, query, self._db.holds_any_case)
         with self._reading() as db:
             rows = _rows(db, f"{STATE} {where} ORDER BY s.id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
-            total = db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
+            total = db.execute(f"SELECT COUNT(*) FROM ({STATE} {where}) t", params).fetchone()[0]
         return rows, total
 
     def superseded(self, corrections: list[Correction]) -> set[int]:
@@ -154,7 +156,7 @@ class CorrectionStore:
         """How many corrections there are (of one status, or all)."""
         where, params = _where(status, None)
         with self._connected() as db:
-            return db.execute(f"SELECT COUNT(*) FROM ({STATE} {where})", params).fetchone()[0]
+            return db.execute(f"SELECT COUNT(*) FROM ({STATE} {where}) t", params).fetchone()[0]
 
     def version(self) -> int:
         """The last change: what a reader that read through it has seen."""
@@ -244,9 +246,17 @@ def _last_change(db: Transaction) -> int:
     return db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
 
 
-def _where(status: Status | None, client: str | None) -> tuple[str, tuple]:
+def _where(status: Status | None, client: str | None, query: str | None = None,
+           holds: Callable[[str], str] | None = None) -> tuple[str, tuple]:
+    """The WHERE clause and its parameters; `query` is matched by the room's `holds_any_case` (% and _ in it are
+    matched as themselves)."""
     conditions = ([STATUS[status]] if status else []) + (["s.client = ?"] if client is not None else [])
-    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), ((client,) if client is not None else ())
+    params: tuple = (client,) if client is not None else ()
+    if query and holds is not None:
+        pattern = "%" + query.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(f"({holds('s.title')} OR {holds('s.text')})")
+        params += (pattern, pattern)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 def _film_of(title: str | None, year: int | None, plot: str) -> str:

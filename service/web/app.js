@@ -1,6 +1,7 @@
-"use strict";
 // The page: one form; the vote's answer at once (/classify?llm=false), drawn as chips, meta, lookup and
 // neighbours; then, when an LLM is configured, its refinement (/classify) redrawn over it when it arrives.
+import { el, errorMessage } from "./common.js";
+
 const form = document.getElementById("classify-form");
 const text = document.getElementById("text");
 const button = document.getElementById("submit");
@@ -16,12 +17,6 @@ const labels = {
 
 function mode() {
   return form.querySelector("input[name=mode]:checked").value;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
 }
 
 function showError(message) {
@@ -198,17 +193,6 @@ function drawNeighbours(neighbours) {
     el("td", { textContent: n.title }), el("td", { textContent: n.year ?? "–" }),
     el("td", { textContent: n.genres.join(", ") }), el("td", { className: "num", textContent: n.similarity.toFixed(2) })));
   document.querySelector("#neighbours tbody").replaceChildren(...rows);
-}
-
-async function errorMessage(response) {
-  try {
-    const body = await response.json();
-    if (body.error && body.candidates) {  // a title of several films (409): name them
-      return `${body.error} (${body.candidates.map((c) => `${c.title} ${c.year ?? "(no year)"}`).join(", ")})`;
-    }
-    if (body.error) return body.error;
-  } catch (_) { /* not JSON */ }
-  return `The service answered ${response.status}.`;
 }
 
 // whether an LLM is configured, read once from /health: without one there is nothing to refine

@@ -21,19 +21,37 @@ QUEUE_CLIENTS = 50  # the clients /feedback/queue lists, the most waiting first
 
 
 @router.get("/feedback", response_model=CorrectionPage,
-            dependencies=[Depends(only_query_params("offset", "limit", "status", "client"))])
-def listing(offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
-            status: str | None = Query(None, pattern="^(pending|served|revoked)$",
-                                       description="only these: pending (waiting for an editor), served, revoked"),
-            client: str | None = Query(None, pattern=CLIENT_PATTERN,
-                                       description="only those sent from the page by this client"),
-            _: str = Depends(require_editor), runtime: Runtime = Depends(current_runtime)) -> CorrectionPage:
+            dependencies=[Depends(only_query_params("offset", "limit", "status", "client", "q", "answers"))])
+async def listing(request: Request, offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500),
+                  status: str | None = Query(None, pattern="^(pending|served|revoked)$",
+                                             description="only these: pending (waiting for an editor), served, "
+                                                         "revoked"),
+                  client: str | None = Query(None, pattern=CLIENT_PATTERN,
+                                             description="only those sent from the page by this client"),
+                  q: str | None = Query(None, min_length=1, max_length=300,
+                                        description="only those whose title or text holds this (any case)"),
+                  answers: bool = Query(False, description=(
+                      "add what the service answers each one's text today (`answer`: the vote's genres, no LLM); "
+                      "at most MOVIEGENRE_MAX_BATCH_ITEMS corrections a page")),
+                  _: str = Depends(require_editor), runtime: Runtime = Depends(current_runtime)) -> CorrectionPage:
     """The corrections, the newest first, with who sent them, when, and whether they are served."""
+    most = request.app.state.settings.service.max_batch_items
+    if answers and limit > most:
+        raise HTTPException(422, f"with answers=true a page is limited to {most} corrections (limit)")
     store = corrections_of(runtime).store
-    page, total = store.page(offset, limit, status, client)
-    superseded = store.superseded(page)
-    return CorrectionPage(corrections=[correction_out(c, c.id in superseded) for c in page], total=total,
-                          offset=offset, limit=limit, next_offset=offset + limit if offset + limit < total else None)
+    page, total, superseded = await run_in_threadpool(_listed, store, offset, limit, status, client, q)
+    out = [correction_out(c, c.id in superseded) for c in page]
+    if answers and page:  # the CPU work of classifying them, under a slot like /classify/batch
+        drafts = await request.app.state.admission.run(runtime.classifier.draft, [c.text for c in page])
+        for correction, draft in zip(out, drafts):
+            correction.answer = draft.genres
+    return CorrectionPage(corrections=out, total=total, offset=offset, limit=limit,
+                          next_offset=offset + limit if offset + limit < total else None)
+
+
+def _listed(store, offset: int, limit: int, status: str | None, client: str | None, query: str | None):
+    page, total = store.page(offset, limit, status, client, query)
+    return page, total, store.superseded(page)
 
 
 @router.post("/feedback/{correction_id:int}/approve", response_model=CorrectionOut,

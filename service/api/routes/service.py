@@ -1,4 +1,4 @@
-"""/health, the probes, /metrics, /genres, /admin/reload and the web page.
+"""/health, the probes, /metrics, /genres, /admin/reload and the web pages.
 
 /livez, /readyz and /metrics answer from the event loop, calling nothing that blocks (they read what is in
 memory); /health on a thread of its own (api/lanes.py). So neither classification, nor lookups waiting on TMDb, nor
@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import current_runtime, require_admin
 from service.api.models import (AnswerCacheOut, ErrorResponse, FeedbackHealth, FusionOut, GenresResponse,
-                                HealthResponse, LLMHealth, LLMLoadOut, MultilingualHealth, ProbeResponse,
+                                HealthResponse, JobsHealth, LLMHealth, LLMLoadOut, MultilingualHealth, ProbeResponse,
                                 ReadyResponse, ReloadResponse)
 from service.api.state import Runtime, reload_runtime
 from service.store import IndexLoadError
@@ -54,7 +54,16 @@ def health_of(request: Request, runtime: Runtime) -> HealthResponse:
     degraded = degraded or not feedback.available
     return HealthResponse(status="degraded" if degraded else "ok", index_films=len(classifier.index),
                           model=classifier.embedder.model_name, multilingual=multilingual,
-                          built_at=classifier.index.manifest.get("built_at"), llm=llm, feedback=feedback)
+                          built_at=classifier.index.manifest.get("built_at"), llm=llm, feedback=feedback,
+                          jobs=_jobs_health(request))
+
+
+def _jobs_health(request: Request) -> JobsHealth:
+    settings = request.app.state.settings
+    return JobsHealth(enabled=request.app.state.jobs.store.writable(),
+                      needs_key=bool(settings.service.api_keys() or settings.corrections.editors()),
+                      max_upload_bytes=settings.jobs.max_upload_bytes, max_jobs=settings.jobs.max_jobs,
+                      keep_hours=settings.jobs.keep_hours)
 
 
 @router.get("/livez", response_model=ProbeResponse)
@@ -110,12 +119,20 @@ def reload(request: Request) -> ReloadResponse:
     return ReloadResponse(index_films=len(classifier.index), built_at=classifier.index.manifest.get("built_at"))
 
 
-def page_route(max_chars: int) -> APIRouter:
-    page = (WEB / "index.html").read_text(encoding="utf-8").replace("{{MAX_CHARS}}", str(max_chars))
-    pages = APIRouter(include_in_schema=False)
+PAGES = {"/": "index.html", "/review": "review.html", "/files": "files.html"}
 
-    @pages.get("/", response_class=HTMLResponse)
-    def index() -> str:
+
+def page_route(max_chars: int) -> APIRouter:
+    """The pages: / (one film), /review (editors review corrections), /files (a catalogue classified as a job)."""
+    pages = APIRouter(include_in_schema=False)
+    for path, name in PAGES.items():
+        page = (WEB / name).read_text(encoding="utf-8").replace("{{MAX_CHARS}}", str(max_chars))
+        pages.add_api_route(path, _serving(page), methods=["GET"], response_class=HTMLResponse)
+    return pages
+
+
+def _serving(page: str):
+    def serve() -> str:
         return page
 
-    return pages
+    return serve

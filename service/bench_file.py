@@ -6,28 +6,18 @@ flat); the Ray engine runs on a smaller file, with the actor count it used.
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from itertools import cycle, islice
 from pathlib import Path
 
-from service.bench import _batch_per_s, _descriptions, _rss_mb, running_service
+from service.bench import _batch_per_s, _descriptions, _rss_mb, running_service, write_catalogue
 from service.settings import Settings
 
 CHUNK_ROWS = 2000
-
-
-def write_catalogue(path: Path, plots: list[str], rows: int) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "plot"])
-        writer.writerows((i, plot) for i, plot in enumerate(islice(cycle(plots), rows)))
-    return path
 
 
 def _classify_file(source: Path, output: Path, settings: Settings, *extra: str,
