@@ -255,3 +255,37 @@ def _as_the_version_before(store: CorrectionStore, correction_id: int, old_key: 
         db.execute("UPDATE sent_corrections SET film = ? WHERE id = ?", (old_key, correction_id))
         db.execute("DELETE FROM meta WHERE name = 'film_keys'")
         store._db.set_schema_version(db, 2)
+
+
+def test_every_editors_route_answers_the_same_on_postgresql(own_index_dir, postgres):
+    """The API over the PostgreSQL room: sending, listing (by status, client and search, with today's answers),
+    the queue and its shares, approving, rejecting by client and by age, revoking."""
+    client = make_client(own_index_dir, feedback_token=EDITORS, feedback_page=True, multilingual_model="",
+                         corrections_url=postgres.new_database(), corrections_poll=0)
+    assert client.post("/feedback", headers=ALICE, json={"text": CHINESE, "genres": ["Western"]}).status_code == 201
+    waiting = [client.post("/feedback", json={"text": f"{STORY} Part {i}.", "genres": CORRECTED}).json()
+               for i in range(3)]
+    assert {w["status"] for w in waiting} == {"pending"}
+    assert client.get("/feedback", headers=ALICE, params={"status": "pending"}).json()["total"] == 3
+    found = client.get("/feedback", headers=ALICE, params={"q": "巫师", "answers": "true"}).json()
+    assert found["total"] == 1 and found["corrections"][0]["text"] == CHINESE
+    sender = waiting[0]["client"]
+    assert client.get("/feedback", headers=ALICE, params={"client": sender}).json()["total"] == 3
+    queue = client.get("/feedback/queue", headers=ALICE).json()
+    assert queue["waiting"] == 3 and queue["clients"][0] == {"client": sender, "waiting": 3,
+                                                              "oldest": waiting[0]["created_at"]}
+    approved = client.post(f"/feedback/{waiting[0]['id']}/approve", headers=BOB).json()
+    assert approved["status"] == "served" and approved["approved_by"] == "bob"
+    assert _genres_of(client, waiting[0]["text"]) == CORRECTED
+    rejected = client.post("/feedback/reject", headers=BOB, json={"client": sender}).json()
+    assert rejected == {"rejected": 2, "ids": [waiting[1]["id"], waiting[2]["id"]]}
+    again = client.post("/feedback", json={"text": STORY, "genres": ["Drama"]}).json()
+    assert client.post("/feedback/reject", headers=BOB, json={"older_than_hours": 0}).json()["ids"] == [again["id"]]
+    assert client.delete(f"/feedback/{waiting[0]['id']}", headers=BOB).json()["status"] == "revoked"
+    assert _genres_of(client, waiting[0]["text"]) != CORRECTED
+    statuses = [c["status"] for c in client.get("/feedback", headers=ALICE).json()["corrections"]]
+    assert statuses == ["revoked", "revoked", "revoked", "revoked", "served"]
+
+
+def _genres_of(client, text: str) -> list[str]:
+    return client.post("/classify", json={"description": text}).json()["genres"]
