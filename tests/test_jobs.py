@@ -256,7 +256,7 @@ def test_jobs_kept_are_bounded_429_with_retry_after_and_removing_one_frees_its_p
 
 def test_with_keys_set_jobs_need_an_api_key_or_an_editors_token_and_are_their_senders(app, tmp_path):
     source = catalogue(tmp_path, 10)
-    service = app(api_key="shop:k3y-shop,app:k3y-app", feedback_token="alice:t0ken-alice")
+    service = app(api_keys="shop:k3y-shop,app:k3y-app", feedback_token="alice:t0ken-alice")
     with TestClient(service) as client:
         assert upload(client, source).status_code == 401
         assert upload(client, source, headers={"X-API-Key": "wrong"}).status_code == 401

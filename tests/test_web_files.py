@@ -151,7 +151,7 @@ def test_a_file_without_a_text_column_offers_its_columns_to_choose_from(server, 
 
 
 def test_with_keys_set_the_page_asks_for_one_and_a_wrong_one_says_so(classifier, browser, tmp_path):
-    settings = classifier.settings.replace(jobs_dir=tmp_path / "jobs", api_key="shop:k3y-shop")
+    settings = classifier.settings.replace(jobs_dir=tmp_path / "jobs", api_keys="shop:k3y-shop")
     with serve_in_thread(create_app(settings, classifier)) as url:
         page = browser.new_page(viewport={"width": 390, "height": 900})
         try:
