@@ -216,3 +216,13 @@ def store_location(request, tmp_path):
     if request.param == "sqlite":
         return store_path(tmp_path)
     return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def outage_cluster():
+    """A PostgreSQL cluster of its own, not started: the test starts and stops it (an outage at will)."""
+    from service.throwaway_postgres import ThrowawayPostgres
+
+    cluster = ThrowawayPostgres()
+    yield cluster
+    cluster.remove()

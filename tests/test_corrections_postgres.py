@@ -97,16 +97,6 @@ def test_two_writers_racing_take_turns_so_no_reader_skips_a_change(postgres, mon
         store.close()
 
 
-@pytest.fixture
-def outage_cluster():
-    """A PostgreSQL cluster of its own, not started: the test starts and stops it."""
-    from service.throwaway_postgres import ThrowawayPostgres
-
-    cluster = ThrowawayPostgres()
-    yield cluster
-    cluster.remove()
-
-
 def test_a_database_down_at_start_or_later_leaves_the_service_answering_and_it_serves_again_by_itself(
         own_index_dir, outage_cluster):
     client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="",

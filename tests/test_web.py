@@ -176,3 +176,24 @@ def test_the_correction_box_is_absent_unless_the_page_may_send_corrections(page)
     page.get_by_role("button", name="Find genres").click()
     page.locator("#chips .chip").first.wait_for()
     assert page.locator("#correct").is_hidden()
+
+
+def test_the_pages_say_when_the_corrections_store_cannot_be_reached(own_index_dir, page, outage_cluster):
+    """Corrections kept in a PostgreSQL server that is down: the page's answer says it was answered without them, and
+    the editors' view says why it cannot list them."""
+    classifier = make_classifier(own_index_dir, corrections_url=outage_cluster.url(), feedback_token="alice:t0ken",
+                                 multilingual_model="")
+    with serve_in_thread(create_app(classifier.settings, classifier)) as url:
+        tab = page.context.browser.new_page()
+        try:
+            tab.goto(url)
+            tab.locator("#text").fill("A young wizard embarks on an adventure to defeat a dark sorcerer.")
+            tab.get_by_role("button", name="Find genres").click()
+            tab.locator("#notes").get_by_text("answered without corrections").wait_for()
+            tab.goto(f"{url}/review")
+            tab.get_by_label("Editor's token").fill("t0ken")
+            tab.get_by_label("Editor's token").press("Enter")
+            tab.get_by_role("alert").get_by_text("unreachable").wait_for()
+        finally:
+            tab.close()
+    classifier.close()
