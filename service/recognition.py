@@ -10,7 +10,9 @@ route's threshold, unless
 
 - the text gives its series another number ("… Ride Along 2 …" is not "Ride Along"), or
 - a film of its series scores within the route's `near_tie` of it: among near-ties of one series no film is
-  answered rather than a wrong one (a sequel shares its names and its story's shape with the film before).
+  named rather than a wrong one (a sequel shares its names and its story's shape with the film before); the text
+  is surely of the series, and is answered with the genres the tied films share (sequels mostly share theirs),
+  `source` "series".
 
 Threshold and near-tie margin were chosen by the same command for the rates the README gives.
 """
@@ -71,13 +73,40 @@ def load_models(path: Path = MODELS_FILE) -> dict[str, Model]:
 
 @dataclass(frozen=True)
 class Recognition:
-    film: Film
+    """The film a description was taken for; or, when the text is surely of a series but of none of its films
+    surely (`film` None), the series' films it may be of, answered with the genres they all share."""
+    film: Film | None
     similarity: float
+    series: tuple[Film, ...] = ()
+    series_name: str = ""  # the series' name as its titles write it ("The Godfather")
 
     @property
     def source(self) -> str:
-        """"correction" when an editor's correction decided the answer, else "reference"."""
+        """"correction" when an editor's correction decided the answer, "series" for a series' shared genres, else
+        "reference"."""
+        if self.film is None:
+            return "series"
         return "correction" if self.film.source == "correction" else "reference"
+
+    @property
+    def genres(self) -> tuple[str, ...]:
+        """The film's labels; of a series, the labels every one of its films has, in the first's order."""
+        if self.film is not None:
+            return self.film.genres
+        first, *others = self.series
+        return tuple(g for g in first.genres if all(g in other.genres for other in others))
+
+
+def decide(scored: Sequence[tuple[float, Candidate]], threshold: float,
+           near_tie: float) -> tuple[Candidate, list[Candidate]] | None:
+    """The best-scored candidate when it reaches the threshold, with the films of its series that score within
+    `near_tie` of it (the text is then of the series, not surely of one film)."""
+    if not scored:
+        return None
+    best, candidate = max(scored, key=lambda pair: pair[0])
+    if best < threshold:
+        return None
+    return candidate, [scored[k][1] for k in candidate.siblings if best - scored[k][0] < near_tie]
 
 
 class Recogniser:
@@ -103,14 +132,22 @@ class Recogniser:
                 for c in self.evidence.candidates(text, neighbours)]
 
     def recognise(self, text: str, neighbours: Sequence[Neighbour], route: str) -> Recognition | None:
-        scored = self.scored(text, neighbours, route)
-        if not scored:
+        model = self.models.get(route)
+        decided = decide(self.scored(text, neighbours, route), model.threshold, model.near_tie) if model else None
+        if decided is None:
             return None
-        model = self.models[route]
-        best, candidate = max(scored, key=lambda pair: pair[0])
-        if best < model.threshold or any(best - scored[k][0] < model.near_tie for k in candidate.siblings):
-            return None
-        return Recognition(candidate.film, candidate.similarity)
+        return self.recognition(*decided)
+
+    def recognition(self, candidate: Candidate, tied: Sequence[Candidate]) -> Recognition | None:
+        """The film, or with near-ties of its series the series' shared genres (None when they share none)."""
+        if not tied:
+            return Recognition(candidate.film, candidate.similarity)
+        films = (candidate.film, *(c.film for c in tied))
+        positions = [self.evidence.position(film) for film in films]
+        one = all(p.series == positions[0].series for p in positions)
+        name = positions[0].name if one else " / ".join(film.title for film in films)
+        found = Recognition(None, candidate.similarity, films, name)
+        return found if found.genres else None
 
     def suspects(self, text: str, neighbours: Sequence[Neighbour], route: str) -> list[Film]:
         """Every close film the model would take this description for, were it the one chosen (near-ties and
@@ -125,10 +162,10 @@ def recognise_correction(neighbours: Sequence[Neighbour]) -> Recognition | None:
     return None
 
 
-def lean_on(scores: dict[str, float], film: Film) -> dict[str, float]:
-    """The recognised film's labels are the answer: they score 1, in their order; the predicted scores of
-    the other genres stay beside them, for a person to see (measured: adding them to the answer costs
+def lean_on(scores: dict[str, float], genres: Sequence[str]) -> dict[str, float]:
+    """The recognised film's labels (or its series') are the answer: they score 1, in their order; the predicted
+    scores of the other genres stay beside them, for a person to see (measured: adding them to the answer costs
     precision more than it brings recall)."""
-    labels = {genre: 1.0 for genre in film.genres}
+    labels = {genre: 1.0 for genre in genres}
     rest = sorted((item for item in scores.items() if item[0] not in labels), key=lambda item: -item[1])
     return labels | dict(rest)
