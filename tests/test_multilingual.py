@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from service.corpus import Film, build_corpus
 from service.films import normalise_title
-from service.evaluation.exclusion import matching_positions
+from service.evaluation.exclusion import same_films
 from service.language import LanguageDetector
 
 from .conftest import served_settings, serving_client, tmdb_rows, write_generic_csv
@@ -53,7 +53,7 @@ def test_deduplication_keeps_every_film_whatever_its_script(tmp_path):
 def test_evaluation_excludes_films_by_title_in_any_script():
     reference = [Film(f["title"], f["year"], f["plot"], ("Drama",), "x") for f in WORLD_FILMS]
     held_out = [Film(t, None, "", ("Drama",), "y") for t in ("千と千尋の神隠し", "LEON", "기생충")]
-    assert matching_positions(reference, held_out) == {0, 1, 4}
+    assert same_films(reference, held_out, {}) == ["title", "title", None, None, "title"]
 
 
 @pytest.fixture(scope="module")
