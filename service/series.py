@@ -124,7 +124,6 @@ def _without_named(tokens: list[str]) -> tuple[list[str], int | None]:
     return tokens, None
 
 
-@cache
 def _read(title: str) -> _Reading:
     written, *rest = _SUBTITLE.split(title, maxsplit=1)
     whole = normalise_title(written).split()
@@ -152,7 +151,7 @@ class Series:
         for reading in map(_read, dict.fromkeys(titles)):
             if reading.trailing is not None:
                 self._trailing.setdefault(reading.base, set()).add(reading.trailing)
-            elif reading.named is not None or not reading.subtitle:
+            else:  # a named place, or a film of the series without a number (its first, or one told by subtitle)
                 self._places.setdefault(reading.base, set()).add(reading.named or 1)
         shown = True
         while shown:  # "Rocky IV" is shown by "Rocky II", shown by "Rocky"
@@ -164,8 +163,9 @@ class Series:
                         shown = True
 
     def shows(self, series: str, number: int) -> bool:
-        """Whether the catalogue shows `series` around `number`: a place of it one or two before (its first film,
-        a named place, a shown number), or another title ending with the number before or after it."""
+        """Whether the catalogue shows `series` around `number`: a place of it one or two before (a film of it
+        without a number, a named place, a shown number), or another title ending with the number before or after
+        it."""
         places, trailing = self._places.get(series, set()), self._trailing.get(series, set())
         return bool({number - 1, number - 2} & places or {number - 1, number + 1} & trailing)
 

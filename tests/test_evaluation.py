@@ -1,6 +1,7 @@
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from service.corpus import Film, load_corpus
@@ -129,3 +130,65 @@ def test_films_held_out_under_other_titles_are_excluded_by_their_plot_text_or_a_
                                        "suspected_same_film": 0}
     kept = {f.title for f in setup.reference.films}
     assert {same_text["title"], reworded["title"], rows[42]["title"]}.isdisjoint(kept) and len(kept) == 297
+
+
+def test_calibration_drops_every_evaluation_film_by_identity_plot_text_or_a_plot_that_close():
+    from service.evaluation.held_out import HeldOut
+
+    told_again, retold = np.eye(16)[0], 0.9 * np.eye(16)[0] + np.sqrt(1 - 0.81) * np.eye(16)[1]
+    vectors = {"A film told again.": told_again, "Its retelling, nearly word for word.": retold}
+
+    def embed(part, texts):  # every other text a direction of its own
+        return np.array([vectors.setdefault(t, np.eye(16)[len(vectors)]) for t in texts], np.float32)
+
+    evaluated = {"eval.csv": [Film("The Matrix", 1999, "Neo wakes up.", ("Action",), "eval"),
+                              Film("Amélie", 2001, "A film told again.", ("Comedy",), "eval")],
+                 "sequels.csv": [Film("Toy Story 3", 2010, "Andy leaves for college.", (), "sequels")]}
+    reference = [Film("Amelie", 2001, "x", ("Comedy",), "ref", (), ("Le Fabuleux Destin d'Amélie Poulain",))]
+    held_out = HeldOut(evaluated, reference, embed, ["english"])
+    calibration = [Film("the matrix", 1999, "Another description.", ("Action",), "n_movies"),
+                   Film("The Matrix", 2003, "A sequel's description.", ("Action",), "n_movies"),
+                   Film("Le fabuleux destin d'Amélie Poulain", None, "Une jeune femme à Montmartre.", (), "fr"),
+                   Film("Toy Story 3", None, "Toys at a daycare.", (), "n_movies"),
+                   Film("Unrelated", 1950, "NEO WAKES UP.", (), "n_movies"),
+                   Film("Other Title", 1960, "Its retelling, nearly word for word.", (), "n_movies"),
+                   Film("A New Film", 2020, "Something else entirely.", (), "n_movies")]
+    kept = held_out.keep("n_movies.csv", calibration)
+    assert [f.title for f in kept] == ["The Matrix", "A New Film"]  # 2003 is another film of the same title
+    assert held_out.record()["dropped"]["n_movies.csv"] == {"films": 7, "dropped": 5, "by_title": 3,
+                                                            "by_plot_text": 1, "by_plot_similarity": 1}
+    assert set(held_out.record()["evaluation_sets"]) == {"eval.csv", "sequels.csv"}
+
+
+def test_tune_recognition_never_fits_on_an_evaluation_film(own_index_dir, tmp_path, monkeypatch):
+    import csv
+
+    from service.evaluation import recognition
+    from service.loading import load_classifier
+    from service.scoring.splits import validation_split
+    from service.settings import Settings
+
+    known, lacking = tmdb_rows(0, 30), tmdb_rows(300, 15)
+    n_movies = tmp_path / "n_movies.csv"
+    with n_movies.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["title", "year", "genre", "description"])
+        writer.writeheader()
+        writer.writerows({"title": r["title"], "year": f"({r['year']})", "genre": r["genres"].split(", ")[0],
+                          "description": " ".join(r["plot"].split()[:30])} for r in known + lacking)
+    evaluated = {"eval.csv": [Film(r["title"], int(r["year"]), "Another text.", ("Drama",), "eval") for r in known[:4]]
+                 + [Film("Its Own Title", None, " ".join(lacking[0]["plot"].split()[:30]), ("Drama",), "eval")]}
+    fitted = []
+    rows = recognition.rows
+    monkeypatch.setattr(recognition, "rows", lambda recogniser, cases: fitted.extend(cases) or rows(recogniser, cases))
+    classifier = load_classifier(Settings(index_dir=own_index_dir, llm_backend="none", recognise_films=False))
+    try:
+        result = recognition.tune(classifier, n_movies, {}, evaluated)
+    finally:
+        classifier.close()
+    evaluation_titles = {f.title for f in evaluated["eval.csv"]} | {lacking[0]["title"]}
+    assert fitted and not evaluation_titles & {case.film.title for case in fitted}
+    assert result["held_out"]["dropped"]["n_movies.csv"] == {"films": 45, "dropped": 5, "by_title": 4,
+                                                             "by_plot_text": 1, "by_plot_similarity": 0}
+    validation = [classifier.index.films[i] for i in validation_split(len(classifier.index.films))[1]]
+    assert result["held_out"]["dropped"]["reference validation split"]["dropped"] == \
+        sum(f.title in evaluation_titles for f in validation)
