@@ -109,3 +109,51 @@ def test_the_suspected_same_film_exclusion_runs_until_no_film_is_taken_for_a_hel
     left = [films[i] for i in range(len(films)) if i not in excluded.positions]
     neighbours = [Neighbour(f, s) for f, s in zip(left, (0.30, 0.10))]
     assert Recogniser(left).recognise(held_out[0].plot, neighbours, "english") is None
+
+
+def test_a_text_is_surely_of_a_series_when_its_films_together_reach_the_threshold_none_alone():
+    from service.evidence import Candidate
+    from service.recognition import decide, series_score
+
+    def candidate(title, siblings, contradicted=False):
+        return Candidate(Film(title, None, "", ("Drama",), "test"), 0.7, (), siblings, contradicted)
+
+    part_two, first, part_three, other = (candidate("The Godfather Part II", (1, 2)),
+                                          candidate("The Godfather", (0, 2)),
+                                          candidate("The Godfather: Part III", (0, 1), contradicted=True),
+                                          candidate("The Funeral", ()))
+    scored = [(-1.0, part_two), (-2.4, first), (float("-inf"), part_three), (-6.0, other)]
+    assert -1.0 < series_score([-1.0, -2.4]) < -0.5  # 0.27 + 0.08: more likely one of the two than either
+    assert decide(scored, -0.75, 3.0) == (part_two, [first])  # the series, without the film the text contradicts
+    assert decide(scored, -0.5, 3.0) is None  # not sure of the series either
+    assert decide(scored, -1.0, 1.0) == (part_two, [])  # sure of the film: its sibling trails by more than 1
+    assert decide([(-1.0, other)], -0.75, 3.0) is None  # a film of no series is never answered as one
+
+
+def test_a_film_likely_but_not_surely_described_leans_the_answer_on_its_labels(small_index_dir):
+    client = make_client(small_index_dir)
+    # a model that gives the closest film a third of a chance and never reaches its threshold
+    weights = (0.0,) * len(FEATURES)
+    closest = Model(weights, -0.7, 5.0, 3.0)
+    text = "A lone gunslinger rides into a dusty frontier town and cleans it up."
+    plain = client.post("/classify", json={"description": text}).json()
+    client.app.state.runtime.classifier.recogniser.models = {"english": closest}
+    leaning = client.post("/classify", json={"description": text}, params={"explain": "true"}).json()
+    assert plain["recognised"] is None and leaning["recognised"] is None  # no film named
+    # ten close films a third likely each: more than certain together, so each counts a tenth and the vote nothing
+    neighbours = leaning["neighbours"][:10]
+    for genre, score in leaning["scores"].items():
+        assert score == pytest.approx(sum(genre in n["genres"] for n in neighbours) / 10, abs=1e-3)
+    assert leaning["scores"] != plain["scores"]
+
+
+def test_the_expected_genres_weigh_each_close_film_by_its_probability_and_the_vote_by_what_is_left():
+    from service.recognition import expected
+
+    western, drama = (Film("A Western", 1950, "", ("Western", "Action"), "test"),
+                      Film("A Drama", 1990, "", ("Drama",), "test"))
+    scores = expected({"Drama": 0.6, "Comedy": 0.2}, [(western, 0.4), (drama, 0.05)])
+    assert scores == pytest.approx({"Western": 0.4, "Action": 0.4, "Drama": 0.55 * 0.6 + 0.05, "Comedy": 0.55 * 0.2})
+    assert list(scores)[:2] == ["Western", "Action"]  # highest first
+    assert expected({"Drama": 0.6}, [(western, 0.9), (drama, 0.6)]) == pytest.approx(
+        {"Western": 0.6, "Action": 0.6, "Drama": 0.4})  # together more than sure: their shares, the vote nothing
