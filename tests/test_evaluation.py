@@ -177,18 +177,23 @@ def test_tune_recognition_never_fits_on_an_evaluation_film(own_index_dir, tmp_pa
                           "description": " ".join(r["plot"].split()[:30])} for r in known + lacking)
     evaluated = {"eval.csv": [Film(r["title"], int(r["year"]), "Another text.", ("Drama",), "eval") for r in known[:4]]
                  + [Film("Its Own Title", None, " ".join(lacking[0]["plot"].split()[:30]), ("Drama",), "eval")]}
+    # another catalogue's descriptions of four reference films, two of them evaluation films
+    other_corpus = write_generic_csv(tmp_path / "other.csv", [
+        dict(r, plot=f"In other words: {' '.join(r['plot'].split()[::2])}") for r in known[2:6]])
     fitted = []
     rows = recognition.rows
     monkeypatch.setattr(recognition, "rows", lambda recogniser, cases: fitted.extend(cases) or rows(recogniser, cases))
     classifier = load_classifier(Settings(index_dir=own_index_dir, llm_backend="none", recognise_films=False))
     try:
-        result = recognition.tune(classifier, n_movies, {}, evaluated)
+        result = recognition.tune(classifier, n_movies, {}, evaluated, other_corpus)
     finally:
         classifier.close()
     evaluation_titles = {f.title for f in evaluated["eval.csv"]} | {lacking[0]["title"]}
     assert fitted and not evaluation_titles & {case.film.title for case in fitted}
     assert result["held_out"]["dropped"]["n_movies.csv"] == {"films": 45, "dropped": 5, "by_title": 4,
                                                              "by_plot_text": 1, "by_plot_similarity": 0}
+    assert result["held_out"]["dropped"]["the reference's other descriptions"] == {
+        "films": 4, "dropped": 2, "by_title": 2, "by_plot_text": 0, "by_plot_similarity": 0}
     validation = [classifier.index.films[i] for i in validation_split(len(classifier.index.films))[1]]
     assert result["held_out"]["dropped"]["reference validation split"]["dropped"] == \
         sum(f.title in evaluation_titles for f in validation)

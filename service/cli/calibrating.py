@@ -54,7 +54,8 @@ def tune_recognition(
     path = Path(data) if data else settings.index.dev_eval() / "n_movies.csv"
     classifier = load_classifier(settings.replace(llm_backend="none", recognise_films=False))
     try:
-        result = recognition.tune(classifier, path, multilingual_files(settings), evaluation_sets(settings))
+        result = recognition.tune(classifier, path, multilingual_files(settings), evaluation_sets(settings),
+                                  settings.index.data)
     finally:
         classifier.close()
     print_dropped(result["held_out"])

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.corpus import Film, parse_year
+from service.corpus import Film, corpus_files, parse_year, plot_key, read_file
 from service.evidence import FEATURES, CANDIDATES, Candidate
 from service.films import TitleIndex
 from service.genres import DEFAULT, split_labels
@@ -53,6 +53,25 @@ def descriptions(path: Path) -> list[Film]:
                   tuple(DEFAULT.map_labels(split_labels(r["genre"]))[0]),
                   "n_movies") for r in rows]
     return [f for f in films if f.genres]
+
+
+def other_descriptions(data: Path, reference: Sequence[Film]) -> list[Film]:
+    """The reference sources' other descriptions of the films the index holds: rows deduplication set aside whose
+    title (and year) name one reference film and whose text is not its plot, each under that film's title and year
+    ("A self-conscious bride is tormented by the memory of her husband's dead first wife." beside Rebecca's plot):
+    descriptions of known films as a catalogue writes them, longer than IMDb's and naming their people."""
+    titles = TitleIndex(reference)
+    seen = {plot_key(film.plot) for film in reference}
+    found = []
+    for fmt, path in corpus_files(data):
+        for raw in read_file(fmt, path):
+            plot, title = (" ".join((text or "").replace("\xa0", " ").split()) for text in (raw.plot, raw.title))
+            if not plot or plot_key(plot) in seen:
+                continue
+            seen.add(plot_key(plot))
+            if len(named := titles.named(title, raw.year).films) == 1:
+                found.append(Film(named[0].title, named[0].year, plot, named[0].genres, "other description"))
+    return found
 
 
 @dataclass
@@ -187,10 +206,12 @@ def write(result: dict, path: Path = MODELS_FILE) -> None:
                       "held_out": result["held_out"], "near_duplicate": result["near_duplicate"]})
 
 
-def tune(classifier, n_movies: Path, multilingual: dict[str, Path], evaluation: dict[str, list[Film]]) -> dict:
+def tune(classifier, n_movies: Path, multilingual: dict[str, Path], evaluation: dict[str, list[Film]],
+         reference: Path) -> dict:
     """Fits and chooses each route's model on the calibration sets without the films of `evaluation` (every set
-    `make eval` reports on: held_out.evaluation_sets); returns what is stored, the tables, what each set dropped
-    and the near-duplicate similarities measured on the same sets (not yet written)."""
+    `make eval` reports on: held_out.evaluation_sets); `reference`: the index's corpus, for its other descriptions.
+    Returns what is stored, the tables, what each set dropped and the near-duplicate similarities measured on the
+    same sets (not yet written)."""
     from service.corpus import load_corpus
     from service.scoring.splits import halves
 
@@ -199,7 +220,10 @@ def tune(classifier, n_movies: Path, multilingual: dict[str, Path], evaluation: 
     titles = TitleIndex(classifier.index.films)
     held_out = HeldOut(evaluation, classifier.index.films, _embed(classifier), [r.name for r in classifier.routes()])
     english = held_out.keep(n_movies.name, descriptions(n_movies))
+    other = held_out.keep("the reference's other descriptions", other_descriptions(reference, classifier.index.films))
     sets = {"english": {"n_movies": _searched(classifier, classifier.english, english, titles),
+                        "other_descriptions": _told_again_left_out(
+                            _searched(classifier, classifier.english, other, titles)),
                         "reference_validation": _without_themselves(classifier, titles, held_out)}}
     if classifier.multilingual is not None:
         lacking = [film for film in english if not titles.of(film).films]
@@ -257,6 +281,12 @@ def _searched(classifier, route, films: list[Film], titles: TitleIndex) -> list[
 
     vectors = embedded(classifier.settings, route.embedder, [f.plot for f in films])
     return cases(films, route.index.search(vectors, SEARCHED), titles)
+
+
+def _told_again_left_out(cases_: list[Case]) -> list[Case]:
+    """The cases whose own film's plot is not the same text told again (exclusion.NEAR_DUPLICATE): other words."""
+    return [c for c in cases_ if max((n.similarity for n in c.neighbours if id(n.film) in c.own), default=0.0)
+            < NEAR_DUPLICATE["english"]]
 
 
 def _without_themselves(classifier, titles: TitleIndex, held_out: HeldOut) -> list[Case]:
