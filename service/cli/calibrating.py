@@ -112,8 +112,10 @@ def _print_recognition_table(route: str, rows: list[dict], chosen: dict | None) 
         for name in sets:
             t = r[name]
             n, false = max(t["descriptions"], 1), t["lacking_recognised" if not t["known"] else "unseen_recognised"]
-            cells.append(f"{t['right']}/{t['wrong']} of {t['known']}; {t['other_year'] / n:.1%}; {false / n:.1%}")
+            cells.append(f"{t['right']}/{t['wrong']} of {t['known']}; {t['other_year'] / n:.1%}; {false / n:.1%}; "
+                         f"{t['series']}")
         lines.append((f"{mark}{r['threshold']:g}", f"{r['near_tie']:g}", *cells))
     print_table(f"Recognition on the {route} route, calibration data: known films recognised right / as another "
                 "(of known); recognised as a film of another year; recognised once its own films and suspects are "
-                "left out (of all); * within the limits, ▶ chosen", columns, lines, right=columns)
+                "left out (of all; of films the reference lacks: recognised as searched); answered with a series' "
+                "shared genres; * within the limits, ▶ chosen", columns, lines, right=columns)
