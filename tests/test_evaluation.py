@@ -59,6 +59,12 @@ def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_
     for r in [*results["methods"].values(), results["served"]]:
         assert r["micro_f1"] > constant and r["films"] == 20
     assert results["served"]["micro_f1"] > constant + 0.1
+    # what the stored recognition fit dropped of the dev evaluation sets is reported; it never dropped this file's
+    # films, and the report says so
+    stored = results["calibration"]["stored"]["recognition"]
+    assert stored["dropped"]["n_movies.csv"]["dropped"] > 0 and stored["same_sets"] is False
+    assert "did not drop all of these sets: rerun it" in report.markdown(results)
+    assert results["excluded"]["fixed_point"] and results["excluded"]["suspected_rounds"][-1] == 0
     report.write(results, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["served"]["micro_f1"] == results["served"]["micro_f1"]
