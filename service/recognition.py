@@ -2,19 +2,21 @@
 
 The evidence is weighed together (evidence.py: similarity and its lead, the names shared and how distinctive they
 are, the film's title and year in the text, the lead over the film's series siblings) by a logistic model per
-route, fitted by `moviegenre tune-recognition` on calibration data and stored in service/data/recognition.json:
-IMDb's English descriptions of dev-eval/n_movies.csv for the English route, the calibration halves of
-dev-eval/multilingual (and the English descriptions searched on that route) for the multilingual one. Of the
-closest films, the one the model scores highest is taken for the film described when its score reaches the
-route's threshold, unless
+route, fitted by `moviegenre tune-recognition` on calibration data without any film `make eval` reports on and
+stored in service/data/recognition.json: IMDb's English descriptions of dev-eval/n_movies.csv and the reference
+sources' other descriptions of its films for the English route, the calibration halves of dev-eval/multilingual
+(and the English descriptions searched on that route) for the multilingual one. A score stands for the probability
+that a close film is the film described. Of the closest films, the one the model scores highest is taken for the
+film described when its score reaches the route's threshold, unless
 
 - the text gives its series another number ("… Ride Along 2 …" is not "Ride Along"), or
 - a film of its series scores within the route's `near_tie` of it: among near-ties of one series no film is
-  named rather than a wrong one (a sequel shares its names and its story's shape with the film before); the text
-  is surely of the series, and is answered with the genres the tied films share (sequels mostly share theirs),
-  `source` "series".
+  named rather than a wrong one (a sequel shares its names and its story's shape with the film before).
 
-Threshold and near-tie margin were chosen by the same command for the rates the README gives.
+When no film is taken but the best and the films of its series reach the threshold together (series_score), the
+text is surely of the series: it is answered with the genres its films share (sequels mostly share theirs),
+`source` "series", naming none. Otherwise the answer's scores are the genres expected over the close films by their
+probabilities (`expected`). Threshold and near-tie margin were chosen by the same command for the rates the docs give.
 """
 from __future__ import annotations
 

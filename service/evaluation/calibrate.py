@@ -3,8 +3,9 @@ answers (calibration.py), the chosen one stored in the index folder for that mod
 
 English: a seeded sample of the reference's validation split, those films (and any of the same title) taken
 out of the index and the heads retrained without them, as `make eval` does with its films. Other languages:
-the calibration half of each multilingual dev file (`make eval` measures on the other half). Never the
-evaluation file. The LLM's answers are kept on disk: a rerun or a changed grid makes no new call. When the LLM
+the calibration half of each multilingual dev file (`make eval` measures on the other half). Never a film of a set
+`make eval` reports on: held_out.py drops them from the sample and the halves, and the stored calibration records
+what it dropped. The LLM's answers are kept on disk: a rerun or a changed grid makes no new call. When the LLM
 failed on too many films (down, timing out, unusable answers), nothing is stored (CalibrationRefused).
 """
 from __future__ import annotations

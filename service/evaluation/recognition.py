@@ -1,22 +1,25 @@
 """`moviegenre tune-recognition`: fits each route's recognition model (recognition.py) on calibration data and
-stores it in service/data/recognition.json, with the table it was chosen from.
+stores it in service/data/recognition.json, with the table it was chosen from and what each calibration set dropped.
 
-Calibration data, never an evaluation file: the English route reads IMDb's one-line descriptions of
-dev-eval/n_movies.csv (films only; another source than the reference's plots); the multilingual route the
-calibration halves of dev-eval/multilingual (scoring.splits.halves) and the same English descriptions of films the
-reference does not hold, searched on that route. A description is of a known film when its title (and year)
-names reference films (films.TitleIndex): those are its own films.
+Calibration data, never a film of a set `make eval` reports on (held_out.py drops them from every set): the English
+route reads IMDb's one-line descriptions of dev-eval/n_movies.csv (films only; another source than the reference's
+plots) and the reference sources' other descriptions of its films (other_descriptions: a catalogue's words, longer
+and naming their people); the multilingual route the calibration halves of dev-eval/multilingual
+(scoring.splits.halves) and the same English descriptions of films the reference does not hold, searched on that
+route. A description is of a known film when its title (and year) names reference films (films.TitleIndex): those
+are its own films.
 
 Each description is searched as it is (the model learns which close film is its own) and without its own films
 (every close film is another). A logistic regression over evidence.FEATURES, one row per close film, learns
 "this is the film described". Threshold and near-tie margin are then chosen on the same data as evaluation will
 measure them: the most known films recognised as themselves such that, in every calibration set, at most
 UNSEEN_SHARE of the descriptions is still recognised once its own films and every film the model would take it
-for are left out (what `make eval` calls unseen), at most OTHER_YEAR_SHARE is recognised as a film of another
-year (a sequel, a remake), and at most LACKING_SHARE of the English descriptions of films the reference lacks
-fire on the multilingual route; on the English route, at most LACKING_SHARE of the reference's own
-validation plots, each searched without its film, are recognised (a plot of a sequel the reference lacks finds
-the film before it).
+for are left out (one round of what `make eval` calls unseen), at most OTHER_YEAR_SHARE is recognised as a film of
+another year (a sequel, a remake), and at most LACKING_SHARE of the English descriptions of films the reference
+lacks are recognised as a film on the multilingual route; on the English route, at most LACKING_SHARE of the
+reference's own validation plots, each searched without its film (a plot of a sequel the reference lacks finds the
+film before it). A series answer names no film and is counted apart. The same command measures again how close a
+reference plot comes to the descriptions (exclusion.NEAR_DUPLICATE).
 """
 from __future__ import annotations
 
