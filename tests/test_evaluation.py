@@ -133,7 +133,7 @@ def test_films_held_out_under_other_titles_are_excluded_by_their_plot_text_or_a_
     setup = prepare_held_out(Settings(index_dir=small_index_dir, llm_backend="none",
                                       multilingual_model="multilingual-e5-small"), lambda films, vocabulary: held_out)
     assert setup.excluded.counts() == {"total": 3, "by_title": 1, "by_plot_text": 1, "by_plot_similarity": 1,
-                                       "suspected_same_film": 0}
+                                       "suspected_same_film": 0, "suspected_rounds": [0], "fixed_point": True}
     kept = {f.title for f in setup.reference.films}
     assert {same_text["title"], reworded["title"], rows[42]["title"]}.isdisjoint(kept) and len(kept) == 297
 
