@@ -163,12 +163,14 @@ def key(llm: dict[str, str]) -> str:
     return f"{llm['backend']}:{llm['model']}@{llm['base_url']}"
 
 
-def save(index_dir: Path, llm: dict[str, str], index: str, routes: dict[str, dict]) -> Path:
+def save(index_dir: Path, llm: dict[str, str], index: str, routes: dict[str, dict],
+         held_out: dict | None = None) -> Path:
     """Store the routes' calibrations under the model's key, beside the other models' (atomic write), with the
-    LLM (backend, model, server) and the index (index_identity) they were measured against."""
+    LLM (backend, model, server) and the index (index_identity) they were measured against, and what was dropped
+    as films of the evaluation sets (`held_out`)."""
     path = Path(index_dir) / CALIBRATIONS_FILE
     stored = read_all(index_dir)
-    stored[key(llm)] = {"llm": llm, "index": index, "routes": routes}
+    stored[key(llm)] = {"llm": llm, "index": index, "routes": routes} | ({"held_out": held_out} if held_out else {})
     write_json(path, stored)
     return path
 

@@ -134,9 +134,11 @@ class Classifier:
                          self.corrections)
         all_scores = vote_and_heads(route, texts, found)
         recogniser = self.recogniser if self.settings.classification.recognise_films else None
-        results = [drafted(route, vector, neighbours, scores, recognised(recogniser, route, text, neighbours),
-                           self.settings.classification.max_genres)
-                   for text, vector, neighbours, scores in zip(texts, found.vectors, found.neighbours, all_scores)]
+        results = []
+        for text, vector, neighbours, scores in zip(texts, found.vectors, found.neighbours, all_scores):
+            recognition, scores = recognised(recogniser, route, text, neighbours, scores)
+            results.append(drafted(route, vector, neighbours, scores, recognition,
+                                   self.settings.classification.max_genres))
         retrieval_ms = round((time.perf_counter() - started) * 1000 / max(len(texts), 1), 2)
         for result in results:
             result.timings_ms["retrieval"] = retrieval_ms

@@ -6,8 +6,9 @@
   of the candidate's series among the candidates shares too (a sequel shares its series' names; only the names
   of its own story tell it from them), the weight of the text's names another candidate has and this one lacks,
   how many they are (up to 3), and how much of both sides' names they cover;
-- whether the text holds the film's title (counted only for a film with no series sibling among the candidates:
-  a sequel's description names its series, which is its first film's title), and the film's year;
+- whether the text holds the film's title (for a film with a series sibling among the candidates, only a title
+  with a number or a subtitle counts: a sequel's description names its series, which is its first film's title),
+  and the film's year;
 - its similarity's lead over its closest series sibling.
 
 Films of one series (siblings) share a series name (series.py) or two rare names of their own. A candidate whose
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.films import Titled, normalise_title
+from service.films import Titled, normalise_title, titles_of
 from service.names import Names
-from service.series import Position, numbers_named, one_series, position_of
+from service.series import Position, Series, numbers_named, one_series
 
 FEATURES = ("similarity", "lead", "names", "names_lead", "distinct_names", "names_elsewhere", "names_count",
             "names_overlap", "title_named", "year_named", "sibling_lead")
@@ -50,17 +52,29 @@ class Evidence:
 
     def __init__(self, names: Names):
         self.names = names
+        self._series: Series | None = None
         self._positions: dict[int, Position] = {}
+        self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         self.names.weights()
         for film in self.names.films:
             self.position(film)
 
+    def series(self) -> Series:
+        """The series places of the reference's titles, read once on first use."""
+        series = self._series
+        if series is None:
+            with self._lock:
+                if self._series is None:
+                    self._series = Series(title for film in self.names.films for title in titles_of(film))
+                series = self._series
+        return series
+
     def position(self, film: Titled) -> Position:
         found = self._positions.get(id(film))
         if found is None:
-            found = position_of(film.title)
+            found = self.series().position(film.title)
             if self.names.holds(film):  # a film of the reference, not a correction that may go
                 self._positions[id(film)] = found
         return found
@@ -91,7 +105,7 @@ class Evidence:
                 math.log1p(weigh(anyones - film_names[j])),
                 float(min(mine.count, MAX_NAMES_COUNTED)),
                 mine.weight / (mine.weight + mine.missing + weigh(film_names[j] - described) + 1e-9),
-                float(mine.title and not siblings[j]),
+                float(mine.title and (not siblings[j] or not positions[j].first)),
                 float(neighbour.film.year in years),
                 neighbour.similarity - max((similarities[k] for k in siblings[j]),
                                            default=neighbour.similarity - NO_SIBLING_LEAD),

@@ -77,9 +77,11 @@ def calibrated(small_index_dir, tmp_path_factory):
 def test_an_llm_that_answers_the_truth_gets_a_larger_say_than_the_default(calibrated, backend):
     result, llm, _ = calibrated(backend, gold_answers)
     english = result["routes"]["english"]
-    assert english["films"] == VALIDATION_FILMS
+    # the validation films that are films make eval reports on (IMDb's top 1,000 holds some) never calibrate
+    validation = result["held_out"]["dropped"]["reference validation split"]
+    assert validation["dropped"] > 0 and english["films"] == validation["films"] - validation["dropped"]
     # every film the description was not recognised as (a film the reference holds) was asked about
-    assert english["llm_answered"] == len(llm.chat_requests()) >= VALIDATION_FILMS - 2
+    assert english["llm_answered"] == len(llm.chat_requests()) >= english["films"] - 2
     assert english["llm_only_f1"] > 0.95
     assert english["weight"] > Fusion(0.2, 0.1).weight
     assert english["fused_f1"] > english["fused_default_f1"] > english["vote_f1"]

@@ -1,12 +1,13 @@
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from service.corpus import Film, load_corpus
 from service.genres import DEFAULT, split_labels
 from service.scoring.metrics import score
-from service.evaluation.exclusion import matching_positions
+from service.evaluation.exclusion import same_films
 
 from .conftest import tmdb_rows, write_generic_csv
 
@@ -28,14 +29,14 @@ def test_metrics_on_a_hand_checked_example():
 
 
 def _film(title, year):
-    return Film(title, year, "plot", ("Drama",), "test")
+    return Film(title, year, f"the plot of {title}, {year}", ("Drama",), "test")
 
 
 def test_evaluation_titles_are_excluded_by_title_and_year_where_both_have_one():
     reference = [_film("The Matrix", 1999), _film("The Matrix", 2021), _film("Heat", None),
                  _film("Alien", 1979), _film("Amélie", 2001)]
     held_out = [_film("the matrix", 1999), _film("Heat", 1995), _film("Amelie", None)]
-    assert matching_positions(reference, held_out) == {0, 2, 4}
+    assert same_films(reference, held_out, {}) == ["title", None, "title", None, "title"]
 
 
 def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_index_dir):
@@ -58,6 +59,12 @@ def test_a_run_excludes_evaluation_films_and_writes_its_outputs(tmp_path, small_
     for r in [*results["methods"].values(), results["served"]]:
         assert r["micro_f1"] > constant and r["films"] == 20
     assert results["served"]["micro_f1"] > constant + 0.1
+    # what the stored recognition fit dropped of the dev evaluation sets is reported; it never dropped this file's
+    # films, and the report says so
+    stored = results["calibration"]["stored"]["recognition"]
+    assert stored["dropped"]["n_movies.csv"]["dropped"] > 0 and stored["same_sets"] is False
+    assert "did not drop all of these sets: rerun it" in report.markdown(results)
+    assert results["excluded"]["fixed_point"] and results["excluded"]["suspected_rounds"][-1] == 0
     report.write(results, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["served"]["micro_f1"] == results["served"]["micro_f1"]
@@ -126,6 +133,73 @@ def test_films_held_out_under_other_titles_are_excluded_by_their_plot_text_or_a_
     setup = prepare_held_out(Settings(index_dir=small_index_dir, llm_backend="none",
                                       multilingual_model="multilingual-e5-small"), lambda films, vocabulary: held_out)
     assert setup.excluded.counts() == {"total": 3, "by_title": 1, "by_plot_text": 1, "by_plot_similarity": 1,
-                                       "suspected_same_film": 0}
+                                       "suspected_same_film": 0, "suspected_rounds": [0], "fixed_point": True}
     kept = {f.title for f in setup.reference.films}
     assert {same_text["title"], reworded["title"], rows[42]["title"]}.isdisjoint(kept) and len(kept) == 297
+
+
+def test_calibration_drops_every_evaluation_film_by_identity_plot_text_or_a_plot_that_close():
+    from service.evaluation.held_out import HeldOut
+
+    told_again, retold = np.eye(16)[0], 0.9 * np.eye(16)[0] + np.sqrt(1 - 0.81) * np.eye(16)[1]
+    vectors = {"A film told again.": told_again, "Its retelling, nearly word for word.": retold}
+
+    def embed(part, texts):  # every other text a direction of its own
+        return np.array([vectors.setdefault(t, np.eye(16)[len(vectors)]) for t in texts], np.float32)
+
+    evaluated = {"eval.csv": [Film("The Matrix", 1999, "Neo wakes up.", ("Action",), "eval"),
+                              Film("Amélie", 2001, "A film told again.", ("Comedy",), "eval")],
+                 "sequels.csv": [Film("Toy Story 3", 2010, "Andy leaves for college.", (), "sequels")]}
+    reference = [Film("Amelie", 2001, "x", ("Comedy",), "ref", (), ("Le Fabuleux Destin d'Amélie Poulain",))]
+    held_out = HeldOut(evaluated, reference, embed, ["english"])
+    calibration = [Film("the matrix", 1999, "Another description.", ("Action",), "n_movies"),
+                   Film("The Matrix", 2003, "A sequel's description.", ("Action",), "n_movies"),
+                   Film("Le fabuleux destin d'Amélie Poulain", None, "Une jeune femme à Montmartre.", (), "fr"),
+                   Film("Toy Story 3", None, "Toys at a daycare.", (), "n_movies"),
+                   Film("Unrelated", 1950, "NEO WAKES UP.", (), "n_movies"),
+                   Film("Other Title", 1960, "Its retelling, nearly word for word.", (), "n_movies"),
+                   Film("A New Film", 2020, "Something else entirely.", (), "n_movies")]
+    kept = held_out.keep("n_movies.csv", calibration)
+    assert [f.title for f in kept] == ["The Matrix", "A New Film"]  # 2003 is another film of the same title
+    assert held_out.record()["dropped"]["n_movies.csv"] == {"films": 7, "dropped": 5, "by_title": 3,
+                                                            "by_plot_text": 1, "by_plot_similarity": 1}
+    assert set(held_out.record()["evaluation_sets"]) == {"eval.csv", "sequels.csv"}
+
+
+def test_tune_recognition_never_fits_on_an_evaluation_film(own_index_dir, tmp_path, monkeypatch):
+    import csv
+
+    from service.evaluation import recognition
+    from service.loading import load_classifier
+    from service.scoring.splits import validation_split
+    from service.settings import Settings
+
+    known, lacking = tmdb_rows(0, 30), tmdb_rows(300, 15)
+    n_movies = tmp_path / "n_movies.csv"
+    with n_movies.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["title", "year", "genre", "description"])
+        writer.writeheader()
+        writer.writerows({"title": r["title"], "year": f"({r['year']})", "genre": r["genres"].split(", ")[0],
+                          "description": " ".join(r["plot"].split()[:30])} for r in known + lacking)
+    evaluated = {"eval.csv": [Film(r["title"], int(r["year"]), "Another text.", ("Drama",), "eval") for r in known[:4]]
+                 + [Film("Its Own Title", None, " ".join(lacking[0]["plot"].split()[:30]), ("Drama",), "eval")]}
+    # another catalogue's descriptions of four reference films, two of them evaluation films
+    other_corpus = write_generic_csv(tmp_path / "other.csv", [
+        dict(r, plot=f"In other words: {' '.join(r['plot'].split()[::2])}") for r in known[2:6]])
+    fitted = []
+    rows = recognition.rows
+    monkeypatch.setattr(recognition, "rows", lambda recogniser, cases: fitted.extend(cases) or rows(recogniser, cases))
+    classifier = load_classifier(Settings(index_dir=own_index_dir, llm_backend="none", recognise_films=False))
+    try:
+        result = recognition.tune(classifier, n_movies, {}, evaluated, other_corpus)
+    finally:
+        classifier.close()
+    evaluation_titles = {f.title for f in evaluated["eval.csv"]} | {lacking[0]["title"]}
+    assert fitted and not evaluation_titles & {case.film.title for case in fitted}
+    assert result["held_out"]["dropped"]["n_movies.csv"] == {"films": 45, "dropped": 5, "by_title": 4,
+                                                             "by_plot_text": 1, "by_plot_similarity": 0}
+    assert result["held_out"]["dropped"]["the reference's other descriptions"] == {
+        "films": 4, "dropped": 2, "by_title": 2, "by_plot_text": 0, "by_plot_similarity": 0}
+    validation = [classifier.index.films[i] for i in validation_split(len(classifier.index.films))[1]]
+    assert result["held_out"]["dropped"]["reference validation split"]["dropped"] == \
+        sum(f.title in evaluation_titles for f in validation)

@@ -4,8 +4,9 @@ import pytest
 
 from service.corpus import Film
 from service.films import TitleIndex, normalise_title
-from service.names import candidate_names
-from service.series import numbers_named, position_of
+from service.names import Names, candidate_names
+from service.series import Series, numbers_named, one_series
+from service.store import Neighbour
 
 from .conftest import make_classifier, served_settings, tmdb_rows, write_generic_csv
 
@@ -54,21 +55,64 @@ def test_titles_in_scripts_with_vowel_signs_stay_whole_words_and_optional_vowel_
     assert normalise_title("Ёлки") == normalise_title("Елки")
 
 
+# the titles a catalogue holds: a number ending a title is a place only where the catalogue shows the series around it
+CATALOGUE = ["The Terminator", "Terminator 2: Judgment Day", "Rocky", "Rocky II", "Rocky III", "Rocky IV",
+             "Star Wars", "Star Wars: Episode IV - A New Hope", "The Godfather", "The Godfather Part II",
+             "The Godfather: Part III", "Back to the Future", "Back to the Future Part II", "Friday the 13th",
+             "Friday the 13th Part 2", "Friday the 13th Part VIII: Jason Takes Manhattan", "It", "It Chapter Two",
+             "John Wick", "John Wick: Chapter 3 - Parabellum", "Ride Along", "Ride Along 2", "Blade Runner",
+             "Blade Runner 2049", "Apollo 11", "Apollo 13", "Apollo 18", "District 9", "Super", "Super 8",
+             "Ocean's Eleven", "Ocean's Twelve", "2001: A Space Odyssey", "2010", "Saw IV", "Saw V",
+             "Nachts im Museum", "Nachts im Museum 3: Das geheimnisvolle Grabmal", "Der Pate", "Der Pate – Teil II",
+             "Крёстный отец", "Крёстный отец 2", "Le Parrain, 2e partie", "千と千尋の神隠し"]
+
+
 @pytest.mark.parametrize("title, series, number", [
     ("Terminator 2: Judgment Day", "terminator", 2), ("The Terminator", "terminator", None), ("Rocky IV", "rocky", 4),
     ("Star Wars: Episode IV - A New Hope", "star wars", 4), ("The Godfather: Part II", "godfather", 2),
+    ("The Godfather Part II", "godfather", 2), ("Back to the Future Part II", "back to the future", 2),
+    ("Friday the 13th Part 2", "friday the 13th", 2), ("Friday the 13th Part VIII: Jason Takes Manhattan",
+                                                        "friday the 13th", 8),
+    ("It Chapter Two", "it", 2), ("John Wick: Chapter 3 - Parabellum", "john wick", 3),
     ("Ride Along 2", "ride along", 2), ("Blade Runner 2049", "blade runner 2049", None),
-    ("Nachts im Museum 3: Das geheimnisvolle Grabmal", "nachts im museum", 3),
-    ("千と千尋の神隠し", "千と千尋の神隠し", None)])
+    ("Apollo 13", "apollo 13", None), ("Apollo 18", "apollo 18", None), ("District 9", "district 9", None),
+    ("Super 8", "super 8", None), ("Ocean's Eleven", "ocean s eleven", None), ("2010", "2010", None),
+    ("2001: A Space Odyssey", "2001", None), ("Saw V", "saw", 5),
+    ("Nachts im Museum 3: Das geheimnisvolle Grabmal", "nachts im museum", 3), ("Der Pate – Teil II", "der pate", 2),
+    ("Крёстный отец 2", normalise_title("Крёстный отец"), 2), ("千と千尋の神隠し", "千と千尋の神隠し", None)])
 def test_a_title_tells_its_place_in_its_series(title, series, number):
-    position = position_of(title)
+    position = Series(CATALOGUE).position(title)
     assert (position.series, position.number) == (series, number)
+
+
+def test_the_godfather_part_ii_is_the_second_film_of_the_godfathers_series_and_names_it():
+    catalogue = Series(CATALOGUE)
+    first, second = catalogue.position("The Godfather"), catalogue.position("The Godfather Part II")
+    assert one_series(first, second) and (first.number, second.number) == (None, 2) and first.first
+    assert second.name == "The Godfather" and catalogue.position("Terminator 2: Judgment Day").name == "Terminator"
+    # numbers that are part of a name make no series: Apollo 11, 13 and 18 are three films of none
+    assert not one_series(catalogue.position("Apollo 13"), catalogue.position("Apollo 18"))
+    assert not one_series(catalogue.position("Super"), catalogue.position("Super 8"))
 
 
 def test_a_text_gives_a_series_its_numbers():
     assert numbers_named("ben und james kehren in ride along 2 zurück", "ride along") == {2}
     assert numbers_named("rocky iii und rocky iv", "rocky") == {3, 4}
     assert numbers_named("ride along the river", "ride along") == set()
+    assert numbers_named("michael corleone in the godfather part ii", "godfather") == {2}
+    assert numbers_named("the losers return in it chapter two", "it") == {2}
+    assert numbers_named("der pate teil zwei und der pate teil 3", "der pate") == {2, 3}
+    assert numbers_named("after the godfather the family moves", "godfather") == set()
+
+
+def test_a_text_naming_apollo_11_does_not_contradict_apollo_13():
+    from service.evidence import Evidence
+
+    films = [film("Apollo 11", 2019), film("Apollo 13", 1995), film("Apollo 18", 2011)]
+    text = "Years after Apollo 11, three astronauts of Apollo 13 fight to bring their damaged ship home."
+    candidates = Evidence(Names(films)).candidates(text, [Neighbour(f, 0.8 - i / 10) for i, f in enumerate(films)])
+    assert [c.contradicted for c in candidates] == [False, False, False]
+    assert all(c.siblings == () for c in candidates)
 
 
 def test_names_are_words_capitalised_mid_sentence_that_no_stop_word_list_holds():

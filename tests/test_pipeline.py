@@ -66,10 +66,13 @@ def _film(title: str, genres: tuple[str, ...], source: str = "tmdb_5000") -> Fil
 def test_the_recognise_stage_answers_for_corrections_even_with_recognition_off(classifier):
     corrected = _film("A corrected film", ("Horror",), "correction")
     other = _film("Another film", ("Drama",))
-    assert recognised(None, classifier.english, "text", [Neighbour(corrected, 0.99), Neighbour(other, 0.5)]) \
-        == Recognition(corrected, 0.99)
-    assert recognised(None, classifier.english, "text", [Neighbour(corrected, 0.80), Neighbour(other, 0.5)]) is None
-    assert recognised(None, classifier.english, "text", [Neighbour(other, 0.99), Neighbour(corrected, 0.5)]) is None
+    scores = {"Drama": 0.6}
+    assert recognised(None, classifier.english, "text", [Neighbour(corrected, 0.99), Neighbour(other, 0.5)],
+                      scores) == (Recognition(corrected, 0.99), scores)
+    assert recognised(None, classifier.english, "text", [Neighbour(corrected, 0.80), Neighbour(other, 0.5)],
+                      scores) == (None, scores)
+    assert recognised(None, classifier.english, "text", [Neighbour(other, 0.99), Neighbour(corrected, 0.5)],
+                      scores) == (None, scores)
 
 
 def test_the_draft_answers_a_recognised_film_with_its_own_labels_and_a_correction_with_high_confidence(classifier):

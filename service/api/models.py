@@ -156,14 +156,23 @@ class NeighbourOut(BaseModel):
     source: str = Field(description="Where the film comes from: a reference source, or 'correction' (an editor's)")
 
 
-class RecognisedOut(BaseModel):
+class SeriesFilmOut(BaseModel):
     title: str
     year: int | None
+
+
+class RecognisedOut(BaseModel):
+    title: str = Field(description="The film's title; for a series (source 'series'), its name and '(series)'")
+    year: int | None
     similarity: float
-    genres: list[Genre] = Field(description="The film's labels in the reference, which the answer leads with")
-    source: Literal["reference", "correction"] = Field(
-        "reference", description="correction: an editor's correction decided the answer (POST /feedback)")
+    genres: list[Genre] = Field(description="The film's labels in the reference, which the answer leads with; for a "
+                                            "series, the labels all its films in `series` share")
+    source: Literal["reference", "correction", "series"] = Field(
+        "reference", description="correction: an editor's correction decided the answer (POST /feedback); series: "
+                                 "the text is surely of a film of this series, but of none of them surely")
     correction_id: int | None = None
+    series: list[SeriesFilmOut] | None = Field(
+        None, description="source 'series': the series' films the text may be of (none is named as the answer)")
 
 
 class MatchOut(BaseModel):

@@ -13,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from service.settings import Settings
 
 console = Console()
 
@@ -37,12 +36,6 @@ def positive_int(text: str | int) -> int:
     if value < 1:
         raise typer.BadParameter(f"must be a whole number of at least 1, not {str(text)!r}")
     return value
-
-
-def multilingual_dev_files(settings: Settings) -> dict[str, Path]:
-    """The multilingual dev files by language (the file name's prefix)."""
-    folder = settings.index.dev_eval() / "multilingual"
-    return {path.stem.split("_")[0]: path for path in sorted(folder.glob("*.csv"))}
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], right: Collection[str] = ()) -> None:

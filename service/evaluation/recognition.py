@@ -1,22 +1,25 @@
 """`moviegenre tune-recognition`: fits each route's recognition model (recognition.py) on calibration data and
-stores it in service/data/recognition.json, with the table it was chosen from.
+stores it in service/data/recognition.json, with the table it was chosen from and what each calibration set dropped.
 
-Calibration data, never an evaluation file: the English route reads IMDb's one-line descriptions of
-dev-eval/n_movies.csv (films only; another source than the reference's plots); the multilingual route the
-calibration halves of dev-eval/multilingual (scoring.splits.halves) and the same English descriptions of films the
-reference does not hold, searched on that route. A description is of a known film when its title (and year)
-names reference films (films.TitleIndex): those are its own films.
+Calibration data, never a film of a set `make eval` reports on (held_out.py drops them from every set): the English
+route reads IMDb's one-line descriptions of dev-eval/n_movies.csv (films only; another source than the reference's
+plots) and the reference sources' other descriptions of its films (other_descriptions: a catalogue's words, longer
+and naming their people); the multilingual route the calibration halves of dev-eval/multilingual
+(scoring.splits.halves) and the same English descriptions of films the reference does not hold, searched on that
+route. A description is of a known film when its title (and year) names reference films (films.TitleIndex): those
+are its own films.
 
 Each description is searched as it is (the model learns which close film is its own) and without its own films
 (every close film is another). A logistic regression over evidence.FEATURES, one row per close film, learns
 "this is the film described". Threshold and near-tie margin are then chosen on the same data as evaluation will
 measure them: the most known films recognised as themselves such that, in every calibration set, at most
 UNSEEN_SHARE of the descriptions is still recognised once its own films and every film the model would take it
-for are left out (what `make eval` calls unseen), at most OTHER_YEAR_SHARE is recognised as a film of another
-year (a sequel, a remake), and at most LACKING_SHARE of the English descriptions of films the reference lacks
-fire on the multilingual route; on the English route, at most LACKING_SHARE of the reference's own
-validation plots, each searched without its film, are recognised (a plot of a sequel the reference lacks finds
-the film before it).
+for are left out (one round of what `make eval` calls unseen), at most OTHER_YEAR_SHARE is recognised as a film of
+another year (a sequel, a remake), and at most LACKING_SHARE of the English descriptions of films the reference
+lacks are recognised as a film on the multilingual route; on the English route, at most LACKING_SHARE of the
+reference's own validation plots, each searched without its film (a plot of a sequel the reference lacks finds the
+film before it). A series answer names no film and is counted apart. The same command measures again how close a
+reference plot comes to the descriptions (exclusion.NEAR_DUPLICATE).
 """
 from __future__ import annotations
 
@@ -27,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from service.corpus import Film, parse_year
+from service.corpus import Film, corpus_files, parse_year, plot_key, read_file
 from service.evidence import FEATURES, CANDIDATES, Candidate
 from service.films import TitleIndex
 from service.genres import DEFAULT, split_labels
-from service.recognition import MODELS_FILE, Model, Recogniser
+from service.evaluation.exclusion import NEAR_DUPLICATE
+from service.evaluation.held_out import HeldOut
+from service.recognition import MODELS_FILE, Model, Recogniser, decide
 from service.store import Neighbour
 
 UNSEEN_SHARE = 0.04
@@ -51,6 +56,25 @@ def descriptions(path: Path) -> list[Film]:
                   tuple(DEFAULT.map_labels(split_labels(r["genre"]))[0]),
                   "n_movies") for r in rows]
     return [f for f in films if f.genres]
+
+
+def other_descriptions(data: Path, reference: Sequence[Film]) -> list[Film]:
+    """The reference sources' other descriptions of the films the index holds: rows deduplication set aside whose
+    title (and year) name one reference film and whose text is not its plot, each under that film's title and year
+    ("A self-conscious bride is tormented by the memory of her husband's dead first wife." beside Rebecca's plot):
+    descriptions of known films as a catalogue writes them, longer than IMDb's and naming their people."""
+    titles = TitleIndex(reference)
+    seen = {plot_key(film.plot) for film in reference}
+    found = []
+    for fmt, path in corpus_files(data):
+        for raw in read_file(fmt, path):
+            plot, title = (" ".join((text or "").replace("\xa0", " ").split()) for text in (raw.plot, raw.title))
+            if not plot or plot_key(plot) in seen:
+                continue
+            seen.add(plot_key(plot))
+            if len(named := titles.named(title, raw.year).films) == 1:
+                found.append(Film(named[0].title, named[0].year, plot, named[0].genres, "other description"))
+    return found
 
 
 @dataclass
@@ -107,16 +131,6 @@ def fit(features: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ...], fl
     return tuple(round(float(w), 6) for w in weights), round(float(model.intercept_[0] - weights @ mean), 6)
 
 
-def decide(scored: list[tuple[float, Candidate]], threshold: float, near_tie: float) -> Candidate | None:
-    """recognition.Recogniser.recognise's decision, for any threshold and margin."""
-    if not scored:
-        return None
-    best, candidate = max(scored, key=lambda pair: pair[0])
-    if best < threshold or any(best - scored[k][0] < near_tie for k in candidate.siblings):
-        return None
-    return candidate
-
-
 @dataclass
 class Tally:
     descriptions: int = 0
@@ -124,7 +138,9 @@ class Tally:
     right: int = 0
     wrong: int = 0
     other_year: int = 0
-    lacking_recognised: int = 0  # descriptions of films the reference lacks, recognised as searched
+    series: int = 0               # answered with a series' shared genres, no film named
+    series_own: int = 0           # of those, known descriptions whose own film is one of the series' films
+    lacking_recognised: int = 0  # descriptions of films the reference lacks, recognised as searched (a film named)
     unseen_recognised: int = 0
 
     def share(self, count: int) -> float:
@@ -132,23 +148,28 @@ class Tally:
 
 
 def tally(recogniser: Recogniser, model: Model, calibration: list[Case]) -> Tally:
-    """How the model decides on each description as searched, and once its own films and every film the model
-    would take it for are left out (evaluation's exclusion)."""
+    """How the model decides on each description as searched (recognition.Recogniser.recognise's decision), and
+    once its own films and every film the model would take it for are left out (evaluation's exclusion, one round)."""
     t = Tally()
     for case in calibration:
         scored = case.scored(recogniser, model)
-        taken = decide(scored, model.threshold, model.near_tie)
+        decided = decide(scored, model.threshold, model.near_tie)
+        found = recogniser.recognition(*decided) if decided is not None else None
         t.descriptions += 1
         t.known += bool(case.own)
-        if taken is not None:
-            right = id(taken.film) in case.own
+        if found is not None and found.film is not None:
+            right = id(found.film) in case.own
             t.right += right
             t.wrong += bool(case.own) and not right
-            t.other_year += None not in (taken.film.year, case.film.year) and taken.film.year != case.film.year
+            t.other_year += None not in (found.film.year, case.film.year) and found.film.year != case.film.year
             t.lacking_recognised += not case.own
+        elif found is not None:
+            t.series += 1
+            t.series_own += any(id(film) in case.own for film in found.series)
         suspects = frozenset(id(c.film) for s, c in scored if s >= model.threshold)
         rescored = case.scored(recogniser, model, case.own | suspects)
-        t.unseen_recognised += decide(rescored, model.threshold, model.near_tie) is not None
+        again = decide(rescored, model.threshold, model.near_tie)
+        t.unseen_recognised += again is not None and not again[1]
     return t
 
 
@@ -181,28 +202,39 @@ def stored(route: str, weights: tuple[float, ...], bias: float, model: Model, fi
             "near_tie": model.near_tie, "fitted_on": fitted_on, "route": route}
 
 
-def write(routes: dict[str, dict], path: Path = MODELS_FILE) -> None:
+def write(result: dict, path: Path = MODELS_FILE) -> None:
     from service.atomic import write_json
 
-    write_json(path, {"written_by": "moviegenre tune-recognition", "routes": routes})
+    write_json(path, {"written_by": "moviegenre tune-recognition", "routes": result["routes"],
+                      "held_out": result["held_out"], "near_duplicate": result["near_duplicate"]})
 
 
-def tune(classifier, n_movies: Path, multilingual: dict[str, Path]) -> dict:
-    """Fits and chooses each route's model; returns what is stored and the tables (not yet written)."""
+def tune(classifier, n_movies: Path, multilingual: dict[str, Path], evaluation: dict[str, list[Film]],
+         reference: Path) -> dict:
+    """Fits and chooses each route's model on the calibration sets without the films of `evaluation` (every set
+    `make eval` reports on: held_out.evaluation_sets); `reference`: the index's corpus, for its other descriptions.
+    Returns what is stored, the tables, what each set dropped and the near-duplicate similarities measured on the
+    same sets (not yet written)."""
     from service.corpus import load_corpus
     from service.scoring.splits import halves
 
     recogniser = Recogniser(classifier.index.films, models={})
     recogniser.warm_up()
     titles = TitleIndex(classifier.index.films)
-    english = descriptions(n_movies)
+    held_out = HeldOut(evaluation, classifier.index.films, _embed(classifier), [r.name for r in classifier.routes()])
+    english = held_out.keep(n_movies.name, descriptions(n_movies))
+    other = held_out.keep("the reference's other descriptions", other_descriptions(reference, classifier.index.films))
     sets = {"english": {"n_movies": _searched(classifier, classifier.english, english, titles),
-                        "reference_validation": _without_themselves(classifier, titles)}}
+                        "other_descriptions": _told_again_left_out(
+                            _searched(classifier, classifier.english, other, titles)),
+                        "reference_validation": _without_themselves(classifier, titles, held_out)}}
     if classifier.multilingual is not None:
         lacking = [film for film in english if not titles.of(film).films]
         route = classifier.multilingual
-        sets["multilingual"] = {code: _searched(classifier, route, halves(load_corpus(path).films)[0], titles)
-                                for code, path in multilingual.items()}
+        sets["multilingual"] = {
+            code: _searched(classifier, route, held_out.keep(f"{path.name} (calibration half)",
+                                                             halves(load_corpus(path).films)[0]), titles)
+            for code, path in multilingual.items()}
         sets["multilingual"]["english_on_multilingual"] = _searched(classifier, route, lacking, titles)
     routes, tables = {}, {}
     for route, calibration in sets.items():
@@ -212,7 +244,39 @@ def tune(classifier, n_movies: Path, multilingual: dict[str, Path]) -> dict:
             fitted_on = {name: {"descriptions": len(c), "known": sum(bool(x.own) for x in c)}
                          for name, c in calibration.items()}
             routes[route] = stored(route, weights, bias, model, fitted_on)
-    return {"routes": routes, "tables": tables}
+    return {"routes": routes, "tables": tables, "held_out": held_out.record(), "near_duplicate": near_duplicates(sets)}
+
+
+NEAR_DUPLICATE_GRID = tuple(np.round(np.arange(0.70, 0.991, 0.01), 2))
+
+
+def near_duplicates(sets: dict[str, dict[str, list[Case]]]) -> dict:
+    """How close a reference plot comes to a description, per index part, on the same calibration sets: of the known
+    descriptions (English, on the English route), the share whose own film's plot is at least each threshold close
+    (the same film told again, which exclusion.NEAR_DUPLICATE should find); of the descriptions of films the reference
+    lacks, the share that find some plot that close (another film: what it should leave)."""
+    measured = {}
+    for part, name in (("english", "n_movies"), ("multilingual", "english_on_multilingual")):
+        cases_ = sets.get(part, {}).get(name, [])
+        known = [max((n.similarity for n in c.neighbours if id(n.film) in c.own), default=0.0)
+                 for c in cases_ if c.own]
+        lacking = [c.neighbours[0].similarity if c.neighbours else 0.0 for c in cases_ if not c.own]
+        measured[part] = {"known": len(known), "lacking": len(lacking), "chosen": NEAR_DUPLICATE[part],
+                          "at": {f"{t:.2f}": {"known_found": _share_at(known, t),
+                                              "lacking_close": _share_at(lacking, t)} for t in NEAR_DUPLICATE_GRID}}
+    return measured
+
+
+def _share_at(similarities: list[float], threshold: float) -> float | None:
+    return round(sum(s >= threshold for s in similarities) / len(similarities), 4) if similarities else None
+
+
+def _embed(classifier):
+    """(index part, texts) → the texts' vectors by that part's embedder, through the index's embedding cache."""
+    from service.evaluation.runner import embedded
+
+    routes = {route.name: route for route in classifier.routes()}
+    return lambda part, texts: embedded(classifier.settings, routes[part].embedder, list(texts))
 
 
 def _searched(classifier, route, films: list[Film], titles: TitleIndex) -> list[Case]:
@@ -222,14 +286,21 @@ def _searched(classifier, route, films: list[Film], titles: TitleIndex) -> list[
     return cases(films, route.index.search(vectors, SEARCHED), titles)
 
 
-def _without_themselves(classifier, titles: TitleIndex) -> list[Case]:
-    """The plots of the reference's validation split (scoring.splits.validation_split), each searched without its own
-    film: descriptions of films the reference lacks, written as its plots are, whose sequel or remake it may hold."""
+def _told_again_left_out(cases_: list[Case]) -> list[Case]:
+    """The cases whose own film's plot is not the same text told again (exclusion.NEAR_DUPLICATE): other words."""
+    return [c for c in cases_ if max((n.similarity for n in c.neighbours if id(n.film) in c.own), default=0.0)
+            < NEAR_DUPLICATE["english"]]
+
+
+def _without_themselves(classifier, titles: TitleIndex, held_out: HeldOut) -> list[Case]:
+    """The plots of the reference's validation split (scoring.splits.validation_split) that are no evaluation film,
+    each searched without its own film: descriptions of films the reference lacks, written as its plots are, whose
+    sequel or remake it may hold."""
     from service.evaluation.runner import embedded
     from service.scoring.splits import validation_split
 
     reference = classifier.index.films
-    films = [reference[i] for i in validation_split(len(reference))[1]]
+    films = held_out.keep("reference validation split", [reference[i] for i in validation_split(len(reference))[1]])
     vectors = embedded(classifier.settings, classifier.english.embedder, [f.plot for f in films])
     found = classifier.english.index.search(vectors, SEARCHED + 1)
     cases_ = []

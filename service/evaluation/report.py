@@ -32,7 +32,8 @@ def markdown(results: dict) -> str:
                  for key, _ in COLUMNS]
         films = f" ({r['films']} films)" if r["films"] != results["films"] else ""
         lines.append(f"| {LABELS.get(name, name)}{films} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + _llm(results) + _languages(results) + _wizard(results)) + "\n"
+    return "\n".join(lines + _calibration(results) + _llm(results) + _languages(results) + _sequels(results) +
+                     _wizard(results)) + "\n"
 
 
 def _llm(results: dict) -> list[str]:
@@ -63,7 +64,57 @@ def _excluded(counts: dict) -> str:
     return (f"{counts['total']} reference films excluded as the same films ({counts['by_title']} by title or other "
             f"title and year, {counts['by_plot_text']} more by the very plot text, {counts['by_plot_similarity']} "
             f"more by a plot that close: see exclusion.NEAR_DUPLICATE, {counts.get('suspected_same_film', 0)} more "
-            "suspected the same film: the served recognition would take a held-out film for them)")
+            f"suspected the same film: the served recognition would take a held-out film for them{_rounds(counts)})")
+
+
+def _rounds(counts: dict) -> str:
+    rounds = counts.get("suspected_rounds")
+    if not rounds:
+        return ""
+    found = " + ".join(map(str, rounds))
+    if counts.get("fixed_point", True):
+        return f", found in {len(rounds)} rounds ({found}) until none was left"
+    return (f", found in {len(rounds)} rounds ({found}) and not a fixed point: the last round still found "
+            f"{rounds[-1]}, which stay in the reference")
+
+
+def _calibration(results: dict) -> list[str]:
+    """What every stored fit dropped of the films this evaluation reports on (held_out.py)."""
+    record = results.get("calibration")
+    if not record:
+        return []
+    sets = ", ".join(f"`{name}` ({d['films']})" for name, d in record["evaluation_sets"].items())
+    lines = ["", f"Calibration never sees an evaluation film: the films of {sets} were dropped from every set a "
+                 "stored fit was tuned on, by title and year (or a reference film both name), by plot text, or by a "
+                 "plot that close:", "",
+             "| fit | calibration set | films | dropped | by title | by plot text | by a plot that close |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    names = {"recognition": "recognition models (`tune-recognition`)", "llm": "the LLM's say (`calibrate-llm`)"}
+    for fit, stored in record["stored"].items():
+        if not stored:
+            lines.append(f"| {names[fit]} | **not recorded: its calibration may hold evaluation films** | | | | | |")
+            continue
+        same = "" if stored["same_sets"] else " **(did not drop all of these sets: rerun it)**"
+        for name, d in stored["dropped"].items():
+            lines.append(f"| {names[fit]}{same} | {name} | {d['films']} | {d['dropped']} | {d['by_title']} | "
+                         f"{d['by_plot_text']} | {d['by_plot_similarity']} |")
+    return lines
+
+
+def _sequels(results: dict) -> list[str]:
+    """New descriptions of sequels the reference holds, served by the index as it is."""
+    r = results.get("sequels")
+    if not r:
+        return []
+    lines = ["", f"Sequels (`{Path(r['data']).name}`: {r['films']} new English descriptions of sequels the reference "
+                 f"holds, the index as it is): recognised as itself {r['itself']}, as another film "
+                 f"{r['another film']}, answered with its series' shared genres {r['series']} (and "
+                 f"{r['series without it']} with a series it is not of), not recognised {r['none']}.", "",
+             "| sequel | answer | recognised as |", "|---|---|---|"]
+    for each in r["each"]:
+        answer = f"{each['outcome']}: {each['answer']}" if each["answer"] else each["outcome"]
+        lines.append(f"| {each['title']} | {', '.join(each['genres'])} | {answer} |")
+    return lines
 
 
 def _languages(results: dict) -> list[str]:
@@ -77,10 +128,11 @@ def _languages(results: dict) -> list[str]:
                  "same film); recognised: answered with a reference film's labels, which for an unseen film is "
                  "always another film. Known: the same films as the index holds them; recall: of the films whose "
                  "title and year name their own reference film, how many were recognised as it; as another: "
-                 "recognised as another film; another year: of all the films, recognised as a film of another year:",
+                 "recognised as another film; as its series: of the films answered with a series' shared genres, "
+                 "how many are of it; another year: of all the films, recognised as a film of another year:",
              "", "| language | file | films | excluded | unseen micro-F1 | recognised | known micro-F1 | recall | "
-                 "as another | another year | multilingual route | ms/film |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "as another | as its series | another year | multilingual route | ms/film |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = {"en": results["served"] | {"data": results["data"], "excluded": results["excluded"],
                                        "known": results.get("served_known", {})}, **results["languages"]}
     for code, r in rows.items():
@@ -91,10 +143,12 @@ def _languages(results: dict) -> list[str]:
         recall = f"{known['recognised_right']} of {known['recognised_matched']}" if "recognised_matched" in known \
             else "–"
         wrong = f"{known['recognised_wrong']}" if "recognised_wrong" in known else "–"
+        series = f"{known['recognised_series_own']} of {known['recognised_series']}" \
+            if "recognised_series" in known else "–"
         other_year = f"{known['recognised_other_year'] / n:.1%}" if "recognised_other_year" in known else "–"
         known_f1 = f"{known['micro_f1']:.3f}" if "micro_f1" in known else "–"
         lines.append(f"| {code} | `{Path(r['data']).name}` | {r['films']} | {excluded} | {r['micro_f1']:.3f} | "
-                     f"{r['recognised']} ({r['recognised'] / n:.1%}) | {known_f1} | {recall} | {wrong} | "
+                     f"{r['recognised']} ({r['recognised'] / n:.1%}) | {known_f1} | {recall} | {wrong} | {series} | "
                      f"{other_year} | {share:.0%} | {r['latency_ms']:.2f} |")
     return lines
 

@@ -19,6 +19,7 @@ from service.genres import Vocabulary
 from service.evaluation import methods
 from service.scoring.metrics import film_counts, score
 from service.evaluation.exclusion import Exclusion, exclusion
+from service.evaluation.held_out import HeldOut, described, dropped_all, evaluation_sets, read_sequels
 from service.scoring.splits import halves, validation_split
 from service.heads import BlendedScorer
 from service.language import LanguageDetector
@@ -107,7 +108,18 @@ def prepare_evaluation_half(settings: Settings, path: Path) -> Setup:
 
 def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     """The index without the films `held_out_of(reference films, its vocabulary)` returns: matched by title and
-    year, by plot text, or by a plot that close (exclusion.exclusion)."""
+    year, by plot text, or by a plot that close, and every film the served recognition would take one for
+    (exclusion.exclusion)."""
+    embedders, parts = index_parts(settings)
+    held_out = held_out_of(parts["english"].films, parts["english"].vocabulary)
+    plots = [film.plot for film in held_out]
+    dropped = exclusion(parts, held_out, {p: embedded(settings, embedders[p], plots) for p in parts})
+    return Setup(settings, embedders, {p: index.without(set(dropped.positions)) for p, index in parts.items()},
+                 dropped, held_out, LanguageDetector() if "multilingual" in parts else None)
+
+
+def index_parts(settings: Settings) -> tuple[dict[str, Embedder], dict[str, ReferenceIndex]]:
+    """Every part of the index with its embedder; FileNotFoundError when a part the settings name is not built."""
     models = settings.index.part_models()
     embedders = {p: load_embedder(settings.index.exported_models(), m, settings.index.embed_workers)
                  for p, m in models.items()}
@@ -115,11 +127,14 @@ def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     if set(parts) != set(models):
         missing = ", ".join(sorted(set(models) - set(parts)))
         raise FileNotFoundError(f"the index lacks its {missing} part: run `make build-index`")
-    held_out = held_out_of(parts["english"].films, parts["english"].vocabulary)
-    plots = [film.plot for film in held_out]
-    dropped = exclusion(parts, held_out, {p: embedded(settings, embedders[p], plots) for p in parts})
-    return Setup(settings, embedders, {p: index.without(set(dropped.positions)) for p, index in parts.items()},
-                 dropped, held_out, LanguageDetector() if "multilingual" in parts else None)
+    return embedders, parts
+
+
+def held_out_of_index(settings: Settings, sets: dict[str, list[Film]]) -> HeldOut:
+    """The evaluation sets against the index's films, embedded by its parts' models (through the embedding cache)."""
+    embedders, parts = index_parts(settings)
+    return HeldOut(sets, parts["english"].films, lambda part, texts: embedded(settings, embedders[part], list(texts)),
+                   list(parts))
 
 
 def fp32_variant(setup: Setup) -> Setup:
@@ -264,19 +279,54 @@ def evaluate_known(settings: Settings, films: list[Film]) -> dict:
 
 def _recall(reference: list[Film], films: list[Film], results: list[Classification]) -> dict:
     """Recognition as films.TitleIndex tells films apart: of the films whose title and year name their own
-    reference films (matched), how many were recognised as one of them (right) or as another film (wrong); and of
-    all the films, how many were recognised as a film of another year (a sequel, a prequel, a remake)."""
+    reference films (matched), how many were recognised as one of them (right) or as another film (wrong), or
+    answered with a series' shared genres (series; series_own: their own film one of the series'); and of all the
+    films, how many were recognised as a film of another year (a sequel, a prequel, a remake)."""
     titles = TitleIndex(reference)
-    matched = right = wrong = other_year = 0
+    matched = right = wrong = other_year = series = series_own = 0
     for film, result in zip(films, results):
         own = {id(f) for f in titles.of(film).films}
-        taken = result.recognised.film if result.recognised is not None else None
+        found = result.recognised
+        taken = found.film if found is not None else None
         matched += bool(own)
         right += bool(own) and taken is not None and id(taken) in own
         wrong += bool(own) and taken is not None and id(taken) not in own
         other_year += taken is not None and None not in (taken.year, film.year) and taken.year != film.year
+        series += found is not None and taken is None
+        series_own += found is not None and taken is None and any(id(f) in own for f in found.series)
     return {"recognised_matched": matched, "recognised_right": right, "recognised_wrong": wrong,
-            "recognised_other_year": other_year}
+            "recognised_other_year": other_year, "recognised_series": series, "recognised_series_own": series_own}
+
+
+def evaluate_sequels(settings: Settings, films: list[Film]) -> dict:
+    """New descriptions of sequels the reference holds (held_out.read_sequels), served by the index as it is: each
+    recognised as itself, as another film (of its series or not), answered with its series' shared genres, or
+    not recognised."""
+    from service.loading import load_classifier
+
+    classifier = load_classifier(settings.replace(llm_backend="none"))
+    try:
+        results = classifier.classify_many([f.plot for f in films])
+        titles = TitleIndex(classifier.index.films)
+        outcomes = [_sequel_outcome(film, result, titles) for film, result in zip(films, results)]
+    finally:
+        classifier.close()
+    counts = {kind: sum(o["outcome"] == kind for o in outcomes)
+              for kind in ("itself", "another film", "series", "series without it", "none")}
+    return {"films": len(films), "held": sum(o["held"] for o in outcomes), **counts, "each": outcomes}
+
+
+def _sequel_outcome(film: Film, result: Classification, titles: TitleIndex) -> dict:
+    own = {id(f) for f in titles.of(film).films}
+    found = result.recognised
+    if found is None:
+        outcome, answer = "none", None
+    elif found.film is not None:
+        outcome, answer = "itself" if id(found.film) in own else "another film", found.film.title
+    else:
+        outcome = "series" if any(id(f) in own for f in found.series) else "series without it"
+        answer = " / ".join(f.title for f in found.series)
+    return {"title": film.title, "held": bool(own), "outcome": outcome, "answer": answer, "genres": result.genres}
 
 
 def wizard_check(setup: Setup) -> dict:
@@ -296,23 +346,30 @@ def _scored(setup: Setup, predicted: list[list[str]], seconds: float) -> dict:
 
 
 def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progress: bool = True,
-        languages: dict[str, Path] | None = None, fp32: bool = False, llm_language_limit: int = 50) -> dict:
+        languages: dict[str, Path] | None = None, fp32: bool = False, llm_language_limit: int = 50,
+        sequels: Path | None = None) -> dict:
     """All methods on the evaluation file; the served pipeline on each file of `languages` too; with
-    `fp32`, the served pipeline with the unquantised English model beside the int8 one; with an LLM
-    configured, the LLM path on `llm_limit` films (seeded sample), and on `llm_language_limit` films of
-    each language file's evaluation half (the other half is calibrate-llm's)."""
+    `fp32`, the served pipeline with the unquantised English model beside the int8 one; with `sequels`, recognition
+    of those sequel descriptions (held_out.read_sequels); with an LLM configured, the LLM path on `llm_limit` films
+    (seeded sample), and on `llm_language_limit` films of each language file's evaluation half (the other half is
+    calibrate-llm's). What the stored calibrations dropped of these evaluation sets is reported beside."""
     with_llm = settings.llm.backend != "none"
     if not Vocabulary.from_manifest((read_manifest(settings.index.dir) or {}).get("vocabulary")).is_default():
-        languages, genre_checks = {}, []  # the dev files and the wizard sentence speak the default genres
-    else:
+        languages, genre_checks, sequels = {}, [], None  # the dev files, the wizard sentence and the sequels speak
+    else:                                                # the default genres
         genre_checks = ["wizard"]
+    sequels = sequels if sequels is not None and sequels.exists() else None
     steps = ["prepare", *methods.CLASSIC, "knn", "served", "known"] + (["fp32"] if fp32 else []) + \
-        [f"language:{code}" for code in (languages or {})] + genre_checks + \
+        [f"language:{code}" for code in (languages or {})] + genre_checks + (["sequels"] if sequels else []) + \
         ((["llm"] + [f"llm:{code}" for code in (languages or {})]) if with_llm else [])
-    results: dict = {"data": str(eval_path), "methods": {}, "languages": {}}
+    results: dict = {"data": str(eval_path), "methods": {}, "languages": {},
+                     "calibration": calibration_record(settings, evaluation_sets(settings, eval_path, languages or {},
+                                                                                 sequels))}
     language_setups: dict[str, Setup] = {}
     for step in track(steps, description="evaluating", disable=not progress):
-        if step == "prepare":
+        if step == "sequels":
+            results["sequels"] = evaluate_sequels(settings, read_sequels(sequels)) | {"data": str(sequels)}
+        elif step == "prepare":
             setup = prepare(settings.replace(llm_backend="none"), eval_path)
             results |= {"films": len(setup.held_out), "excluded": setup.excluded.counts()}
         elif step in methods.CLASSIC:
@@ -342,6 +399,32 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
             films = _sample(other.held_out, llm_language_limit)
             results["languages"][step.split(":", 1)[1]]["llm"] = evaluate_served_with_llm(other, films, False)
     return results
+
+
+def calibration_record(settings: Settings, sets: dict[str, list[Film]]) -> dict:
+    """What the stored fits dropped of the evaluation sets (held_out.HeldOut.record): the recognition models'
+    (service/data/recognition.json) and the configured LLM's calibration, each with whether it dropped every one of
+    these sets."""
+    from service.recognition import MODELS_FILE
+
+    stored = {"recognition": _stored_record(MODELS_FILE)}
+    llm = settings.llm.identity()
+    if llm is not None:
+        entry = calibration.read_all(settings.index.dir).get(calibration.key(llm), {})
+        stored["llm"] = entry.get("held_out") if isinstance(entry, dict) else None
+    return {"evaluation_sets": described(sets),
+            "stored": {name: record | {"same_sets": dropped_all(record, sets)} if record else None
+                       for name, record in stored.items()}}
+
+
+def _stored_record(path: Path) -> dict | None:
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8")).get("held_out")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _sample(films: list[Film], limit: int | None) -> list[Film]:

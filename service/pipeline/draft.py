@@ -18,8 +18,8 @@ def drafted(route: Route, vector: np.ndarray, neighbours: list[Neighbour], score
     if recognition is None:
         genres = decide(scores, route.threshold, max_genres)
     else:
-        scores = lean_on(scores, recognition.film)
-        genres = list(recognition.film.genres)[:max_genres]
+        scores = lean_on(scores, recognition.genres)
+        genres = list(recognition.genres)[:max_genres]
     result = Classification(genres, scores, "vote", neighbours, scores, genres, route=route.name,
                             recognised=recognition)
     if recognition is not None and recognition.source == "correction":

@@ -12,7 +12,7 @@ from service.api.deps import charged_for_batch, check_lengths, current_runtime, 
 from service.api.ratelimit import client_of
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
                                 CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
-                                RecognisedOut)
+                                RecognisedOut, SeriesFilmOut)
 from service.api.state import Runtime
 from service.classifier import Classification
 from service.recognition import Recognition
@@ -44,8 +44,12 @@ def _response(request: Request, c: Classification, explain: bool, started: float
 def _recognised_out(recognised: Recognition | None) -> RecognisedOut | None:
     if recognised is None:
         return None
-    film = recognised.film
-    return RecognisedOut(title=film.title, year=film.year, similarity=round(recognised.similarity, 4),
+    film, similarity = recognised.film, round(recognised.similarity, 4)
+    if film is None:
+        return RecognisedOut(title=f"{recognised.series_name} (series)", year=None, similarity=similarity,
+                             genres=list(recognised.genres), source="series",
+                             series=[SeriesFilmOut(title=f.title, year=f.year) for f in recognised.series])
+    return RecognisedOut(title=film.title, year=film.year, similarity=similarity,
                          genres=list(film.genres), source=recognised.source,
                          correction_id=getattr(film, "correction_id", None))
 
