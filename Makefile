@@ -93,7 +93,8 @@ calibrate-llm: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre calibrate-llm $(if $(LLM),--llm $(LLM)) $(if $(N),--films $(N))
 
 bench: install-bench postgres $(INDEX)/manifest.json
-	$(BIN)/moviegenre bench
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre bench
+	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre bench --profile
 
 # A fresh clone of this commit with ../shared beside it: seconds from `make run` to the first answer.
 bench-fresh: install

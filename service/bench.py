@@ -690,22 +690,14 @@ def run(settings: Settings, out: Path, only: str | None = None, against: Path | 
         "faiss_ms": faiss_ms(settings)}
     results |= corrections_figures(settings) | probes_beside_lookups(settings) | jobs_figures(settings)
     results["metrics_cost_us_per_request"] = metrics_cost_us(settings)
-    results["profile_ms"] = profile_request(settings)
     out.mkdir(parents=True, exist_ok=True)
     write_bytes(out / "results.json", json.dumps(results, indent=2).encode("utf-8"))
     table = Table(title="Benchmarks (2 cores, loopback, neighbour-vote backend)")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in results.items():
-        if key != "profile_ms":
-            table.add_row(key, str(value))
+        table.add_row(key, str(value))
     Console().print(table)
-    profile = Table(title="One English /classify, stage by stage (median ms)")
-    profile.add_column("stage")
-    profile.add_column("ms", justify="right")
-    for stage, ms in results["profile_ms"].items():
-        profile.add_row(stage, f"{ms:.3f}")
-    Console().print(profile)
     return results
 
 
@@ -743,46 +735,3 @@ def fresh_clone_first_answer(project: Path, limit_s: float = 900) -> dict:
                 "log_tail": (work / "run.log").read_text(errors="replace")[-1500:] if answered is None else ""}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def profile_request(settings: Settings, requests: int = 200) -> dict:
-    """Where one English /classify spends its time, stage by stage (median ms over `requests` descriptions),
-    with the embedding as served (int8 ONNX) and as before (fp32 torch) side by side."""
-    from fastapi.testclient import TestClient
-
-    from service.api.app import create_app
-    from service.api.models import ClassifyResponse
-    from service.loading import load_classifier
-    from service.embedding.models import spec_for
-    from service.embedding.reference import TorchEmbedder
-    from service.vote import vote
-
-    texts = _descriptions(settings)[:requests]
-    classifier = load_classifier(settings.replace(llm_backend="none"))
-    route, torch_embedder = classifier.english, TorchEmbedder(spec_for(settings.index.embedding_model))
-    stages: dict[str, list[float]] = {}
-
-    def timed(stage: str, fn):
-        started = time.perf_counter()
-        result = fn()
-        stages.setdefault(stage, []).append((time.perf_counter() - started) * 1000)
-        return result
-
-    heads = route.scorer.heads
-    for text in texts:
-        timed("language detection", lambda: classifier.detector.detect(text) if classifier.detector else None)
-        timed("embedding before: fp32 torch", lambda: torch_embedder.embed([text]))
-        vector = timed("embedding: int8 ONNX", lambda: route.embedder.embed([text]))
-        neighbours = timed("FAISS search (top 25)", lambda: route.index.search(vector, settings.classification.top_k))
-        votes = timed("neighbour vote", lambda: [vote(n) for n in neighbours])
-        timed("heads: TF-IDF features + linear heads (numpy)", lambda: heads.scores([text], vector))
-        timed("blend (vote, heads)", lambda: route.scorer.blend_scores([text], vector, votes))
-        result = timed("classify() in all", lambda: classifier.classify(text))
-        response = timed("pydantic response + JSON", lambda: ClassifyResponse(
-            genres=result.genres, scores=result.scores, backend=result.backend, latency_ms=0).model_dump_json())
-        del response
-    with TestClient(create_app(settings.replace(llm_backend="none"), classifier)) as client:
-        for text in texts:
-            timed("HTTP /classify in process (TestClient)",
-                  lambda: client.post("/classify", json={"description": text}))
-    return {stage: round(statistics.median(ms), 3) for stage, ms in stages.items()}

@@ -3,10 +3,11 @@
 
 CPU. The classifier runs as it serves, with its stages' functions wrapped in a clock of CPU time: each stage is
 charged the CPU time of the thread that runs it (`time.thread_time`), without the stages it calls, so the stages add
-up; the embedding runs on its own threads, and is clocked there. What no stage accounts for (the pipeline's own
-Python, thread hand-offs) is "the rest"; the total is the process's CPU time over all its threads. The HTTP layer
-(uvicorn, FastAPI, pydantic, JSON) is measured on a served process, whose CPU a request costs against the same
-work in process.
+up. Three stages run on threads of their own while nothing else runs — language detection (lingua's), the embedding
+(a text a core) and the search (split across the cores) — and are charged the whole process's CPU time while they
+run. What no stage accounts for (the pipeline's own Python) is "the rest"; the total is the process's CPU time.
+The HTTP layer (uvicorn, FastAPI, pydantic, JSON) is measured on a served process: what a request costs its CPU
+beyond the same work in process.
 
 Memory. A fresh process loads the service's parts one by one, as loading.py does, and the resident set each adds is
 its share (some parts share pages, so the order matters a little); the rest of a served process's memory after a
@@ -35,15 +36,18 @@ class StageClock:
         self._local = threading.local()
         self._lock = threading.Lock()
 
-    def timed(self, stage: str, function: Callable) -> Callable:
+    def timed(self, stage: str, function: Callable, whole_process: bool = False) -> Callable:
+        """`whole_process`: charged the process's CPU time while it runs (a stage that runs threads of its own)."""
+        clock = process_cpu_s if whole_process else time.thread_time
+
         def run(*args, **kwargs):
             stack = self._local.__dict__.setdefault("stack", [])
             stack.append(0.0)  # what the stages it calls take
-            started = time.thread_time()
+            started = clock()
             try:
                 return function(*args, **kwargs)
             finally:
-                spent = time.thread_time() - started
+                spent = clock() - started
                 inner = stack.pop()
                 if stack:
                     stack[-1] += spent
@@ -52,8 +56,8 @@ class StageClock:
 
         return run
 
-    def wrap(self, owner, attribute: str, stage: str) -> None:
-        setattr(owner, attribute, self.timed(stage, getattr(owner, attribute)))
+    def wrap(self, owner, attribute: str, stage: str, whole_process: bool = False) -> None:
+        setattr(owner, attribute, self.timed(stage, getattr(owner, attribute), whole_process))
 
 
 def process_cpu_s() -> float:
@@ -65,16 +69,18 @@ def process_cpu_s() -> float:
 def clocked(classifier) -> Iterator[StageClock]:
     """The classifier's stages wrapped in one clock (module functions put back afterwards)."""
     import service.classifier as composed
+    import service.pipeline.retrieve as retrieving
     import service.pipeline.vote as voting
 
     clock = StageClock()
     saved = {name: getattr(composed, name) for name in ("recognised", "drafted")}
-    vote = voting.vote
+    vote, search = voting.vote, retrieving.search
     voting.vote = clock.timed("vote", vote)
+    retrieving.search = clock.timed("search", search, whole_process=True)
     for route in classifier.routes():
         _wrap_route(clock, route)
     if classifier.detector is not None:
-        clock.wrap(classifier.detector, "detect_many", "language")
+        clock.wrap(classifier.detector, "detect_many", "language", whole_process=True)
     if classifier.corrections is not None:
         clock.wrap(classifier.corrections, "beside", "corrections beside")
     clock.wrap(classifier.label_scorer, "answer", "labels")
@@ -85,14 +91,12 @@ def clocked(classifier) -> Iterator[StageClock]:
     finally:
         for name, function in saved.items():
             setattr(composed, name, function)
-        voting.vote = vote
+        voting.vote, retrieving.search = vote, search
 
 
 def _wrap_route(clock: StageClock, route) -> None:
-    embedder = route.embedder
-    clock.wrap(embedder.tokenizer, "encode", "tokenise")
-    clock.wrap(embedder, "_run", "embed")
-    clock.wrap(route.index, "search", "search")
+    clock.wrap(route.embedder.tokenizer, "encode", "tokenise")
+    clock.wrap(route.embedder, "embed", "embed", whole_process=True)
     if route.scorer is not None:
         heads = route.scorer.heads
         clock.wrap(route.scorer, "blend_scores", "blend")
@@ -143,11 +147,15 @@ SCRIPTS = ("A young wizard goes to a school of magic.", "Ein junger Zauberer geh
 
 def memory_steps(settings) -> dict[str, float]:
     """MB of resident memory each part adds, loaded in turn in this (fresh) process, as loading.py loads them."""
+    from service.memory import release_freed_heap, return_large_blocks
+
+    return_large_blocks()  # as loading.py does
     steps: dict[str, float] = {}
     last = _rss_mb()
 
     def step(name: str) -> None:
         nonlocal last
+        release_freed_heap()  # what loading freed, handed back as the service does once loaded
         now = _rss_mb()
         steps[name] = round(now - last, 1)
         last = now
@@ -194,3 +202,43 @@ def memory_table(settings) -> dict[str, float]:
     env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(settings.index.dir), "LLM_BACKEND": "none"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- the served process --------------------------------------------------------------------------------------------
+
+def served_cost(settings, texts: list[str], batch: int = 32, singles: int = 200) -> dict[str, float]:
+    """A served process (`moviegenre serve`): its CPU ms per description in batches of `batch` and one by one over
+    HTTP, and its resident memory after them."""
+    from service.bench import _batch_per_s, _cpu_s, _rss_mb, _timed_posts, running_service
+
+    with running_service(settings) as (url, pid):
+        _batch_per_s(url, texts, batches=2, size=batch)  # warm
+        started = _cpu_s(pid)
+        _batch_per_s(url, texts, batches=len(texts) // batch, size=batch)
+        batched = (_cpu_s(pid) - started) * 1000 / (len(texts) // batch * batch)
+        started = _cpu_s(pid)
+        _timed_posts(url, texts[:singles])
+        single = (_cpu_s(pid) - started) * 1000 / singles
+        return {"batched": round(batched, 3), "single": round(single, 3), "rss_mb": round(_rss_mb(pid), 1)}
+
+
+def profile(settings, descriptions: int = 640) -> dict:
+    """Both tables: CPU per description by stage (in process, and what HTTP adds on a served process), and the
+    resident memory by part (what a served process holds beyond the parts: what requests left)."""
+    from service.bench import _descriptions
+    from service.loading import load_classifier
+
+    texts = _descriptions(settings)[:descriptions]
+    classifier = load_classifier(settings.replace(llm_backend="none"))
+    classifier.warm_up()
+    cpu = cpu_table(classifier, texts)
+    classifier.close()
+    served = served_cost(settings, texts)
+    for way in ("batched", "single"):
+        cpu[way]["HTTP: uvicorn, FastAPI, pydantic, JSON"] = round(served[way] - cpu[way]["total"], 3)
+        cpu[way]["served, in all"] = served[way]
+    memory = memory_table(settings)
+    memory["what requests leave (ONNX Runtime's arenas, the threads' heaps), and the rest"] = round(
+        served["rss_mb"] - sum(memory.values()), 1)
+    memory["served process, after the requests"] = served["rss_mb"]
+    return {"cpu_ms_per_description": cpu, "rss_mb": memory}

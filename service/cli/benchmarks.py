@@ -23,11 +23,32 @@ def bench(
     against: Annotated[str | None, typer.Option(
         metavar="CHECKOUT", help="only the English p50 of another checkout of the project (git worktree add DIR REV) "
                                  "beside this code's, on the same index")] = None,
+    profile: Annotated[bool, typer.Option(
+        "--profile", help="only where a description's CPU goes, stage by stage (batched and alone), and what the "
+                          "service's memory is made of; written to bench/profile.json")] = False,
 ) -> None:
     """measure speed; writes bench/results.json"""
     from service import bench as service_bench
 
+    if profile:
+        return _profile(Path(out))
     service_bench.run(Settings(), Path(out), only, Path(against) if against else None)
+
+
+def _profile(out: Path) -> None:
+    from service.atomic import write_json
+    from service.cli.console import print_table
+    from service.profiling import profile
+
+    figures = profile(Settings())
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "profile.json", figures)
+    cpu = figures["cpu_ms_per_description"]
+    print_table("CPU per English description (ms)", ("stage", "batched (32)", "alone"),
+                ((stage, f"{ms:.3f}", f"{cpu['single'][stage]:.3f}") for stage, ms in cpu["batched"].items()),
+                right={"batched (32)", "alone"})
+    print_table("Resident memory of the service, by part (MB)", ("part", "MB"),
+                ((part, f"{mb:.1f}") for part, mb in figures["rss_mb"].items()), right={"MB"})
 
 
 def bench_file(
