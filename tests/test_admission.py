@@ -21,7 +21,8 @@ from service.api import admission as admission_module
 from service.api.admission import Admission
 from service.api.app import create_app
 from service.api.errors import Overloaded
-from service.api.ratelimit import BoundedMemoryStorage, client_of
+from service.api.keys import client_of
+from service.api.ratelimit import BoundedMemoryStorage
 from service.settings import Settings
 
 from .conftest import HeldDrafts, make_classifier, make_client, serve_in_thread

@@ -21,6 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from starlette.responses import JSONResponse
 
@@ -28,9 +29,11 @@ from service.api.degraded import note_degraded
 from service.api.errors import LookupsBusy, Overloaded, error_response, unauthorised
 from service.api.keys import caller_of, may_classify
 from service.api.lanes import Lane
-from service.api.ratelimit import RateLimit
 from service.memory import release_freed_heap
 from service.settings import Settings
+
+if TYPE_CHECKING:  # the `limits` library (~11 MB) is imported only where a rate limit is set (app.py)
+    from service.api.ratelimit import RateLimit
 
 CLASSIFY, FEEDBACK = "/classify", "/feedback"  # the routes that classify, and the editors' (never shed)
 log = logging.getLogger("moviegenre")

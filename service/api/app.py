@@ -13,7 +13,6 @@ from service.api.errors import install_error_handlers
 from service.api.jobs import jobs_of, start_jobs, stop_jobs
 from service.api.limits import BodySizeLimit
 from service.api.metrics import Metrics
-from service.api.ratelimit import RateLimit
 from service.api.requestlog import RequestLog
 from service.api.routes import classify, feedback, jobs, service
 from service.api.state import pick_up_multilingual, runtime_for
@@ -61,13 +60,11 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.metrics = Metrics(app.state) if settings.operations.metrics else None
     # innermost first: admission (who asks, load shedding, rate limit, the body), the body limit, CORS, the request
     # log and metrics; the routes take their CPU slots from the same admission
-    app.state.admission = Admission(settings, app.state.metrics,
-                                    RateLimit(settings.operations.rate_limit, settings)
-                                    if settings.operations.rate_limit else None)
+    app.state.admission = Admission(settings, app.state.metrics, _rate_limit(settings.operations.rate_limit, settings))
     uploads = {("POST", "/jobs"): settings.jobs.max_upload_bytes}  # streamed to disk, each with its own limit
     app.add_middleware(AdmissionMiddleware, admission=app.state.admission, streamed=frozenset(uploads))
     # corrections sent from the page without a token wait for review, and each client may send only so many
-    app.state.page_feedback_limit = RateLimit(settings.corrections.feedback_page_rate_limit, settings) \
+    app.state.page_feedback_limit = _rate_limit(settings.corrections.feedback_page_rate_limit, settings) \
         if settings.corrections.feedback_page else None
     app.state.jobs = jobs_of(settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes, uploads=uploads)
@@ -86,6 +83,15 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.mount("/static", StaticFiles(directory=service.WEB), name="static")
     _document_limits(app, settings)
     return app
+
+
+def _rate_limit(rate: str | None, settings: Settings):
+    """A RateLimit of `rate`, or None without one (the `limits` library is then never imported)."""
+    if rate is None:
+        return None
+    from service.api.ratelimit import RateLimit
+
+    return RateLimit(rate, settings)
 
 
 def _document_limits(app: FastAPI, settings: Settings) -> None:

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import Overloaded
 from service.api.models import CorrectionOut
-from service.api.ratelimit import client_of
+from service.api.keys import client_of
 from service.api.state import Runtime
 from service.corrections import Correction, Corrections, KeyReused, Limits, OverBound, QueueFull, ShareFull
 

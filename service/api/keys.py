@@ -7,6 +7,7 @@ whole, is "api:default"), "admin", "editor:<name>"."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from pydantic import SecretStr
 from starlette.datastructures import Headers
@@ -64,3 +65,20 @@ def caller_of(scope, settings: Settings) -> str | None:
 def may_classify(caller: str | None, settings: Settings) -> bool:
     """/classify is open without MOVIEGENRE_API_KEY; with it, only to the holders of an API key."""
     return not settings.service.api_keys() or (caller or "").startswith("api:")
+
+
+def client_of(scope, settings: Settings) -> str:
+    """Whom a request is counted against: a valid key's owner, else the client's address (IPv6 by its /64)."""
+    owner = caller_of(scope, settings)
+    if owner is not None:
+        return f"key:{owner}"
+    host = (scope.get("client") or ("unknown",))[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"address:{host}"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return f"address:{address.ipv4_mapped}"
+        return f"address:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    return f"address:{address}"

@@ -20,7 +20,6 @@ themselves."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
 import time
@@ -31,7 +30,7 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.storage import storage_from_string
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from service.api.keys import caller_of
+from service.api.keys import client_of
 from service.settings import ConfigurationError, Settings
 
 log = logging.getLogger("moviegenre")
@@ -94,23 +93,6 @@ class BoundedMemoryStorage(MemoryStorage):
         count = len(self.counters)
         self.counters.clear()
         return count
-
-
-def client_of(scope, settings: Settings) -> str:
-    """Whom a request is counted against: a valid key's owner, else the client's address (IPv6 by its /64)."""
-    owner = caller_of(scope, settings)
-    if owner is not None:
-        return f"key:{owner}"
-    host = (scope.get("client") or ("unknown",))[0]
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return f"address:{host}"
-    if address.version == 6:
-        if address.ipv4_mapped is not None:
-            return f"address:{address.ipv4_mapped}"
-        return f"address:{ipaddress.ip_network(f'{address}/64', strict=False)}"
-    return f"address:{address}"
 
 
 class RateLimit:

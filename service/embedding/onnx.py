@@ -23,6 +23,7 @@ import numpy as np
 from service.embedding.base import Embedder, Role
 from service.embedding.export import META_FILE, MODEL_FILE
 from service.embedding.tokenizing import load_tokenizer
+from service.memory import read_as_used
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -54,6 +55,8 @@ class OnnxEmbedder(Embedder):
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(str(folder / MODEL_FILE), options,
                                                     providers=["CPUExecutionProvider"])
+        if self.meta.get("weights"):  # mapped by ONNX Runtime: only the rows texts use become resident
+            read_as_used(folder / self.meta["weights"])
         self._shrink = onnxruntime.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"embed-{self.model_name}") if workers > 1 else None

@@ -14,19 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Protocol
 
 from service.atomic import write_json
-from service.batch.chunks import Summary, output_name
-from service.batch.records import Item
-from service.batch.run import Job, run_job
-from service.jobs.glance import Glance
 from service.jobs.records import JobRecord
 from service.jobs.store import GLANCE, JobStore, Lock
 from service.settings import Settings
 from service.store import index_identity
+
+if TYPE_CHECKING:  # a serving process imports pyarrow (~25 MB) only once it runs a job
+    import pyarrow as pa
+
+    from service.batch.chunks import Summary
+    from service.batch.records import Item
 
 log = logging.getLogger("moviegenre")
 SCAN_S = 5.0  # how often an idle runner looks for jobs (left by another process) and removes expired ones
@@ -149,6 +149,10 @@ class JobRunner:
                 record.notes.append("the service's index changed while the job ran: it started again on the new one")
 
     def _run_on(self, record: JobRecord, manifest: dict) -> tuple[Summary, dict]:
+        from service.batch.chunks import output_name
+        from service.batch.run import Job, run_job
+        from service.jobs.glance import Glance
+
         store = self.store
         job = Job.of(store.input_path(record), store.output_path(record), self.settings, record.text_column,
                      self.settings.jobs.chunk_rows)

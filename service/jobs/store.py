@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.atomic import write_json
-from service.batch.chunks import sidecar_path
 from service.jobs.records import FINISHED, RUNNABLE, JobRecord
 
 STATUS, LOCK, GLANCE, CANCEL = "status.json", "lock", "glance.json", "cancel"
@@ -106,6 +105,8 @@ class JobStore:
         return self.path(record.id) / f"output.{record.output_format}"
 
     def rejected_path(self, record: JobRecord) -> Path:
+        from service.batch.chunks import sidecar_path  # (chunks.py imports pyarrow: only where a job is looked at)
+
         return sidecar_path(self.output_path(record))
 
     def save(self, record: JobRecord) -> None:

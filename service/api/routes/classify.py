@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from service.api.degraded import notes_of
 from service.api.deps import charged_for_batch, check_lengths, current_runtime, only_query_params
-from service.api.ratelimit import client_of
+from service.api.keys import client_of
 from service.api.models import (BatchRequest, BatchResponse, CandidateOut, ClassifyRequest, ClassifyResponse,
                                 CompanyOut, ErrorResponse, LabelScoreOut, LookupOut, MatchOut, NeighbourOut,
                                 RecognisedOut, SeriesFilmOut)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Literal
 
-import pyarrow as pa
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
@@ -148,7 +147,7 @@ def _checked(jobs: Jobs, record: JobRecord) -> Response | None:
             return error_response(422, str(exc), columns=exc.columns)
         return error_response(422, f"{record.name} has no {' or '.join(TEXT_COLUMNS)} column: choose the column to "
                                    f"classify (text_column)", columns=exc.columns)
-    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+    except (_arrow_error(), OSError, UnicodeDecodeError) as exc:
         return error_response(422, f"{record.name} cannot be read as {record.input_format}: {exc}")
     record.state = "queued"
     jobs.store.save(record)
@@ -204,3 +203,10 @@ def remove(request: Request, job_id: str = JOB_ID, caller: str = Depends(job_cal
     if record.state == "uploading":
         raise HTTPException(409, f"job {job_id} is still being uploaded")
     return JobRemoved(id=job_id, state="removed" if jobs.store.cancel(job_id) else "cancelling")
+
+
+def _arrow_error() -> type[Exception]:
+    """pyarrow's errors, imported once a file is read (a serving process that runs no job never imports pyarrow)."""
+    import pyarrow as pa
+
+    return pa.ArrowException
