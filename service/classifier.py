@@ -130,7 +130,8 @@ class Classifier:
 
     def _score(self, route: Route, texts: list[str]) -> list[Classification]:
         started = time.perf_counter()
-        found = retrieve(route, texts, self.settings.classification.top_k, self.corrections)
+        found = retrieve(route, texts, self.settings.classification.top_k, self.settings.index.embed_workers,
+                         self.corrections)
         all_scores = vote_and_heads(route, texts, found)
         recogniser = self.recogniser if self.settings.classification.recognise_films else None
         results = []

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,13 +28,6 @@ from service.corpus import Film
 from service.genres import DEFAULT, Vocabulary
 
 faiss.omp_set_num_threads(1)  # measured: a flat search of one query is slower with 2 threads
-# A batch of this many queries and more is searched by one matrix product over the vectors decoded to fp32 (FAISS's
-# BLAS path for flat indexes, from this many queries on): each vector is read once for the batch, where the fp16
-# scan reads all of them again for every query. Measured on the 16k MiniLM vectors, CPU a query: 0.25 ms in
-# batches of 16 against 0.56 for the fp16 scan; the same 25 neighbours, similarities within 1e-6. A query alone
-# stays with the fp16 scan (0.58 ms against 1.0: a product of one row gains nothing and reads twice the bytes).
-BATCH_QUERIES = 8
-faiss.cvar.distance_compute_blas_threshold = BATCH_QUERIES
 
 FORMAT_VERSION = 3  # 3: the trained heads as arrays (scorer-*.npz), not pickles; the vectors in fp16
 FILMS_FILE = "films.jsonl"
@@ -66,8 +58,6 @@ class ReferenceIndex:
         self.faiss = faiss_index
         self.manifest = manifest or {}
         self.build_dir = build_dir  # the build folder it was loaded from, with its other artifacts; None in memory
-        self._decoded: faiss.Index | None = None  # the vectors in fp32, for batches: made by the first batch
-        self._decoding = threading.Lock()
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -83,21 +73,9 @@ class ReferenceIndex:
 
     def search(self, queries: np.ndarray, k: int) -> list[list[Neighbour]]:
         k = min(k, len(self.films))
-        index = self._batch_index() if len(queries) >= BATCH_QUERIES else self.faiss
-        scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        scores, ids = self.faiss.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return [[Neighbour(self.films[i], float(s)) for s, i in zip(row_s, row_i) if i >= 0]
                 for row_s, row_i in zip(scores, ids)]
-
-    def _batch_index(self) -> faiss.Index:
-        """The vectors decoded once into a flat fp32 index (twice the fp16's memory: a process that classifies
-        batches pays it, one answering single requests does not)."""
-        if self._decoded is None:
-            with self._decoding:
-                if self._decoded is None:
-                    decoded = faiss.IndexFlatIP(self.faiss.d)
-                    decoded.add(self.vectors())
-                    self._decoded = decoded
-        return self._decoded
 
     def vectors(self) -> np.ndarray:
         return self.faiss.reconstruct_n(0, self.faiss.ntotal)

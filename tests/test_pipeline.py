@@ -41,19 +41,17 @@ def test_the_route_stage_sends_english_and_untold_text_to_the_english_part(class
 
 def test_the_retrieve_stage_finds_a_films_own_plot_first_and_a_batch_finds_what_one_by_one_finds(classifier):
     route, films = classifier.english, classifier.index.films[:20]
-    found = retrieve(route, [f.plot for f in films], 25, None)  # 20 queries: one matrix product (store.BATCH_QUERIES)
+    found = retrieve(route, [f.plot for f in films], 25, 2, None)  # 20 queries: the search is split
     assert [n[0].film for n in found.neighbours] == films and all(n[0].similarity > 0.99 for n in found.neighbours)
-    one_by_one = [retrieve(route, [f.plot], 25, None).neighbours[0] for f in films[:3]]  # the fp16 scan
+    one_by_one = [retrieve(route, [f.plot], 25, 1, None).neighbours[0] for f in films[:3]]
     assert [[n.film for n in row] for row in one_by_one] == [[n.film for n in row] for row in found.neighbours[:3]]
-    assert all(abs(a.similarity - b.similarity) < 1e-5 for alone, batched in zip(one_by_one, found.neighbours)
-               for a, b in zip(alone, batched))
     assert found.vectors.shape == (20, route.embedder.dim)
 
 
 def test_the_vote_stage_blends_the_heads_where_a_route_has_them(classifier):
     route = classifier.english
     texts = ["A young wizard embarks on an adventure to defeat a dark sorcerer."]
-    found = retrieve(route, texts, 25, None)
+    found = retrieve(route, texts, 25, 1, None)
     blended = vote_and_heads(route, texts, found)
     alone = vote_and_heads(dataclasses.replace(route, scorer=None), texts, found)
     assert alone == [vote(found.neighbours[0])] and blended != alone
