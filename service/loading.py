@@ -53,7 +53,7 @@ def _load(settings: Settings, embedders: dict[str, Embedder] | None, detector: L
         multilingual = Route.of("multilingual", index, embedders["multilingual"], load_scorer(index, "multilingual"),
                                 settings)
     english = parts["english"]
-    detector = detector or (LanguageDetector() if settings.index.multilingual_model else None)
+    detector = detector or detector_for(settings.index.multilingual_model)
     corrections = _corrections(settings, {p: embedders[p] for p in parts}, english.manifest)
     return Classifier(english, embedders["english"], llm or make_gate(settings), settings, load_scorer(english),
                       multilingual, detector, corrections)
@@ -68,6 +68,15 @@ def _corrections(settings: Settings, embedders: dict[str, Embedder], manifest: d
     except BaseException:
         store.close()
         raise
+
+
+def detector_for(model: str) -> LanguageDetector | None:
+    """The detector that routes texts to the multilingual model `model` ("": none, and no detector)."""
+    if not model:
+        return None
+    from service.embedding.models import spec_for
+
+    return LanguageDetector(spec_for(model).unread_languages)
 
 
 def _embedder(settings: Settings, model: str) -> Embedder:

@@ -169,7 +169,7 @@ def memory_steps(settings) -> dict[str, float]:
     step("the service's modules, FastAPI, pydantic")
     from service.embedding import load_embedder
     from service.heads import load_scorer
-    from service.language import LanguageDetector
+    from service.loading import detector_for
     from service.recognition import Recogniser
     from service.store import load_parts, read_manifest
 
@@ -186,7 +186,7 @@ def memory_steps(settings) -> dict[str, float]:
         index.search(embedders[part].embed(["warm-up"]), 25)
         load_scorer(index, part)
         step(f"{part} part: FAISS vectors (memory-mapped, read) and trained heads")
-    detector = LanguageDetector()
+    detector = detector_for(settings.index.multilingual_model)
     for text in SCRIPTS:
         detector.detect(text)
     step("lingua: its models of every script")

@@ -165,3 +165,15 @@ def test_a_german_description_of_a_film_the_reference_holds_is_recognised_as_tha
                 if film not in right and one_series(catalogue.position(film.title), catalogue.position(r["title"]))]
     assert siblings == []
     assert all(a["language"] == "de" for a in answers)
+
+
+def test_the_detector_tells_apart_only_the_languages_the_multilingual_model_reads():
+    """A language the model was not trained on cannot be served better for being told; it can only misroute text:
+    lingua read this English plot as Sotho, and sent it to the multilingual route."""
+    from service.loading import detector_for
+
+    detector = detector_for("multilingual-e5-small")
+    english = "After the loss of her grandfather, Maïwenn explores her heritage and her Algerian roots."
+    assert detector.detect(english).english
+    assert detector.detect("Ein junger Zauberer zieht aus, um einen dunklen Magier zu besiegen.").language == "de"
+    assert detector_for("") is None

@@ -23,6 +23,7 @@ from service.evaluation.held_out import HeldOut, described, dropped_all, evaluat
 from service.scoring.splits import halves, validation_split
 from service.heads import BlendedScorer
 from service.language import LanguageDetector
+from service.loading import detector_for
 from service.llm import make_gate
 from service.settings import Settings
 from service.store import ReferenceIndex, load_parts, read_manifest
@@ -114,8 +115,9 @@ def prepare_held_out(settings: Settings, held_out_of) -> Setup:
     held_out = held_out_of(parts["english"].films, parts["english"].vocabulary)
     plots = [film.plot for film in held_out]
     dropped = exclusion(parts, held_out, {p: embedded(settings, embedders[p], plots) for p in parts})
+    detector = detector_for(settings.index.multilingual_model) if "multilingual" in parts else None
     return Setup(settings, embedders, {p: index.without(set(dropped.positions)) for p, index in parts.items()},
-                 dropped, held_out, LanguageDetector() if "multilingual" in parts else None)
+                 dropped, held_out, detector)
 
 
 def index_parts(settings: Settings) -> tuple[dict[str, Embedder], dict[str, ReferenceIndex]]:
