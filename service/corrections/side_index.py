@@ -37,6 +37,7 @@ from service.store import Neighbour
 
 log = logging.getLogger("moviegenre")
 MIN_POLL_S = 0.01  # the poll never spins
+CLOSE_WAIT_S = 1.0  # how long closing waits for a poll in progress
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,11 @@ class Corrections:
                 for neighbours, row_s, row_i in zip(found, similarities, positions)]
 
     def close(self) -> None:
+        """Stop the poll (a read it is waiting on, a database down say, ends on its own within its timeout) and close
+        the store."""
         self._stop.set()
         if self._poller is not None:
-            self._poller.join(timeout=30)
+            self._poller.join(timeout=CLOSE_WAIT_S)
         self.store.close()
 
     def corrected(self, film: Film) -> Correction | None:
