@@ -254,3 +254,33 @@ def test_the_store_opened_at_start_is_closed_when_the_side_index_fails(index_dir
     with pytest.raises(RuntimeError):
         load_classifier(_settings(index_dir))
     assert len(closed) == 1
+
+
+class _FailingOnce:
+    """An embedder whose next embedding fails (a damaged model, a memory error), then embeds as the real one."""
+
+    def __init__(self, real):
+        self.real, self.dim, self.fail = real, real.dim, False
+
+    def embed(self, texts, role="passage"):
+        if self.fail:
+            self.fail = False
+            raise MemoryError("the embedding failed")
+        return self.real.embed(texts, role=role)
+
+
+def test_a_correction_whose_embedding_failed_is_served_by_the_next_poll_and_shifts_no_other(tmp_path, embedder):
+    embedding = _FailingOnce(embedder)
+    corrections = Corrections(CorrectionStore(store_path(tmp_path)), {"english": embedding}, poll_s=0)
+    first = corrections.store.add(STORY, STORY, ["Western"], None, None, "alice")
+    embedding.fail = True
+    with pytest.raises(MemoryError):
+        corrections.serve(first)  # stored; serving it here failed
+    assert len(corrections) == 0
+    corrections.refresh()  # the poll
+    second = corrections.add("A chess prodigy in Moscow.", "A chess prodigy in Moscow.", ["Drama"], None, None, "bob")
+    assert {film: corrections._snapshot.corrections[row].id for film, row in corrections._snapshot.by_film.items()} \
+        == {first.film: first.id, second.film: second.id}
+    found = corrections.beside("english", embedder.embed([STORY]), [[]], 1)[0][0]
+    assert (found.film.correction_id, found.film.genres) == (first.id, ("Western",))
+    corrections.close()

@@ -58,6 +58,13 @@ class Newest:
                 touched.add(film)
         return touched
 
+    def copy(self) -> Newest:
+        """A copy that the changes of this one do not touch (a change that failed is undone by going back to it)."""
+        copied = Newest()
+        copied._of_film = {film: list(corrections) for film, corrections in self._of_film.items()}
+        copied._film_of = dict(self._film_of)
+        return copied
+
     def of(self, film: str) -> Correction | None:
         corrections = self._of_film.get(film)
         return corrections[-1] if corrections else None

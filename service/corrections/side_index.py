@@ -203,7 +203,16 @@ class Corrections:
 
     def _change(self, served: list[Correction], revoked: set[int]) -> None:
         """A new snapshot where `served` count (unless superseded) and `revoked` no longer do: the work is that
-        of the films they touch."""
+        of the films they touch. All of it or none of it: a change whose embedding fails leaves the snapshot and the
+        newest of each film as they were, for the next poll to make again."""
+        before = self._newest.copy()
+        try:
+            self._changed(served, revoked)
+        except BaseException:
+            self._newest = before
+            raise
+
+    def _changed(self, served: list[Correction], revoked: set[int]) -> None:
         old = self._snapshot
         by_film, new, dropped = dict(old.by_film), [], []
         for film in self._newest.update(served, revoked):
@@ -229,15 +238,17 @@ class Corrections:
         if not new:
             return base
         rows = base.rows + len(new)
-        base.films.extend(_film(c) for c in new)
-        base.corrections.extend(new)
+        embedded = {route: self.embedders[route].embed([c.plot for c in new], role="passage")
+                    for route in base.vectors}  # first: an embedding that fails changes nothing
+        base.films[base.rows:] = [_film(c) for c in new]  # past `rows`: what a failed change left, replaced
+        base.corrections[base.rows:] = new
         vectors = {}
         for route, buffer in base.vectors.items():
             if len(buffer) < rows:
                 grown = np.zeros((max(64, 2 * rows), buffer.shape[1]), np.float32)
                 grown[:base.rows] = buffer[:base.rows]
                 buffer = grown
-            buffer[base.rows:rows] = self.embedders[route].embed([c.plot for c in new], role="passage")
+            buffer[base.rows:rows] = embedded[route]
             vectors[route] = buffer
         by_film = base.by_film | {c.film: base.rows + i for i, c in enumerate(new)}
         return _Snapshot(rows, base.films, base.corrections, vectors, by_film,
