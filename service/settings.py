@@ -228,9 +228,19 @@ class CorrectionsSettings(Group):
     @field_validator("url")
     @classmethod
     def _a_postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+        """A postgresql:// URL libpq can read (the message never shows it: it may hold a password)."""
+        if value is None:
+            return value
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
             raise ValueError("a corrections store URL starts with postgresql:// (unset, corrections are kept in the "
                              "index folder)")
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(value.get_secret_value())
+        except Exception:  # noqa: BLE001 - psycopg's message quotes the URL: say what to do instead
+            raise ValueError("the corrections store URL cannot be read: percent-encode the characters of the user "
+                             "and password that a URL reserves (% @ : / ? #)") from None
         return value
 
     def editors(self) -> dict[str, str]:

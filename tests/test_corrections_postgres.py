@@ -279,3 +279,46 @@ def test_every_editors_route_answers_the_same_on_postgresql(own_index_dir, postg
 
 def _genres_of(client, text: str) -> list[str]:
     return client.post("/classify", json={"description": text}).json()["genres"]
+
+
+def test_a_pool_whose_connections_are_all_taken_is_busy_not_down(postgres, monkeypatch):
+    """Every connection held (writers waiting on the lock, say): a caller is told the store is busy, and the next
+    one is not turned away as if the server were out of reach."""
+    from service.corrections import StoreUnavailable
+    from service.corrections import postgres as room
+
+    monkeypatch.setattr(room, "MAX_CONNECTIONS", 1)
+    monkeypatch.setattr(room, "BUSY_TIMEOUT_S", 0.2)
+    store = CorrectionStore(postgres.new_database())
+    store.version()
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with store._db.connected():
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(30)
+    with pytest.raises(StoreUnavailable, match="busy"):
+        store.version()
+    release.set()
+    holder.join(30)
+    assert store.version() == 0  # at once: the server was never taken for down
+    store.close()
+
+
+def test_a_commit_whose_answer_was_lost_tells_the_client_to_retry_with_its_key(own_index_dir, monkeypatch):
+    from service.corrections import CommitUnknown
+
+    client = make_client(own_index_dir, feedback_token=EDITORS, multilingual_model="")
+    store = client.app.state.runtime.classifier.corrections.store
+
+    def lost(*args, **kwargs):
+        raise CommitUnknown("the corrections store did not confirm the change (connection lost): it may be stored")
+
+    monkeypatch.setattr(store, "write", lost)
+    answer = client.post("/feedback", headers=ALICE, json={"text": STORY, "genres": CORRECTED})
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert "same Idempotency-Key" in answer.json()["error"] and "nothing was stored" not in answer.json()["error"]

@@ -87,3 +87,24 @@ def test_a_malformed_cors_origins_ends_in_one_line(monkeypatch, capsys):
     assert "MOVIEGENRE_CORS_ORIGINS" in printed and "Traceback" not in printed
     monkeypatch.setenv("MOVIEGENRE_CORS_ORIGINS", '["https://a.example"]')
     assert Settings().service.cors_origins == ["https://a.example"]
+
+
+def test_a_corrections_url_that_cannot_be_read_is_refused_in_one_line_that_never_shows_it():
+    from service.settings import ConfigurationError, Settings
+
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(corrections_url="postgresql://moviegenre:ab%zzsecret@db:5432/moviegenre")
+    assert "percent-encode" in str(refused.value) and "secret" not in str(refused.value)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(corrections_url="mysql://moviegenre:secret@db/moviegenre")
+    assert "postgresql://" in str(refused.value) and "secret" not in str(refused.value)
+
+
+def test_a_rate_limit_store_that_cannot_be_used_is_named_without_its_password():
+    from service.api.ratelimit import RateLimit
+    from service.settings import ConfigurationError, Settings
+
+    settings = Settings(rate_limit="10/minute", rate_limit_storage="nosuchstore://:s3cret@cache:6379/0")
+    with pytest.raises(ConfigurationError) as refused:
+        RateLimit("10/minute", settings)
+    assert "s3cret" not in str(refused.value) and ":***@cache:6379" in str(refused.value)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from service.corrections import StoreUnavailable
+from service.corrections import CommitUnknown, StoreUnavailable
 
 log = logging.getLogger("moviegenre")
 
@@ -65,6 +65,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
+        if isinstance(exc, CommitUnknown):  # the change may be stored: a retry must be recognised as one
+            return error_response(503, f"{exc}: send it again with the same Idempotency-Key, which stores it once",
+                                  retry_after=5)
         return error_response(503, f"{exc}: nothing was stored or changed; try again", retry_after=5)
 
     @app.exception_handler(Overloaded)

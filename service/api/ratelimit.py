@@ -25,6 +25,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit, urlunsplit
 
 from limits import parse
 from limits.aio.storage import MemoryStorage
@@ -149,5 +150,17 @@ def _storage(uri: str):
     try:
         return storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
     except Exception as exc:  # noqa: BLE001 - limits raises ConfigurationError for a missing driver, ValueError, …
-        raise ConfigurationError(f"MOVIEGENRE_RATE_LIMIT_STORAGE={uri!r} cannot be used: {exc} (for redis:// "
-                                 "install the redis extra: pip install 'moviegenre[redis]')") from exc
+        shown = _without_password(uri)
+        why = str(exc).replace(uri, shown).replace(uri.removeprefix("async+"), shown)
+        raise ConfigurationError(f"MOVIEGENRE_RATE_LIMIT_STORAGE={shown!r} cannot be used: {why} (for redis:// "
+                                 "install the redis extra: pip install 'moviegenre[redis]')") from None
+
+
+def _without_password(uri: str) -> str:
+    """The storage URL as a message may show it: its password (redis://:secret@host) replaced by ***."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))

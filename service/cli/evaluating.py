@@ -30,20 +30,20 @@ def evaluate(
         help="skip the served figures on the multilingual dev files (dev-eval/multilingual)")] = False,
     no_fp32: Annotated[bool, typer.Option(
         "--no-fp32", help="skip the served figure with the unquantised English model")] = False,
-    sequels: Annotated[str, typer.Option(
-        help="new descriptions of sequels the reference holds (title,year,plot): how each is recognised")
-    ] = "eval/sequels.csv",
+    sequels: Annotated[str | None, typer.Option(
+        help="new descriptions of sequels the reference holds (title,year,plot): how each is recognised "
+             "(default: the project's eval/sequels.csv)", show_default=False)] = None,
 ) -> None:
     """compare the served pipeline with classic methods"""
     from service.evaluation import report, runner
-    from service.evaluation.held_out import multilingual_files
+    from service.evaluation.held_out import SEQUELS, multilingual_files
 
     settings = Settings()
     path = _eval_data(data, settings)
     settings = settings.replace(llm_backend=llm or "none")
     languages = {} if no_languages else multilingual_files(settings)
     results = runner.run(settings, path, llm_limit=limit, languages=languages, fp32=not no_fp32,
-                         llm_language_limit=language_limit, sequels=Path(sequels))
+                         llm_language_limit=language_limit, sequels=Path(sequels) if sequels else SEQUELS)
     report.write(results, Path(out))
     console.print(report.markdown(results), highlight=False)
     console.print(f"written: {out}/report.md, results.json, per_genre_f1.png")

@@ -23,6 +23,11 @@ class StoreUnavailable(RuntimeError):
     stored says so."""
 
 
+class CommitUnknown(StoreUnavailable):
+    """The connection was lost while the database committed: the change may be stored. A retry with the same
+    Idempotency-Key is answered with it, if it was."""
+
+
 class Cursor(Protocol):
     def fetchone(self) -> tuple | None: ...
     def fetchall(self) -> list[tuple]: ...

@@ -25,24 +25,19 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from service.corrections.database import BUSY_TIMEOUT_S, Database, StoreUnavailable
+from service.corrections.database import BUSY_TIMEOUT_S, CommitUnknown, Database, StoreUnavailable
 
 SCHEMA = "moviegenre"
 WRITE_LOCK = 0x6D67_636F_7272  # the advisory lock every write takes ("mgcorr")
-MAX_CONNECTIONS = 4     # request threads writing or listing, and the poll
+MAX_CONNECTIONS = 8     # request threads writing (one at a time, the others wait on the lock) or listing; the poll
 CONNECT_TIMEOUT_S = 3
 RETRY_S = 2.0           # after a failure to connect, callers fail at once this long
 # a statement stuck longer is an error; a transaction left open by a client that hung is ended by the server
 SESSION = (f"-c search_path={SCHEMA} -c statement_timeout={int(BUSY_TIMEOUT_S * 2000)} "
            f"-c lock_timeout={int(BUSY_TIMEOUT_S * 1000)} -c idle_in_transaction_session_timeout=60000")
 log = logging.getLogger("moviegenre")
-
-
-class CommitUnknown(StoreUnavailable):
-    """The connection was lost while the server committed: the change may be stored. A retry with the same
-    Idempotency-Key is answered with it, if it was."""
 
 
 class PostgresDatabase(Database):
@@ -109,6 +104,12 @@ class PostgresDatabase(Database):
         try:
             with self._pool_opened().connection() as connection:
                 yield connection
+        except PoolTimeout as exc:
+            if self._pool.get_stats().get("pool_size", 0) == 0:  # no connection at all: the server is out of reach
+                self._failed(exc)
+                raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
+            raise StoreUnavailable(f"the corrections store at {self._where} is busy: its {MAX_CONNECTIONS} "
+                                   "connections stayed taken") from exc
         except psycopg.OperationalError as exc:
             if _lost_connection(exc):
                 self._failed(exc)
@@ -187,10 +188,8 @@ def _session(url: str) -> dict[str, str]:
 
 
 def _lost_connection(exc: psycopg.OperationalError) -> bool:
-    """The server could not be reached (or went away), rather than refused one statement (a lock timeout)."""
-    from psycopg_pool import PoolTimeout
-
-    return isinstance(exc, PoolTimeout) or exc.sqlstate is None or exc.sqlstate.startswith("08")
+    """The server went away, rather than refused one statement (a lock timeout)."""
+    return exc.sqlstate is None or exc.sqlstate.startswith("08")
 
 
 def _reason(exc: Exception) -> str:

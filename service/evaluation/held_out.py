@@ -22,10 +22,11 @@ from service.corpus import Film, load_corpus, parse_year, plot_key
 from service.evaluation.exclusion import REASONS, same_films
 from service.films import film_key
 from service.scoring.splits import halves
-from service.settings import Settings
+from service.settings import PROJECT_ROOT, Settings
 
 EVALUATION_FILE = "imdb_top_1000.csv"
-SEQUELS = Path("eval") / "sequels.csv"  # new English descriptions of sequels the reference holds (see the file)
+# new English descriptions of sequels the reference holds (see the file), wherever the command runs from
+SEQUELS = PROJECT_ROOT / "eval" / "sequels.csv"
 Embed = Callable[[str, Sequence[str]], np.ndarray]  # (index part, texts) → their vectors in that part
 
 
