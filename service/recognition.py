@@ -120,13 +120,26 @@ def decide(scored: Sequence[tuple[float, Candidate]], threshold: float,
     films); else None."""
     if not scored:
         return None
-    best, candidate = max(scored, key=lambda pair: pair[0])
-    siblings = [k for k in candidate.siblings if scored[k][0] != -math.inf]
+    first = max(range(len(scored)), key=lambda k: scored[k][0])
+    best, candidate = scored[first]
+    siblings = _uncontradicted_siblings(scored, first)
     if best >= threshold and all(best - scored[k][0] >= near_tie for k in siblings):
         return candidate, []
-    if siblings and series_score([best, *(scored[k][0] for k in siblings)]) >= threshold:
+    if _surely_of_its_series(scored, first, threshold):
         return candidate, [scored[k][1] for k in siblings]
     return None
+
+
+def _uncontradicted_siblings(scored: Sequence[tuple[float, Candidate]], k: int) -> list[int]:
+    """The positions of candidate k's series siblings whose place the text does not contradict."""
+    return [j for j in scored[k][1].siblings if scored[j][0] != -math.inf]
+
+
+def _surely_of_its_series(scored: Sequence[tuple[float, Candidate]], k: int, threshold: float) -> bool:
+    """Whether candidate k and its (uncontradicted) siblings reach the threshold together (series_score)."""
+    siblings = _uncontradicted_siblings(scored, k)
+    return bool(siblings) and scored[k][0] != -math.inf and \
+        series_score([scored[k][0], *(scored[j][0] for j in siblings)]) >= threshold
 
 
 @dataclass(frozen=True)
@@ -190,11 +203,9 @@ class Recogniser:
         if model is None:
             return []
         taken = {k for k, (score, _) in enumerate(scored) if score >= model.threshold}
-        for k, (score, candidate) in enumerate(scored):
-            series = [j for j in candidate.siblings if scored[j][0] != -math.inf]
-            if series and score != -math.inf and \
-                    series_score([score, *(scored[j][0] for j in series)]) >= model.threshold:
-                taken |= {k, *series}
+        for k in range(len(scored)):
+            if _surely_of_its_series(scored, k, model.threshold):
+                taken |= {k, *_uncontradicted_siblings(scored, k)}
         return [scored[k][1].film for k in sorted(taken)]
 
 
