@@ -158,7 +158,9 @@ class _Connection:
         self._connection = connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
-        return self._connection.execute(_placeholders(sql), params or None)
+        if not params:  # psycopg reads % as a placeholder only where parameters are given
+            return self._connection.execute(sql)
+        return self._connection.execute(_placeholders(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
