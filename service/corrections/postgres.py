@@ -55,6 +55,7 @@ class PostgresDatabase(Database):
                                             "application_name": "moviegenre"})
         self._lock = threading.Lock()
         self._opened = False
+        self._in_use = 0  # connections this process holds: all MAX_CONNECTIONS held is busy, fewer is a failure
         self._failed_at = -RETRY_S
         self._failure = ""
 
@@ -102,10 +103,10 @@ class PostgresDatabase(Database):
     def _connection(self) -> Iterator[psycopg.Connection]:
         self._check_not_failing()
         try:
-            with self._pool_opened().connection() as connection:
+            with self._pool_opened().connection() as connection, self._held():
                 yield connection
         except PoolTimeout as exc:
-            if self._pool.get_stats().get("pool_size", 0) == 0:  # no connection at all: the server is out of reach
+            if self._in_use < MAX_CONNECTIONS:  # a connection was free to make, and could not be made: out of reach
                 self._failed(exc)
                 raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
             raise StoreUnavailable(f"the corrections store at {self._where} is busy: its {MAX_CONNECTIONS} "
@@ -141,6 +142,16 @@ class PostgresDatabase(Database):
                 self._pool.open(wait=False)
                 self._opened = True
         return self._pool
+
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        with self._lock:
+            self._in_use += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_use -= 1
 
     def _check_not_failing(self) -> None:
         if time.monotonic() - self._failed_at < RETRY_S:
