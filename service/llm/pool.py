@@ -74,14 +74,20 @@ class LLMPool:
             async with asyncio.timeout(remaining):
                 return await waiter.future
         except TimeoutError:
+            self._give_back(waiter)
             raise busy(f"no slot of {self._slots_text()} came free within {limit:.3g} s") from None
         except BaseException:
-            future = waiter.future
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.release(future.result(), None, counted=False)  # a slot given as the wait was cut off
+            self._give_back(waiter)
             raise
         finally:
             self.turns.remove(waiter)
+
+    def _give_back(self, waiter: Waiter) -> None:
+        """A slot handed to a question whose wait was cut off (its time-out or its cancellation may come in the very
+        loop turn the slot was handed in): the server's again, the call never ran."""
+        future = waiter.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            self.release(future.result(), None, counted=False)
 
     def release(self, call: Call, failure: LLMError | None, counted: bool = True) -> None:
         """The slot back; a server of a pool that failed is set aside. `counted` False: the call never ran."""
