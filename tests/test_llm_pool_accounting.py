@@ -7,7 +7,7 @@ import asyncio
 
 from service.genres import DEFAULT
 from service.llm import pool as pool_module
-from service.llm.base import LLMBackend, LLMError
+from service.llm.base import LLMBackend, LLMError, busy
 from service.llm.cache import AnswerCache
 from service.llm.gate import LLMGate, Question
 from service.llm.pool import LLMPool
@@ -72,3 +72,22 @@ def test_a_slot_handed_to_a_waiter_in_the_loop_turn_its_wait_times_out_comes_bac
         raise AssertionError("the question got the slot although its time was up")
 
     assert asyncio.run(race()).outcome == "busy"
+
+
+def test_a_server_failing_at_once_keeps_the_answer_time_its_answers_showed():
+    """Refused, "busy" (HTTP 429/503) or an HTTP error in a few milliseconds: not an answer time. Learned, such failures
+    made a failing server the fastest, asked first for every question, and its "busy" estimate admit everything."""
+    server = InProcessServer("http://only")
+    gate = gate_of(server)
+    try:
+        gate.pool.servers[0].answer_s = 3.0  # as its answers measured it
+        failures = [LLMError("refused", "unreachable"), busy("it answered HTTP 429"), LLMError("HTTP 500", "failed")]
+        for n, failure in enumerate(failures * 3):
+            server.answer = failure
+            assert gate.ask_blocking([question(n)], budget_s=20.0)[0].outcome == failure.outcome
+        assert gate.load()["servers"][0]["answer_s"] == 3.0
+        server.answer = "not json"  # an answer, if an unusable one: the time it took is an answer's
+        assert gate.ask_blocking([question(99)], budget_s=20.0)[0].outcome == "unusable"
+        assert gate.load()["servers"][0]["answer_s"] < 3.0
+    finally:
+        gate.close()
