@@ -41,7 +41,7 @@ def question(n: int = 0) -> Question:
 
 
 def gate_of(*servers: InProcessServer, timeout_s: float = 20.0) -> LLMGate:
-    return LLMGate(list(servers), AnswerCache(servers[0].identity(), 0), concurrency=1, timeout_s=timeout_s)
+    return LLMGate(list(servers), AnswerCache(servers[0].identity(), 64), concurrency=1, timeout_s=timeout_s)
 
 
 def test_a_slot_handed_to_a_waiter_in_the_loop_turn_its_wait_times_out_comes_back(monkeypatch):
@@ -91,3 +91,49 @@ def test_a_server_failing_at_once_keeps_the_answer_time_its_answers_showed():
         assert gate.load()["servers"][0]["answer_s"] < 3.0
     finally:
         gate.close()
+
+
+def test_a_call_cut_short_by_its_requests_budget_does_not_set_its_server_aside():
+    """A question with half a second of its budget left (LLM_TIMEOUT 1000 s) starts on a server expected to answer
+    in time, which does not: it ends timed out, and the server stays in the pool, its mean answer time not lowered."""
+    slow, other = InProcessServer("http://slow", HANG), InProcessServer("http://other")
+    gate = gate_of(slow, other, timeout_s=1000.0)
+    try:
+        gate.pool.servers[0].answer_s, gate.pool.servers[1].answer_s = 0.1, 5.0  # as measured: only `slow` fits
+        [answer] = gate.ask_blocking([question()], budget_s=0.5)
+        first, second = gate.load()["servers"]
+    finally:
+        gate.close()
+    assert answer.outcome == "timed_out" and slow.asked == 1 and other.asked == 0
+    assert not first["set_aside"] and first["calls"] == {"timed_out": 1} and first["answer_s"] >= 0.1
+    assert not second["set_aside"]
+
+
+def test_a_call_that_had_the_whole_llm_timeout_and_timed_out_sets_its_server_aside():
+    hung, other = InProcessServer("http://hung", HANG), InProcessServer("http://other")
+    gate = gate_of(hung, other, timeout_s=0.5)
+    try:
+        gate.pool.servers[0].answer_s = 0.1  # asked first
+        assert gate.ask_blocking([question()], budget_s=None) == [["Drama"]]
+        first, second = gate.load()["servers"]
+    finally:
+        gate.close()
+    assert hung.asked == other.asked == 1
+    assert first["set_aside"] and "did not answer within 0.5 s" in first["why"] and not second["set_aside"]
+
+
+def test_a_question_is_not_started_on_a_server_it_cannot_expect_an_answer_from_in_the_time_left():
+    """A server fails a question late in its budget: the question is not retried on a server whose mean answer time
+    (with a tenth to spare) is longer than the time left, where it could only time out. It is "busy", saying why."""
+    failing = InProcessServer("http://failing", LLMError("the OpenAI-compatible server is unreachable", "unreachable"))
+    slow = InProcessServer("http://slow")
+    gate = gate_of(failing, slow, timeout_s=20.0)
+    try:
+        gate.pool.servers[0].answer_s, gate.pool.servers[1].answer_s = 0.1, 3.0
+        [answer] = gate.ask_blocking([question()], budget_s=3.0)  # what is left of a request's 20 s, say
+        first, second = gate.load()["servers"]
+    finally:
+        gate.close()
+    assert isinstance(answer, LLMError) and answer.outcome == "busy"
+    assert "unreachable (http://failing); then the LLM is busy" in str(answer)
+    assert failing.asked == 1 and slow.asked == 0 and first["set_aside"] and not second["set_aside"]

@@ -90,7 +90,7 @@ class LLMGate:
             except LLMError as error:
                 raise _after(failures, error) from None
             try:
-                answer = await self._call(call, question, deadline, limit)
+                answer = await self._call(call, question, limit)
             except LLMError as error:
                 self.pool.release(call, error)
                 tried, failures = tried | {call.server}, failures + [error]
@@ -107,10 +107,9 @@ class LLMGate:
             self.cache.keep(key, answer)
             return answer
 
-    async def _call(self, call: Call, question: Question, deadline: float | None, limit: float) -> list[str]:
-        budget = self.timeout_s if deadline is None else min(self.timeout_s, deadline - call.started)
+    async def _call(self, call: Call, question: Question, limit: float) -> list[str]:
         try:
-            async with asyncio.timeout(budget):
+            async with asyncio.timeout(call.bound_s):
                 text = await call.server.backend.complete(question.messages, question.schema)
         except TimeoutError as exc:
             raise self._of(call, timed_out(limit)) from exc

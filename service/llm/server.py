@@ -17,9 +17,12 @@ ANSWERS = ("answered", "unusable")  # the outcomes in which the server answered:
 
 @dataclass(eq=False)
 class Call:
-    """A slot of `server` taken at `started`."""
+    """A slot of `server` taken at `started`, for a call bounded by `bound_s` (LLM_TIMEOUT, or less: what its
+    request's budget had left); `whole`: whether it had the whole LLM_TIMEOUT (llm/pool.py)."""
     server: Server
     started: float
+    bound_s: float
+    whole: bool = True
 
 
 @dataclass(eq=False)
@@ -47,8 +50,8 @@ class Server:
     def free(self) -> int:
         return self.slots - len(self.calls)
 
-    def start(self, now: float) -> Call:
-        call = Call(self, now)
+    def start(self, now: float, bound_s: float, whole: bool) -> Call:
+        call = Call(self, now, bound_s, whole)
         self.calls.add(call)
         return call
 
