@@ -11,9 +11,10 @@ starts only on a server whose mean answer time, with a tenth to spare, is within
 request's budget running out, not the server's fault. With one server nothing is set aside: there is nowhere else to
 go, and the next question is its probe, as it always was.
 
-A pool serves one model (one_model.py): a server whose model list says it serves another is kept out with that
-reason, in /health and the log, until a probe finds it serving the pool's model. A server of a pool takes no question
-before its model list was read."""
+A pool serves one model (one_model.py): a server whose model list says it serves another, or lacks the model, is kept
+out with that reason, in /health and the log, until a probe finds it serving the pool's model (or every reachable
+server serves the same new one: the pool adopts it). A server of a pool takes no question before its model list was
+read."""
 from __future__ import annotations
 
 import asyncio
@@ -52,9 +53,11 @@ class LLMPool:
     """Used on the gate's event loop only, except load(), which other threads read."""
 
     def __init__(self, backends: list[LLMBackend], slots: int, timeout_s: float, cooldown_s: float,
-                 probe_timeout_s: float, clock: Callable[[], float] = time.monotonic):
+                 probe_timeout_s: float, clock: Callable[[], float] = time.monotonic,
+                 adopted: Callable[[str, str], None] = lambda old, new: None):
         """`timeout_s`: LLM_TIMEOUT, what a call may take at most (and an answer's time until one was measured);
-        `clock`: the breakers' (a test's fake clock); calls are timed on the monotonic clock."""
+        `clock`: the breakers' (a test's fake clock); calls are timed on the monotonic clock; `adopted(old, new)`:
+        the pool serves model `new` from now on, an upgrade on every server (one_model.py)."""
         self.pooled = len(backends) > 1
         unchecked = UNCHECKED if self.pooled else None
         self.servers = [Server(backend, slots, timeout_s, Breaker(cooldown_s, clock, unchecked))
@@ -62,7 +65,7 @@ class LLMPool:
         self.slots = slots
         self.timeout_s = timeout_s
         self.probe_timeout_s = probe_timeout_s
-        self.one_model = OneModel(self._set_aside)
+        self.one_model = OneModel(self._set_aside, adopted)
         self.turns: Turns[Waiter] = Turns()
         self._checks: dict[Server, asyncio.Task] = {}
 
@@ -134,7 +137,8 @@ class LLMPool:
         servers = [server.load() for server in self.servers]
         usable = [s["answer_s"] for s in servers if not s["set_aside"]] or [s["answer_s"] for s in servers]
         return {"in_flight": sum(s["in_flight"] for s in servers), "waiting": self.turns.count,
-                "concurrency": self.slots, "answer_s": round(sum(usable) / len(usable), 3), "servers": servers}
+                "concurrency": self.slots, "answer_s": round(sum(usable) / len(usable), 3),
+                "model": self.one_model.reference, "servers": servers}
 
     # --- which server, and when
 
@@ -239,7 +243,7 @@ class LLMPool:
         finally:
             del self._checks[server]
             if self.pooled:
-                self.one_model.checked(server if read else None, self.servers)
+                self.one_model.checked(server if read else None, self.servers, self._checks)
             self._dispatch()
 
 
