@@ -287,6 +287,11 @@ class LLMLoadOut(BaseModel):
     concurrency: int = Field(description="LLM_CONCURRENCY: questions in flight at most on each server")
     answer_s: float = Field(description="the mean time an answer took lately (over the servers in use): what the "
                                         "queue's bound is measured by")
+    model: str | None = Field(None, description="the model the pool serves, as its servers' model lists say (a pool "
+                                               "of several servers: one model list, read; one server: not read)")
+    model_change: str | None = Field(None, description="what the pool's last change of model did: the model every "
+                                                      "reachable server served after an upgrade adopted, and the "
+                                                      "answers cached of the previous one dropped")
     servers: list[LLMServerOut] = Field([], description="each server of the pool (OLLAMA_HOST / OPENAI_BASE_URL)")
 
 

@@ -50,10 +50,11 @@ class LLMBackend(ABC):
         """The model's raw answer to the chat messages, constrained to the JSON schema. Raises LLMError."""
 
     @abstractmethod
-    async def served_model(self) -> str:
+    async def served_model(self) -> str | None:
         """What the server's model list says it serves under the configured name (Ollama: the model's digest; an
-        OpenAI-compatible server: the ids it lists), to tell servers of a pool that serve another model apart
-        (llm/pool.py). Raises whatever its client meets when the server does not answer."""
+        OpenAI-compatible server: the ids it lists; None: no such model is on it), to tell servers of a pool that
+        serve another model, or none, apart (llm/one_model.py). Raises whatever its client meets when the server
+        does not answer."""
 
     def describe(self) -> str:
         return f"{self.name}:{self.model}"

@@ -53,6 +53,14 @@ class AnswerCache:
                 self._disk.execute("INSERT OR REPLACE INTO answers_v2 VALUES (?, ?)", (key, json.dumps(answer)))
                 self._disk.commit()
 
+    def forget(self) -> int:
+        """The answers kept in memory dropped (their model is no longer served: llm/one_model.py); how many. The
+        file a calibration or an evaluation keeps is by model name, as before, and stays."""
+        with self._lock:
+            dropped = len(self._memory)
+            self._memory.clear()
+            return dropped
+
     def stats(self) -> dict:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses, "size": len(self._memory),

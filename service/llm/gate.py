@@ -11,6 +11,7 @@ alone. A cached answer takes no place in the queue."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from service.llm.loop import BackgroundLoop
 from service.llm.pool import LLMPool
 from service.llm.probe import ReachabilityProbe
 from service.llm.server import Call
+
+log = logging.getLogger("moviegenre")
 
 PROBE_TIMEOUT_S = 5.0
 LOCAL = "local"  # the consumer of questions asked without one (a file run, an evaluation, the CLI)
@@ -47,7 +50,8 @@ class LLMGate:
         self.name = backends[0].name
         self.concurrency = concurrency
         self.timeout_s = timeout_s
-        self.pool = LLMPool(backends, concurrency, timeout_s, cooldown_s, PROBE_TIMEOUT_S, clock)
+        self.model_change: str | None = None  # what the pool's last change of model did (one_model.py)
+        self.pool = LLMPool(backends, concurrency, timeout_s, cooldown_s, PROBE_TIMEOUT_S, clock, self._adopted)
         self._loop = BackgroundLoop(f"llm-{self.name}")
         # run on the loop itself, so a hung server's probe is cancelled there, not left running
         self._probe = ReachabilityProbe(self.check)
@@ -90,7 +94,7 @@ class LLMGate:
             except LLMError as error:
                 raise _after(failures, error) from None
             try:
-                answer = await self._call(call, question, deadline, limit)
+                answer = await self._call(call, question, limit)
             except LLMError as error:
                 self.pool.release(call, error)
                 tried, failures = tried | {call.server}, failures + [error]
@@ -107,10 +111,9 @@ class LLMGate:
             self.cache.keep(key, answer)
             return answer
 
-    async def _call(self, call: Call, question: Question, deadline: float | None, limit: float) -> list[str]:
-        budget = self.timeout_s if deadline is None else min(self.timeout_s, deadline - call.started)
+    async def _call(self, call: Call, question: Question, limit: float) -> list[str]:
         try:
-            async with asyncio.timeout(budget):
+            async with asyncio.timeout(call.bound_s):
                 text = await call.server.backend.complete(question.messages, question.schema)
         except TimeoutError as exc:
             raise self._of(call, timed_out(limit)) from exc
@@ -125,8 +128,17 @@ class LLMGate:
         return LLMError(f"{error} ({call.server.address})", error.outcome)
 
     def load(self) -> dict:
-        """The pool as it stands: calls in flight and waiting, the mean answer times measured, each server."""
-        return self.pool.load()
+        """The pool as it stands: calls in flight and waiting, the mean answer times measured, the model it serves
+        and its last change, each server."""
+        return {**self.pool.load(), "model_change": self.model_change}
+
+    def _adopted(self, old: str, new: str) -> None:
+        """Every reachable server serves `new` instead of `old` (an upgrade): the answers cached were `old`'s."""
+        dropped = self.cache.forget()
+        self.model_change = (f"the pool serves {new!r} since every reachable server listed it instead of {old!r}: "
+                             f"the {dropped} answers cached of {old!r} were dropped; the calibration in use is kept by "
+                             f"model name and was measured on {old!r}")
+        log.warning("LLM %s", self.model_change)
 
     def check(self) -> bool:
         """Every server's model list read now (what the health probe does in the background, and what brings a

@@ -30,11 +30,11 @@ class OllamaBackend(LLMBackend):
             raise LLMError(f"ollama is unreachable: {type(exc).__name__}", "unreachable") from exc
         return response.message.content or ""
 
-    async def served_model(self) -> str:
-        """The configured model's digest, as /api/tags lists it ("absent" when it lists no such model)."""
+    async def served_model(self) -> str | None:
+        """The configured model's digest, as /api/tags lists it; None when it lists no such model (not pulled)."""
         listed = (await self.client.list()).models
         names = (self.model, f"{self.model}:latest")
-        return next((f"{m.model}@{m.digest}" for m in listed if m.model in names), f"{self.model} absent")
+        return next((f"{m.model}@{m.digest}" for m in listed if m.model in names), None)
 
     async def close(self) -> None:
         await self.client.close()

@@ -35,9 +35,10 @@ class OpenAIBackend(LLMBackend):
             raise LLMError(f"{SERVER} answered no choice")
         return response.choices[0].message.content or ""
 
-    async def served_model(self) -> str:
-        """The ids /v1/models lists (llama.cpp lists the model it loaded, whatever name a request asks for)."""
-        return ", ".join(sorted(model.id for model in (await self.client.models.list()).data))
+    async def served_model(self) -> str | None:
+        """The ids /v1/models lists (llama.cpp lists the model it loaded, whatever name a request asks for); None
+        when it lists none."""
+        return ", ".join(sorted(model.id for model in (await self.client.models.list()).data)) or None
 
     async def close(self) -> None:
         await self.client.close()

@@ -12,13 +12,17 @@ from service.llm.breaker import Breaker
 # An answer takes LLM_TIMEOUT until one was measured (nobody waits on a guess), then the measured mean, each new
 # answer weighing 0.3 (answers are few and slow: the mean must follow the server within a few of them).
 SMOOTHING = 0.3
+ANSWERS = ("answered", "unusable")  # the outcomes in which the server answered: what the mean is learned from
 
 
 @dataclass(eq=False)
 class Call:
-    """A slot of `server` taken at `started`."""
+    """A slot of `server` taken at `started`, for a call bounded by `bound_s` (LLM_TIMEOUT, or less: what its
+    request's budget had left); `whole`: whether it had the whole LLM_TIMEOUT (llm/pool.py)."""
     server: Server
     started: float
+    bound_s: float
+    whole: bool = True
 
 
 @dataclass(eq=False)
@@ -46,15 +50,20 @@ class Server:
     def free(self) -> int:
         return self.slots - len(self.calls)
 
-    def start(self, now: float) -> Call:
-        call = Call(self, now)
+    def start(self, now: float, bound_s: float, whole: bool) -> Call:
+        call = Call(self, now, bound_s, whole)
         self.calls.add(call)
         return call
 
     def finish(self, call: Call, now: float, outcome: str) -> None:
         self.calls.discard(call)
         self.outcomes[outcome] += 1
-        self.answer_s += SMOOTHING * ((now - call.started) - self.answer_s)
+        took = now - call.started
+        # A refusal, an HTTP error or "busy" in a few milliseconds says nothing of how long an answer takes (learned,
+        # they made a failing server look fastest); a time-out says an answer takes at least that long: it may raise
+        # the mean, never lower it (a call cut short by its request's budget ended before the answer was due).
+        if outcome in ANSWERS or (outcome == "timed_out" and took > self.answer_s):
+            self.answer_s += SMOOTHING * (took - self.answer_s)
 
     def free_in(self, now: float) -> list[float]:
         """For each slot, when it can be expected free: at once, or when the call on it has taken the mean time."""
