@@ -29,7 +29,6 @@ class ServiceDrafting:
 
     def __init__(self, state, loop: asyncio.AbstractEventLoop):
         self.state, self.loop = state, loop
-        self._identity: tuple[int, str] | None = None  # (id of the manifest, its identity): hashed once per index
 
     def manifest(self) -> dict | None:
         runtime = self.state.runtime
@@ -45,18 +44,13 @@ class ServiceDrafting:
             with serving_runtime(self.state) as runtime:
                 if runtime is None:
                     raise NotReady
-                if self._index_of(runtime.classifier.index.manifest) != index:
+                if index_identity(runtime.classifier.index.manifest) != index:  # ~25 µs beside a text's ~3 ms
                     raise IndexChanged
                 try:
                     return await self.state.admission.run(runtime.classifier.draft, texts)
                 except Overloaded:
                     pass
             await asyncio.sleep(RETRY_AFTER_S)
-
-    def _index_of(self, manifest: dict) -> str:
-        if self._identity is None or self._identity[0] != id(manifest):
-            self._identity = (id(manifest), index_identity(manifest))
-        return self._identity[1]
 
 
 @dataclass
