@@ -388,6 +388,9 @@ class JobOut(BaseModel):
     classified: int | None
     rejected: int | None
     error: str | None
+    waiting: str | None = Field(None, description=(
+        "Why a queued or running job does not go on now: the service at capacity, the corrections store not "
+        "answering, a full disk; it goes on by itself once that passes. null otherwise"))
     notes: list[str]
     replica: str = Field(description="The process that received it (host:pid)")
     output: str | None = Field(description="Where to download the output, once done")
