@@ -106,6 +106,9 @@ class CorrectionPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None = Field(description="The offset of the next page; null on the last")
+    note: str | None = Field(None, description=(
+        "Why the answers asked for (answers=true) are left out (each `answer` null): the service is at capacity. "
+        "null otherwise"))
 
 
 class RejectRequest(BaseModel):
