@@ -51,12 +51,14 @@ class Watched:
 
     def wait(self, job_id: str, *states: str) -> JobRecord | None:
         """The job once it is in one of `states` (None once it is gone, for no state)."""
-        def reached():
-            record = self.store.get(job_id)
-            return record is None if not states else record is not None and record.state in states
+        if not states:
+            return self.until(job_id, lambda record: record is None, "removal")
+        return self.until(job_id, lambda record: record is not None and record.state in states, str(states))
 
+    def until(self, job_id: str, reached, what: str) -> JobRecord | None:
+        """The job's status once `reached(status)` is true of it."""
         with self.changed:
-            assert self.changed.wait_for(reached, 120), f"job {job_id} never reached {states or 'removal'}"
+            assert self.changed.wait_for(lambda: reached(self.store.get(job_id)), 120), f"job {job_id} never: {what}"
         return self.store.get(job_id)
 
 
@@ -385,7 +387,8 @@ def test_a_service_killed_mid_job_resumes_it_when_it_starts_again(classifier, sm
     try:
         _until(server, lambda: httpx.get(f"{url}/readyz").status_code == 200 or None)
         job = httpx.post(f"{url}/jobs", params={"name": source.name}, content=source.read_bytes()).json()
-        _until(server, lambda: httpx.get(f"{url}/jobs/{job['id']}").json()["rows_done"] >= 16 or None)
+        # 24 texts done (counted live) means the second chunk was kept before the third began
+        _until(server, lambda: httpx.get(f"{url}/jobs/{job['id']}").json()["rows_done"] >= 24 or None)
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
         left = JobStore(jobs_dir, 20, 3600).get(job["id"])

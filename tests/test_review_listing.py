@@ -46,3 +46,20 @@ def test_the_listing_says_what_the_service_answers_each_text_today(client):
     assert all(c["answer"] is None for c in client.get("/feedback", headers=ALICE).json()["corrections"])
     too_many = client.get("/feedback", params={"answers": "true", "limit": 65}, headers=ALICE)
     assert too_many.status_code == 422 and "limited to 64" in too_many.json()["error"]
+
+
+def test_in_a_classify_flood_the_editors_still_get_the_pending_list_without_the_answers_and_a_note_why(
+        client, monkeypatch):
+    from service.api.errors import Overloaded
+
+    async def no_slot(work, *args):  # every CPU slot taken by /classify, its queue full
+        raise Overloaded
+
+    monkeypatch.setattr(client.app.state.admission, "run", no_slot)
+    listed = client.get("/feedback", params={"answers": "true"}, headers=ALICE)
+    assert listed.status_code == 200
+    page = listed.json()
+    assert len(page["corrections"]) == len(SENT) and all(c["answer"] is None for c in page["corrections"])
+    assert "left out while the service is at capacity" in page["note"]
+    monkeypatch.undo()
+    assert client.get("/feedback", params={"answers": "true"}, headers=ALICE).json()["note"] is None

@@ -4,6 +4,7 @@ CPU slots the routes take (the admission's queue, in arrival order with every re
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import time
@@ -15,12 +16,12 @@ from service.api.admission import RETRY_AFTER_S
 from service.api.errors import Overloaded
 from service.api.keys import caller_of
 from service.api.state import serving_runtime
-from service.jobs.runner import IndexChanged, JobRunner, NotReady
+from service.jobs.runner import AtCapacity, IndexChanged, JobRunner, NotReady, Stopped
 from service.jobs.store import JobStore
 from service.settings import Settings
 from service.store import index_identity
 
-TEXT_TIMEOUT_S = 600.0  # a text that has not come back by then (the loop is gone) fails its job, never hangs it
+LOOP_CHECK_S = 1.0  # how often a runner waiting for its text looks whether the app's event loop still runs
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -29,34 +30,37 @@ class ServiceDrafting:
 
     def __init__(self, state, loop: asyncio.AbstractEventLoop):
         self.state, self.loop = state, loop
-        self._identity: tuple[int, str] | None = None  # (id of the manifest, its identity): hashed once per index
 
     def manifest(self) -> dict | None:
         runtime = self.state.runtime
         return runtime.classifier.index.manifest if runtime is not None else None
 
     def draft(self, texts: list[str], index: str) -> list:
-        return asyncio.run_coroutine_threadsafe(self._draft(texts, index), self.loop).result(TEXT_TIMEOUT_S)
+        """One try, bounded by the admission's patience and the texts' CPU work, as long as the loop runs: a try
+        the admission turned away is the runner's to make again (AtCapacity), never a retry left running here."""
+        if not self.loop.is_running():
+            raise Stopped
+        future = asyncio.run_coroutine_threadsafe(self._draft(texts, index), self.loop)
+        while not future.done():
+            concurrent.futures.wait([future], LOOP_CHECK_S)
+            if not future.done() and not self.loop.is_running():  # the app is gone: its job resumes at the next start
+                future.cancel()
+                raise Stopped
+        try:
+            return future.result()
+        except Overloaded as exc:
+            raise AtCapacity(RETRY_AFTER_S) from exc
+        except concurrent.futures.CancelledError as exc:  # by the loop as it ends
+            raise Stopped from exc
 
     async def _draft(self, texts: list[str], index: str) -> list:
-        """Under a CPU slot; a job turned away by the admission (the service is at capacity) waits its Retry-After
-        and asks again: requests go first."""
-        while True:
-            with serving_runtime(self.state) as runtime:
-                if runtime is None:
-                    raise NotReady
-                if self._index_of(runtime.classifier.index.manifest) != index:
-                    raise IndexChanged
-                try:
-                    return await self.state.admission.run(runtime.classifier.draft, texts)
-                except Overloaded:
-                    pass
-            await asyncio.sleep(RETRY_AFTER_S)
-
-    def _index_of(self, manifest: dict) -> str:
-        if self._identity is None or self._identity[0] != id(manifest):
-            self._identity = (id(manifest), index_identity(manifest))
-        return self._identity[1]
+        """Under a CPU slot, in the admission's queue with every request (Overloaded when it turns them away)."""
+        with serving_runtime(self.state) as runtime:
+            if runtime is None:
+                raise NotReady
+            if index_identity(runtime.classifier.index.manifest) != index:  # ~25 µs, beside a text's ~3 ms: not cached
+                raise IndexChanged
+            return await self.state.admission.run(runtime.classifier.draft, texts)
 
 
 @dataclass

@@ -106,6 +106,9 @@ class CorrectionPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None = Field(description="The offset of the next page; null on the last")
+    note: str | None = Field(None, description=(
+        "Why the answers asked for (answers=true) are left out (each `answer` null): the service is at capacity. "
+        "null otherwise"))
 
 
 class RejectRequest(BaseModel):
@@ -393,6 +396,9 @@ class JobOut(BaseModel):
     classified: int | None
     rejected: int | None
     error: str | None
+    waiting: str | None = Field(None, description=(
+        "Why a queued or running job does not go on now: the service at capacity, the corrections store not "
+        "answering, a full disk; it goes on by itself once that passes. null otherwise"))
     notes: list[str]
     replica: str = Field(description="The process that received it (host:pid)")
     output: str | None = Field(description="Where to download the output, once done")

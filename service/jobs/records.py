@@ -32,6 +32,7 @@ class JobRecord:
     classified: int | None = None
     rejected: int | None = None
     error: str | None = None
+    waiting: str | None = None  # why a queued or running job does not go on now (a fault it waits out), else None
     notes: list[str] = field(default_factory=list)
 
     @classmethod

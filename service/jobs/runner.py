@@ -11,12 +11,14 @@ service leaves its job where it was (its finished chunks kept); the next start, 
 sharing the folder, resumes it."""
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from service.atomic import write_json
+from service.corrections import StoreUnavailable
 from service.jobs.records import JobRecord
 from service.jobs.store import GLANCE, JobStore, Lock
 from service.settings import Settings
@@ -48,6 +50,18 @@ class NotReady(Exception):
     """No index is served yet: the job waits."""
 
 
+class AtCapacity(Exception):
+    """The service turned the text away (it is at capacity): the job asks again after `retry_after` seconds, as long
+    as that lasts (requests go first, and never fail a job)."""
+
+    def __init__(self, retry_after: float):
+        super().__init__("the service is at capacity")
+        self.retry_after = retry_after
+
+
+AT_CAPACITY = "the service is at capacity: the job waits for the CPU slots /classify leaves free, and goes on then"
+
+
 class Drafting(Protocol):
     """How a job classifies in the service (api/jobs.py)."""
 
@@ -55,25 +69,20 @@ class Drafting(Protocol):
         """The manifest of the index served now; None while there is none."""
 
     def draft(self, texts: list[str], index: str) -> list:
-        """The vote's answers (Classification), under a CPU slot of the service; blocking. Raises IndexChanged when
-        the index served is not `index` (index_identity), NotReady when there is none."""
+        """The vote's answers (Classification), under a CPU slot of the service; blocking, one try. Raises
+        IndexChanged when the index served is not `index` (index_identity), NotReady when there is none, AtCapacity
+        when the admission turned the texts away, Stopped when the service is stopping."""
 
 
 class InSlots:
     """The service's classifier as a job's chunk sees it (batch.labelling.classify_items calls classify_many): each
-    text classified alone, under a CPU slot; `between` runs before each (it raises Stopped or Cancelled), `done`
-    after it."""
+    text classified alone, under a CPU slot, by the runner's `draft_one`."""
 
-    def __init__(self, drafting: Drafting, index: str, between: Callable[[], None], done: Callable[[], None]):
-        self.drafting, self.index, self.between, self.done = drafting, index, between, done
+    def __init__(self, draft_one: Callable[[str], list]):
+        self.draft_one = draft_one
 
     def classify_many(self, texts: list[str]) -> list:
-        results = []
-        for text in texts:
-            self.between()
-            results += self.drafting.draft([text], self.index)
-            self.done()
-        return results
+        return [answer for text in texts for answer in self.draft_one(text)]
 
 
 class JobRunner:
@@ -108,33 +117,63 @@ class JobRunner:
     def _work(self) -> None:
         while not self.stopping.is_set():
             try:
-                self.store.expire()
-                claimed = self.store.claim()
-            except OSError as exc:  # the folder went away or cannot be read: tried again at the next scan
-                log.warning("jobs: the jobs folder cannot be read: %s", exc)
-                claimed = None
-            if claimed is None or not self._run(*claimed):
+                busy = self._turn()
+            except Exception:  # noqa: BLE001 - a runner never dies of one job's fault: it looks again at its next scan
+                log.exception("jobs: a runner's turn failed")
+                busy = False
+            if not busy:
                 self._wake.wait(self.scan_s)
                 self._wake.clear()
 
+    def _turn(self) -> bool:
+        """Expired jobs removed, then the oldest job waiting run: False when there was none, or it could not go on
+        now (the runner waits a scan before it looks again)."""
+        try:
+            self.store.expire()
+            claimed = self.store.claim()
+        except OSError as exc:  # the folder went away or cannot be read: tried again at the next scan
+            log.warning("jobs: the jobs folder cannot be read: %s", exc)
+            return False
+        return claimed is not None and self._run(*claimed)
+
     def _run(self, record: JobRecord, lock: Lock) -> bool:
-        """Runs the job to its end (or until the service stops); False when it could not start (no index yet)."""
+        """Runs the job to its end (or until the service stops); False when it could not go on now (no index yet,
+        a transient fault, a status that could not be saved): it is taken again at a later scan."""
         try:
             self._finish(record, self._classified(record))
         except NotReady:
             return False
         except Stopped:
+            self.stopping.set()  # the service is stopping: so does this runner
             log.info("jobs: %s stopped with the service after %d rows; it resumes at the next start", record.id,
                      self._live.get(record.id, 0))
         except Cancelled:
             self.store.remove(record.id)
         except Exception as exc:  # noqa: BLE001 - whatever it was, the job says so and the runner goes on
+            reason = _transient(exc)
+            if reason is not None:
+                log.warning("jobs: %s waits: %s", record.id, reason)
+                record.state, record.waiting = "queued", reason
+                self._save(record)
+                return False
             log.exception("jobs: %s failed", record.id)
             record.state, record.error, record.finished_at = "failed", f"{type(exc).__name__}: {exc}", self.clock()
-            self.store.save(record)
+            record.waiting = None
+            return self._save(record)
         finally:
             self._live.pop(record.id, None)
             lock.release()
+        return True
+
+    def _save(self, record: JobRecord) -> bool:
+        """The job's status saved; False when it cannot be (a full disk): the job is left as its status last said,
+        its lock let go, and a runner takes it again at a later scan, after its last kept chunk."""
+        try:
+            self.store.save(record)
+        except OSError as exc:
+            log.error("jobs: the status of %s cannot be saved (%s): it stays as it was, and is taken again at the next "
+                      "scan", record.id, exc)
+            return False
         return True
 
     def _classified(self, record: JobRecord) -> tuple[Summary, dict]:
@@ -163,21 +202,39 @@ class JobRunner:
             nonlocal finished
             if record.run_started_at is None:
                 record.state, record.run_started_at, record.rows_before_run = "running", self.clock(), rows
+                record.waiting = None
             finished += rows
             record.rows_done = self._live[record.id] = finished
             store.save(record)
 
-        def text_done() -> None:
-            self._live[record.id] = self._live.get(record.id, finished) + 1
-
         record.run_started_at = None
-        classifier = InSlots(self.drafting, index_identity(manifest), lambda: self._between(record), text_done)
+        index = index_identity(manifest)
+        classifier = InSlots(lambda text: self._draft_one(record, index, text))
 
         def labeller(chunks: Iterable[tuple[int, list[Item]]]) -> Iterator[tuple[int, pa.Table]]:
             for number, items in chunks:
                 yield number, job.label(classifier, items)
 
         return run_job(job, manifest, labeller, progress, glance.add), glance.result()
+
+    def _draft_one(self, record: JobRecord, index: str, text: str) -> list:
+        """One text's answer, under a CPU slot; while the service is at capacity the job waits and asks again (its
+        status says so), until it stops or is removed."""
+        while True:
+            self._between(record)
+            try:
+                answer = self.drafting.draft([text], index)
+            except AtCapacity as busy:
+                if record.waiting != AT_CAPACITY:
+                    record.waiting = AT_CAPACITY
+                    self._save(record)
+                self.stopping.wait(busy.retry_after)
+                continue
+            if record.waiting is not None:
+                record.waiting = None
+                self._save(record)
+            self._live[record.id] = self._live.get(record.id, 0) + 1
+            return answer
 
     def _between(self, record: JobRecord) -> None:
         if self.stopping.is_set():
@@ -193,3 +250,14 @@ class JobRunner:
         record.rows_done = summary.classified + summary.rejected
         record.notes += summary.notes
         self.store.save(record)
+
+
+def _transient(exc: Exception) -> str | None:
+    """Why the job waits, for a fault that passes (the job goes back to the queue); None for any other."""
+    if isinstance(exc, StoreUnavailable):
+        return (f"the corrections store does not answer ({exc}): the job waits, and goes on after its last kept chunk "
+                "once it answers")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the jobs folder's disk is full ({exc.strerror}): the job waits, and goes on after its last kept "
+                "chunk once it can be written")
+    return None

@@ -191,6 +191,8 @@ async function loadPending() {
   $("shares").replaceChildren(...queue.clients.map((c) => share(c, queue)));
   $("pending").replaceChildren(...page.corrections.map(pendingCard));
   $("pending-empty").hidden = page.corrections.length > 0;
+  $("pending-note").textContent = page.note ?? "";
+  $("pending-note").hidden = !page.note;
   pager("pending", view.pending, PENDING_PAGE, page.total);
 }
 

@@ -58,7 +58,8 @@ def job_out(jobs: Jobs, record: JobRecord, now: float) -> JobOut:
                   rows_total=progress.rows_total, rows_done=progress.rows_done, progress=progress.fraction,
                   rows_per_s=round(progress.rows_per_s, 1) if progress.rows_per_s is not None else None,
                   eta_s=round(progress.eta_s, 1) if progress.eta_s is not None else None,
-                  classified=record.classified, rejected=record.rejected, error=record.error, notes=record.notes,
+                  classified=record.classified, rejected=record.rejected, error=record.error,
+                  waiting=record.waiting, notes=record.notes,
                   replica=record.replica, output=f"/jobs/{record.id}/output" if done else None,
                   rejected_rows=f"/jobs/{record.id}/rejected" if done else None, glance=glance)
 

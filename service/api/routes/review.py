@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.corrections import (client_share, correction_out, corrections_of, limits_of, refused,
                                      serve_written)
 from service.api.deps import current_runtime, only_query_params, require_editor
+from service.api.errors import Overloaded
 from service.api.models import CorrectionOut, CorrectionPage, QueueClient, RejectRequest, RejectResult, ReviewQueue
 from service.api.state import Runtime
 from service.corrections import OverBound, Written
@@ -18,6 +19,8 @@ from service.corrections.store import CLIENT_PATTERN
 router = APIRouter(tags=["feedback"])
 CORRECTION_ID = Path(ge=1, le=2**63 - 1)
 QUEUE_CLIENTS = 50  # the clients /feedback/queue lists, the most waiting first
+ANSWERS_LEFT_OUT = ("what the service answers each text today is left out while the service is at capacity: "
+                    "reload the list once /classify is quieter")
 
 
 @router.get("/feedback", response_model=CorrectionPage,
@@ -41,12 +44,21 @@ async def listing(request: Request, offset: int = Query(0, ge=0, le=2**62), limi
     store = corrections_of(runtime).store
     page, total, superseded = await run_in_threadpool(_listed, store, offset, limit, status, client, q)
     out = [correction_out(c, c.id in superseded) for c in page]
-    if answers and page:  # the CPU work of classifying them, under a slot like /classify/batch
-        drafts = await request.app.state.admission.run(runtime.classifier.draft, [c.text for c in page])
-        for correction, draft in zip(out, drafts):
-            correction.answer = draft.genres
+    note = await _answer(request, runtime, out) if answers and page else None
     return CorrectionPage(corrections=out, total=total, offset=offset, limit=limit,
-                          next_offset=offset + limit if offset + limit < total else None)
+                          next_offset=offset + limit if offset + limit < total else None, note=note)
+
+
+async def _answer(request: Request, runtime: Runtime, out: list[CorrectionOut]) -> str | None:
+    """What the service answers each text today, classified under a CPU slot like /classify/batch; when no slot
+    comes (a /classify flood), the page goes without them rather than turn the editor away: the note says so."""
+    try:
+        drafts = await request.app.state.admission.run(runtime.classifier.draft, [c.text for c in out])
+    except Overloaded:
+        return ANSWERS_LEFT_OUT
+    for correction, draft in zip(out, drafts):
+        correction.answer = draft.genres
+    return None
 
 
 def _listed(store, offset: int, limit: int, status: str | None, client: str | None, query: str | None):
