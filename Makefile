@@ -71,9 +71,10 @@ postgres:
 redis:
 	@test -x /usr/bin/redis-server || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
 
+# Two workers (pytest-xdist): half the tests wait on servers, sockets and subprocesses; the Ray tests share one worker.
 test: install-dev browser postgres redis
 	$(BIN)/ruff check service tests
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 eval: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre eval --data $(or $(DATA),$(EVAL_DATA)) $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))

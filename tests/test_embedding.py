@@ -125,3 +125,43 @@ def test_a_models_token_table_is_a_file_of_its_own_that_the_session_maps_and_an_
     assert json.loads((older / META_FILE).read_text())["weights"] in [p.name for p in older.glob("weights-*.bin")]
     assert np.array_equal(load_embedder(tmp_path, "all-MiniLM-L6-v2").embed(texts), before)
     assert np.array_equal(embedder.embed(texts), before)
+
+
+def test_two_processes_starting_at_once_on_a_fresh_machine_export_a_model_once(tmp_path, monkeypatch):
+    """The second waits for the first's export (a lock beside the models) and finds it done: it neither exports again
+    nor replaces the folder the first is loading from."""
+    import json
+    import threading
+
+    from service.embedding import export as exporting
+
+    entered, release, second_checked = threading.Event(), threading.Event(), threading.Event()
+    exports: list[str] = []
+    first_check = exporting.exported_version
+
+    def checked(folder):
+        if threading.current_thread().name == "second":
+            second_checked.set()
+        return first_check(folder)
+
+    def slow_export(spec, folder):
+        exports.append(threading.current_thread().name)
+        entered.set()
+        release.wait(30)
+        folder.mkdir()
+        (folder / exporting.META_FILE).write_text(json.dumps({"export_version": exporting.EXPORT_VERSION,
+                                                               "weights": "weights-x.bin"}))
+        return folder
+
+    monkeypatch.setattr(exporting, "export", slow_export)
+    monkeypatch.setattr(exporting, "exported_version", checked)
+    threads = [threading.Thread(target=exporting.ensure_exported, args=(tmp_path, "all-MiniLM-L6-v2", False),
+                                name=name) for name in ("first", "second")]
+    threads[0].start()
+    assert entered.wait(30)
+    threads[1].start()
+    assert second_checked.wait(30)  # it has seen no export yet
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert exports == ["first"]

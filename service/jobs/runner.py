@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 from service.atomic import write_json
 from service.corrections import StoreUnavailable
 from service.jobs.records import JobRecord
-from service.jobs.store import GLANCE, JobStore, Lock
+from service.file_lock import Lock
+from service.jobs.store import GLANCE, JobStore
 from service.settings import Settings
 from service.store import index_identity
 

@@ -10,7 +10,6 @@ found with its lock free was cut off, and is removed. A finished job is removed 
 finished; at most MOVIEGENRE_MAX_JOBS are kept at once."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.atomic import write_json
+from service.file_lock import Lock
 from service.jobs.records import FINISHED, RUNNABLE, JobRecord
 
 STATUS, LOCK, GLANCE, CANCEL = "status.json", "lock", "glance.json", "cancel"
@@ -33,32 +33,6 @@ class TooManyJobs(Exception):
     def __init__(self, message: str, retry_after: int | None):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class Lock:
-    """An exclusive flock on a job's lock file, held until released (or until the process ends)."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-
-    @classmethod
-    def take(cls, path: Path, wait: bool = False) -> Lock | None:
-        """The lock, or None when another holder has it (or the job's folder is gone)."""
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return cls(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the only descriptor lets the flock go
-            self._fd = None
 
 
 class JobStore:

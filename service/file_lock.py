@@ -1,0 +1,33 @@
+"""An exclusive lock on a file (flock), for work two processes must not do at once on one folder: a job (jobs/),
+the export of a model (embedding/export.py)."""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+class Lock:
+    """An exclusive flock on a job's lock file, held until released (or until the process ends)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    @classmethod
+    def take(cls, path: Path, wait: bool = False) -> Lock | None:
+        """The lock, or None when another holder has it (or the job's folder is gone)."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor lets the flock go
+            self._fd = None
