@@ -122,10 +122,11 @@ function statusLine(job) {
       `Its files are kept until ${new Date(job.expires_at).toLocaleString()}.`;
   }
   if (job.state === "failed") return `The job failed: ${job.error}`;
-  if (job.state === "queued") return "Waiting for its turn (another file is being classified).";
+  const waiting = job.waiting ? ` Waiting: ${job.waiting}.` : "";  // a fault it waits out (the service at capacity, ...)
+  if (job.state === "queued") return waiting || "Waiting for its turn (another file is being classified).";
   const rate = job.rows_per_s ? ` · ${Math.round(job.rows_per_s).toLocaleString()} rows/s` : "";
   const left = job.eta_s !== null && job.eta_s !== undefined ? ` · about ${duration(job.eta_s)} left` : "";
-  return `Classified ${job.rows_done.toLocaleString()}${of} rows${rate}${left}.`;
+  return `Classified ${job.rows_done.toLocaleString()}${of} rows${rate}${left}.${waiting}`;
 }
 
 function draw(job) {
