@@ -123,7 +123,7 @@ function statusLine(job) {
   }
   if (job.state === "failed") return `The job failed: ${job.error}`;
   const waiting = job.waiting ? ` Waiting: ${job.waiting}.` : "";  // a fault it waits out (the service at capacity, ...)
-  if (job.state === "queued") return waiting || "Waiting for its turn (another file is being classified).";
+  if (job.state === "queued") return waiting.trim() || "Waiting for its turn (another file is being classified).";
   const rate = job.rows_per_s ? ` · ${Math.round(job.rows_per_s).toLocaleString()} rows/s` : "";
   const left = job.eta_s !== null && job.eta_s !== undefined ? ` · about ${duration(job.eta_s)} left` : "";
   return `Classified ${job.rows_done.toLocaleString()}${of} rows${rate}${left}.${waiting}`;
