@@ -233,10 +233,3 @@ def outage_cluster():
     cluster = ThrowawayPostgres()
     yield cluster
     cluster.remove()
-
-
-def pytest_collection_modifyitems(items):
-    """Under `pytest -n 2` (make test), the Ray tests run on one worker, one local Ray at a time."""
-    for item in items:
-        if item.get_closest_marker("ray"):
-            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -101,6 +101,29 @@ def test_an_upgrade_on_every_server_is_adopted_and_the_previous_models_answers_d
     assert any("every reachable server" in r.getMessage() for r in caplog.records)
 
 
+def test_a_server_of_another_model_is_not_adopted_while_the_pools_own_server_is_out_of_reach():
+    """The pool's own server's model list stops answering a moment (a restart) while a server of another model is
+    read: that is no upgrade. The pool keeps its model, and its server serves again once it answers."""
+    clock = FakeClock()
+    own, other = InProcessServer("http://a", serves="qwen@d1"), InProcessServer("http://b", serves="llama3@e1")
+    gate = gate_of(own, other, clock=clock)
+    try:
+        gate.check()
+        own.serves = ConnectionError("restarting")
+        gate.check()
+        during = gate.load()
+        own.serves = "qwen@d1"
+        clock.now += COOLDOWN_S * 4  # past any cool-down the outage set
+        gate.check()
+        answers = gate.ask_blocking([question()])
+        after = gate.load()
+    finally:
+        gate.close()
+    assert during["model"] == "qwen@d1" and during["servers"][1]["set_aside"] and during["model_change"] is None
+    assert after["model"] == "qwen@d1" and not after["servers"][0]["set_aside"] and after["servers"][1]["set_aside"]
+    assert answers == [["Drama"]] and own.asked == 1 and other.asked == 0
+
+
 def test_servers_that_disagree_on_a_new_model_are_kept_out_saying_why():
     clock = FakeClock()
     first, second = InProcessServer("http://a", serves="qwen@d1"), InProcessServer("http://b", serves="qwen@d1")

@@ -17,7 +17,8 @@ HANG = "hang"  # the server never answers
 
 
 class InProcessServer(LLMBackend):
-    """An LLM server answering `answer` (its text, HANG, or an LLMError it raises), whose model list says `serves`."""
+    """An LLM server answering `answer` (its text, HANG, or an LLMError it raises), whose model list says `serves`
+    (an exception: the list does not answer)."""
     name, model = "openai", "qwen"
 
     def __init__(self, endpoint: str, answer: str | LLMError = GOOD, serves: str | None = "qwen"):
@@ -33,6 +34,8 @@ class InProcessServer(LLMBackend):
         return self.answer
 
     async def served_model(self) -> str | None:
+        if isinstance(self.serves, Exception):  # its model list does not answer
+            raise self.serves
         return self.serves
 
 

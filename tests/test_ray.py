@@ -21,7 +21,7 @@ from service.settings import Settings
 from .conftest import tmdb_rows
 from .test_catalogue import read, rejected, write
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]  # under `make test`: on one worker, one Ray at a time
 PLOT = {"description": "A young wizard goes to a school of magic and fights a dark lord."}
 
 

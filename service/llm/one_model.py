@@ -4,8 +4,8 @@ calibration.py), so a server whose model list says it serves another is kept out
 The pool's model is its first server's, in the order given, whose model list answered and lists the model (once every
 server before it has answered or failed to); a server of another model is set aside with that reason, and so is one
 whose list does not have the model at all (never the pool's model: "absent" is no model), each read again at each
-probe. When every reachable server that has the model lists one other than the pool's (an upgrade on all of them:
-`ollama pull`, a new file loaded), the pool adopts it, the servers it kept out for their model come back at once, and
+probe. When every reachable server that has the model lists one other than the pool's, and no server was last
+read serving the pool's (an upgrade on all of them: `ollama pull`, a new file loaded), the pool adopts it, the servers it kept out for their model come back at once, and
 the gate is told (its cached answers were the previous model's). What a model list tells is the backend's
 `served_model()` (Ollama: the model's digest; an OpenAI-compatible server: the ids it lists; None: not there)."""
 from __future__ import annotations
@@ -78,11 +78,14 @@ class OneModel:
                 return
 
     def _follow(self, servers: list[Server]) -> None:
-        """Every reachable server that has the model lists the same one, not the pool's: an upgrade on all of them.
-        The pool adopts it; those kept out for serving it come back at once."""
+        """Every server last read serving the pool's model lists another now, and every reachable server that has the
+        model lists the same one: an upgrade on all of them. The pool adopts it; those kept out for serving it come
+        back at once. (A server of the pool's model out of reach for a moment is no upgrade: its last read counts.)"""
+        if any(s.model == self.reference for s in servers):
+            return
         listing = [s for s in servers if s.reachable and s.model is not None]
         models = {s.model for s in listing}
-        if len(models) != 1 or self.reference in models:
+        if len(models) != 1:
             return
         old, self.reference = self.reference, models.pop()
         log.warning("the LLM pool serves %r from now on: every reachable server lists it (it served %r)",
