@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 
 from service.llm.cache import AnswerCache
 from service.llm.gate import LLMGate
@@ -122,6 +124,40 @@ def test_a_server_of_another_model_is_not_adopted_while_the_pools_own_server_is_
     assert during["model"] == "qwen@d1" and during["servers"][1]["set_aside"] and during["model_change"] is None
     assert after["model"] == "qwen@d1" and not after["servers"][0]["set_aside"] and after["servers"][1]["set_aside"]
     assert answers == [["Drama"]] and own.asked == 1 and other.asked == 0
+
+
+def test_an_answer_of_the_previous_model_finishing_after_an_upgrade_is_not_cached():
+    """A call to the old model is under way when every server turns out upgraded: its answer is the caller's, but not
+    kept for the new model's questions."""
+    clock = FakeClock()
+    released = threading.Event()
+
+    class Held(InProcessServer):
+        async def complete(self, messages, schema) -> str:
+            self.asked += 1
+            await asyncio.to_thread(released.wait, 30)
+            return self.answer
+
+    first, second = Held("http://a", serves="qwen@d1"), Held("http://b", serves="qwen@d1")
+    gate = gate_of(first, second, clock=clock)
+    answers: list = []
+    try:
+        gate.check()
+        asking = threading.Thread(target=lambda: answers.extend(gate.ask_blocking([question()])))
+        asking.start()
+        for _ in range(3000):  # until the call is under way (an upper bound, not a margin)
+            if first.asked + second.asked:
+                break
+            time.sleep(0.01)
+        first.serves = second.serves = "qwen@d2"
+        gate.check()
+        released.set()
+        asking.join(30)
+        load, stats = gate.load(), gate.stats()
+    finally:
+        released.set()
+        gate.close()
+    assert answers == [["Drama"]] and load["model"] == "qwen@d2" and stats["size"] == 0
 
 
 def test_servers_that_disagree_on_a_new_model_are_kept_out_saying_why():

@@ -87,6 +87,7 @@ class LLMGate:
         if cached is not None:
             return cached
         tried, failures = frozenset(), []
+        model = self.pool.one_model.reference  # an answer of a model the pool stopped serving meanwhile is not kept
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             try:
@@ -108,7 +109,8 @@ class LLMGate:
                 self.pool.release(call, None, counted=False)
                 raise
             self.pool.release(call, None)
-            self.cache.keep(key, answer)
+            if self.pool.one_model.reference == model:
+                self.cache.keep(key, answer)
             return answer
 
     async def _call(self, call: Call, question: Question, limit: float) -> list[str]:

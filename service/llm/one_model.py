@@ -5,8 +5,9 @@ The pool's model is its first server's, in the order given, whose model list ans
 server before it has answered or failed to); a server of another model is set aside with that reason, and so is one
 whose list does not have the model at all (never the pool's model: "absent" is no model), each read again at each
 probe. When every reachable server that has the model lists one other than the pool's, and no server was last
-read serving the pool's (an upgrade on all of them: `ollama pull`, a new file loaded), the pool adopts it, the servers it kept out for their model come back at once, and
-the gate is told (its cached answers were the previous model's). What a model list tells is the backend's
+read serving the pool's (an upgrade on all of them: `ollama pull`, a new file loaded), the pool adopts it, the
+servers it kept out for their model come back at once, and the gate is told (its cached answers were the previous
+model's). What a model list tells is the backend's
 `served_model()` (Ollama: the model's digest; an OpenAI-compatible server: the ids it lists; None: not there)."""
 from __future__ import annotations
 
