@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
 class Lock:
-    """An exclusive flock on a job's lock file, held until released (or until the process ends)."""
+    """An exclusive flock on a lock file, held until released (or until the process ends)."""
 
     def __init__(self, fd: int):
         self._fd = fd
 
     @classmethod
     def take(cls, path: Path, wait: bool = False) -> Lock | None:
-        """The lock, or None when another holder has it (or the job's folder is gone)."""
+        """The lock, or None when another holder has it (or the file's folder is gone)."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:
@@ -31,3 +33,15 @@ class Lock:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor lets the flock go
             self._fd = None
+
+
+@contextmanager
+def held(path: Path) -> Iterator[None]:
+    """The lock on `path`, waited for, held for the block (its folder must be there: OSError otherwise)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = Lock(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        lock.release()

@@ -155,8 +155,10 @@ def test_two_processes_starting_at_once_on_a_fresh_machine_export_a_model_once(t
 
     monkeypatch.setattr(exporting, "export", slow_export)
     monkeypatch.setattr(exporting, "exported_version", checked)
-    threads = [threading.Thread(target=exporting.ensure_exported, args=(tmp_path, "all-MiniLM-L6-v2", False),
-                                name=name) for name in ("first", "second")]
+    folders: list = []
+    threads = [threading.Thread(target=lambda: folders.append(exporting.ensure_exported(tmp_path, "all-MiniLM-L6-v2",
+                                                                                      False)), name=name)
+               for name in ("first", "second")]
     threads[0].start()
     assert entered.wait(30)
     threads[1].start()
@@ -164,4 +166,4 @@ def test_two_processes_starting_at_once_on_a_fresh_machine_export_a_model_once(t
     release.set()
     for thread in threads:
         thread.join(30)
-    assert exports == ["first"]
+    assert exports == ["first"] and folders == [tmp_path / "all-MiniLM-L6-v2"] * 2

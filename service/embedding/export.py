@@ -21,7 +21,7 @@ from pathlib import Path
 from service.atomic import atomic_path, fsync_path, fsync_tree, rename_into_place, write_json
 from service.embedding.models import ModelSpec
 from service.embedding.tokenizing import TOKENIZER_JSON
-from service.file_lock import Lock
+from service.file_lock import held
 
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 OPSET = 17
@@ -116,16 +116,13 @@ def ensure_exported(models_dir: Path, name: str, progress: bool = True) -> Path:
     if exported_version(folder) == EXPORT_VERSION and "weights" in _meta(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = Lock.take(folder.parent / f".{name}.lock", wait=True)  # two processes starting at once export it once
-    try:
+    with held(folder.parent / f".{name}.lock"):  # two processes starting at once export it once
         if exported_version(folder) != EXPORT_VERSION:
             if progress:
                 print(f"exporting {name} to int8 ONNX in {folder} (once)…", flush=True)
             export(spec_for(name), folder)
         elif "weights" not in _meta(folder):
             move_weights_out(folder)
-    finally:
-        lock.release()
     return folder
 
 

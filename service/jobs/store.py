@@ -16,11 +16,10 @@ import re
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from service.atomic import write_json
-from service.file_lock import Lock
+from service.file_lock import Lock, held
 from service.jobs.records import FINISHED, RUNNABLE, JobRecord
 
 STATUS, LOCK, GLANCE, CANCEL = "status.json", "lock", "glance.json", "cancel"
@@ -156,11 +155,6 @@ class JobStore:
         times = [self.expires_at(r) for r in records if r.state in FINISHED]
         return max(1, int(min(times) - self.clock()) + 1) if times else None
 
-    @contextmanager
     def _counting(self):
         """One creator at a time counts and adds (threads and processes sharing the folder alike)."""
-        lock = Lock.take(self.folder / ".create.lock", wait=True)
-        try:
-            yield
-        finally:
-            lock.release()
+        return held(self.folder / ".create.lock")
