@@ -228,3 +228,10 @@ def test_classify_file_writes_its_counts_for_the_textfile_collector(tmp_path, sm
     text = (tmp_path / "batch.prom").read_text()
     assert 'moviegenre_batch_rows_total{outcome="classified"} 2.0' in text
     assert 'moviegenre_batch_rows_total{outcome="rejected"} 1.0' in text
+
+
+def test_the_benchs_metrics_cost_row_records_requests_as_the_service_does():
+    """make bench's last row (it once ended the whole bench with a traceback after every other row had run)."""
+    from service.bench import metrics_cost_us
+
+    assert metrics_cost_us(Settings(), requests=50) > 0

@@ -48,14 +48,15 @@ class PostgresDatabase(Database):
     def __init__(self, url: str):
         self.url = url
         self._where = describe(url)
-        self._pool = ConnectionPool(make_conninfo(url, **_session(url)), min_size=1, max_size=MAX_CONNECTIONS,
+        self._conninfo = make_conninfo(url, **_session(url))
+        self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=MAX_CONNECTIONS,
                                     open=False, timeout=BUSY_TIMEOUT_S, name="corrections",
                                     check=ConnectionPool.check_connection,
                                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
                                             "application_name": "moviegenre"})
         self._lock = threading.Lock()
         self._opened = False
-        self._in_use = 0  # connections this process holds: all MAX_CONNECTIONS held is busy, fewer is a failure
+        self._in_use = 0  # connections this process holds: all MAX_CONNECTIONS held is busy
         self._failed_at = -RETRY_S
         self._failure = ""
 
@@ -103,10 +104,10 @@ class PostgresDatabase(Database):
     def _connection(self) -> Iterator[psycopg.Connection]:
         self._check_not_failing()
         try:
-            with self._pool_opened().connection() as connection, self._held():
+            with self._held(self._pool_opened()) as connection:
                 yield connection
         except PoolTimeout as exc:
-            if self._in_use < MAX_CONNECTIONS:  # a connection was free to make, and could not be made: out of reach
+            if self._in_use < MAX_CONNECTIONS and not self._answers():  # not all held here, and the server is down
                 self._failed(exc)
                 raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
             raise StoreUnavailable(f"the corrections store at {self._where} is busy: its {MAX_CONNECTIONS} "
@@ -144,14 +145,26 @@ class PostgresDatabase(Database):
         return self._pool
 
     @contextmanager
-    def _held(self) -> Iterator[None]:
-        with self._lock:
-            self._in_use += 1
+    def _held(self, pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+        """A connection of the pool, counted as held by this process until it is back in the pool."""
+        taken = False
         try:
-            yield
+            with pool.connection() as connection:
+                with self._lock:
+                    self._in_use, taken = self._in_use + 1, True
+                yield connection
         finally:
-            with self._lock:
-                self._in_use -= 1
+            if taken:
+                with self._lock:
+                    self._in_use -= 1
+
+    def _answers(self) -> bool:
+        """Whether the server takes a connection of its own now (asked when the pool could not give one)."""
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error:
+            return False
+        return True
 
     def _check_not_failing(self) -> None:
         if time.monotonic() - self._failed_at < RETRY_S:
