@@ -4,6 +4,8 @@ its failures. In-process servers on the gate's own event loop: every ordering is
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 from service.genres import DEFAULT
 from service.llm import pool as pool_module
@@ -139,4 +141,43 @@ def test_a_question_is_not_started_on_a_server_it_cannot_expect_an_answer_from_i
         gate.close()
     assert isinstance(answer, LLMError) and answer.outcome == "busy"
     assert "unreachable (http://failing); then the LLM is busy" in str(answer)
+    assert "answer in about 3.0 s at best" in str(answer)  # why: the server not asked yet is too slow
     assert failing.asked == 1 and slow.asked == 0 and first["set_aside"] and not second["set_aside"]
+
+
+def test_a_waiting_question_no_server_fits_any_more_is_told_so_when_a_slot_frees_not_at_its_deadline():
+    """A question waits for the one slot; by the time it frees, the server's answer time (as its answers taught it)
+    is longer than what the question has left: it is answered "busy" then, saying why, not kept until its budget
+    ends with "no slot came free"."""
+    released = threading.Event()
+
+    class Held(InProcessServer):
+        async def complete(self, messages, schema) -> str:
+            self.asked += 1
+            await asyncio.to_thread(released.wait, 30)
+            return self.answer
+
+    server = Held("http://slow")
+    gate = gate_of(server, timeout_s=20.0)
+    answers: dict[str, list] = {}
+    try:
+        gate.pool.servers[0].answer_s = 0.1
+        first = threading.Thread(target=lambda: answers.update(first=gate.ask_blocking([question(1)])))
+        first.start()
+        second = threading.Thread(target=lambda: answers.update(second=gate.ask_blocking([question(2)], budget_s=15)))
+        for _ in range(3000):  # until the first call is under way, then until the second waits (upper bounds)
+            if server.asked == 1 and not second.is_alive():
+                second.start()
+            if gate.load()["waiting"] == 1:
+                break
+            time.sleep(0.01)
+        gate.pool.servers[0].answer_s = 600.0  # as slow answers would have taught it
+        released.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        released.set()
+        gate.close()
+    [late] = answers["second"]
+    assert answers["first"] == [["Drama"]] and server.asked == 1
+    assert isinstance(late, LLMError) and late.outcome == "busy" and "at best" in str(late)

@@ -80,6 +80,8 @@ class LLMPool:
         if not self._hope(tried):
             raise self.none_left()
         expected = self._answer_expected_in(consumer, now, tried, remaining)
+        if expected == math.inf:
+            raise busy(self._too_slow(tried, remaining))
         if remaining is not None and expected is not None and MARGIN * expected > remaining:
             raise busy(self._why_busy(remaining))
         waiter = Waiter(consumer, tried, None if remaining is None else now + remaining,
@@ -196,6 +198,11 @@ class LLMPool:
         return (f"{sum(s.in_flight for s in usable)} of {self._slots_text()} answering and {self.turns.count} "
                 f"waiting, about {answer_s:.1f} s an answer: none to expect within {remaining:.1f} s")
 
+    def _too_slow(self, tried: frozenset[Server], remaining: float) -> str:
+        fastest = min(s.answer_s for s in self._usable(tried))
+        return (f"the servers not asked yet answer in about {fastest:.1f} s at best, and {remaining:.1f} s of the "
+                "request's budget are left")
+
     def _slots_text(self) -> str:
         usable = self._usable() or self.servers
         return f"its {self.slots} slots" if len(self.servers) == 1 else \
@@ -211,6 +218,13 @@ class LLMPool:
         for waiter in self.turns.waiters():
             if not waiter.future.done() and not self._hope(waiter.tried):
                 waiter.future.set_exception(self.none_left())
+            elif not waiter.future.done() and self._too_late(waiter, now):
+                waiter.future.set_exception(busy(self._too_slow(waiter.tried, waiter.left(now))))
+
+    def _too_late(self, waiter: Waiter, now: float) -> bool:
+        """Whether a slot is free for the waiter but no server it may ask fits what is left of its budget."""
+        free = [s for s in self._usable(waiter.tried) if s.free() > 0]
+        return bool(free) and not any(self._fits(s, waiter.left(now)) for s in free)
 
     # --- setting aside and probing back
 
