@@ -14,7 +14,7 @@ from service.llm.ollama import OllamaBackend
 from service.llm.one_model import NOT_HERE
 
 from .fake_llm import FakeLLMServer
-from .test_llm_pool_accounting import InProcessServer, question
+from .test_llm_pool_accounting import HeldServer, InProcessServer, question
 
 COOLDOWN_S = 15.0
 
@@ -132,13 +132,7 @@ def test_an_answer_of_the_previous_model_finishing_after_an_upgrade_is_not_cache
     clock = FakeClock()
     released = threading.Event()
 
-    class Held(InProcessServer):
-        async def complete(self, messages, schema) -> str:
-            self.asked += 1
-            await asyncio.to_thread(released.wait, 30)
-            return self.answer
-
-    first, second = Held("http://a", serves="qwen@d1"), Held("http://b", serves="qwen@d1")
+    first, second = HeldServer("http://a", released, "qwen@d1"), HeldServer("http://b", released, "qwen@d1")
     gate = gate_of(first, second, clock=clock)
     answers: list = []
     try:

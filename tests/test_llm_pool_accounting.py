@@ -41,6 +41,19 @@ class InProcessServer(LLMBackend):
         return self.serves
 
 
+class HeldServer(InProcessServer):
+    """A server whose answers wait until `released` is set (from the test's thread)."""
+
+    def __init__(self, endpoint: str, released: threading.Event, serves: str | None = "qwen"):
+        super().__init__(endpoint, serves=serves)
+        self.released = released
+
+    async def complete(self, messages, schema) -> str:
+        self.asked += 1
+        await asyncio.to_thread(self.released.wait, 30)
+        return self.answer
+
+
 def question(n: int = 0) -> Question:
     return Question([{"role": "user", "content": f"film {n}"}], {}, DEFAULT)
 
@@ -150,14 +163,7 @@ def test_a_waiting_question_no_server_fits_any_more_is_told_so_when_a_slot_frees
     is longer than what the question has left: it is answered "busy" then, saying why, not kept until its budget
     ends with "no slot came free"."""
     released = threading.Event()
-
-    class Held(InProcessServer):
-        async def complete(self, messages, schema) -> str:
-            self.asked += 1
-            await asyncio.to_thread(released.wait, 30)
-            return self.answer
-
-    server = Held("http://slow")
+    server = HeldServer("http://slow", released)
     gate = gate_of(server, timeout_s=20.0)
     answers: dict[str, list] = {}
     try:
