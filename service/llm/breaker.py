@@ -1,5 +1,5 @@
 """A circuit breaker for one LLM server of a pool: closed (it gets questions) → open, set aside with the reason, for a
-cool-down → half-open once the cool-down has passed: a probe is due (its model list read again, llm/pool.py), and a
+cool-down → half-open once the cool-down has passed: a probe is due (its model list read again, llm/checks.py), and a
 probe that passes closes it; a probe that fails, or a question that fails again soon after, opens it for twice as
 long (up to MAX_BACKOFF times the cool-down), so a server that keeps failing costs less and less.
 

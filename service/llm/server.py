@@ -18,7 +18,7 @@ ANSWERS = ("answered", "unusable")  # the outcomes in which the server answered:
 @dataclass(eq=False)
 class Call:
     """A slot of `server` taken at `started`, for a call bounded by `bound_s` (LLM_TIMEOUT, or less: what its
-    request's budget had left); `whole`: whether it had the whole LLM_TIMEOUT (llm/pool.py)."""
+    request's budget had left); `whole`: whether it had the whole LLM_TIMEOUT (llm/expectation.py)."""
     server: Server
     started: float
     bound_s: float
