@@ -5,8 +5,8 @@ from service.corrections.bounds import Limits, OverBound, QueueFull, ShareFull
 from service.corrections.idempotency import IdempotencyKey, KeyReused
 from service.corrections.side_index import CorrectedFilm, Corrections
 from service.corrections.records import Correction, Draft, Written
-from service.corrections.database import CommitUnknown
-from service.corrections.store import CorrectionStore, StoreUnavailable, store_location, store_path
+from service.corrections.database import CommitUnknown, StoreUnavailable
+from service.corrections.store import CorrectionStore, store_location, store_path
 
 __all__ = ["CommitUnknown", "CorrectedFilm", "Correction", "CorrectionStore", "Corrections", "Draft", "IdempotencyKey",
            "KeyReused", "Limits", "OverBound", "QueueFull", "ShareFull", "StoreUnavailable", "Written",

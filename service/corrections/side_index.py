@@ -31,7 +31,8 @@ from service.films import film_key
 from service.corrections.fold import folded_through
 from service.corrections.served import Newest
 from service.corrections.records import Correction
-from service.corrections.store import CorrectionStore, StoreUnavailable
+from service.corrections.database import StoreUnavailable
+from service.corrections.store import CorrectionStore
 from service.embedding import Embedder
 from service.store import Neighbour
 
