@@ -17,7 +17,8 @@ import numpy as np
 from service.confidence import ConfidenceScale, non_film_texts
 from service.corpus import Corpus, load_corpus
 from service.corrections.fold import fold, not_read
-from service.corrections.store import CorrectionStore, StoreUnavailable, store_location
+from service.corrections.database import StoreUnavailable
+from service.corrections.store import CorrectionStore, store_location
 from service.embedding import EmbeddingCache, load_embedder
 from service.embedding.export import ensure_exported
 from service.genres import DEFAULT, Vocabulary, from_file

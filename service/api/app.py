@@ -58,15 +58,23 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.unavailable = None
     app.state.multilingual_error = None
     app.state.metrics = Metrics(app.state) if settings.operations.metrics else None
-    # innermost first: admission (who asks, load shedding, rate limit, the body), the body limit, CORS, the request
-    # log and metrics; the routes take their CPU slots from the same admission
     app.state.admission = Admission(settings, app.state.metrics, _rate_limit(settings.operations.rate_limit, settings))
-    uploads = {("POST", "/jobs"): settings.jobs.max_upload_bytes}  # streamed to disk, each with its own limit
-    app.add_middleware(AdmissionMiddleware, admission=app.state.admission, streamed=frozenset(uploads))
     # corrections sent from the page without a token wait for review, and each client may send only so many
     app.state.page_feedback_limit = _rate_limit(settings.corrections.feedback_page_rate_limit, settings) \
         if settings.corrections.feedback_page else None
     app.state.jobs = jobs_of(settings)
+    _add_middleware(app, settings)
+    install_error_handlers(app)
+    _add_routes(app, settings)
+    _document_limits(app, settings)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Innermost first: admission (who asks, load shedding, rate limit, the body), the body limit, CORS, the request
+    log and metrics; the routes take their CPU slots from the same admission."""
+    uploads = {("POST", "/jobs"): settings.jobs.max_upload_bytes}  # streamed to disk, each with its own limit
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission, streamed=frozenset(uploads))
     app.add_middleware(BodySizeLimit, max_bytes=settings.service.max_body_bytes, uploads=uploads)
     if settings.service.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.service.cors_origins,
@@ -74,15 +82,16 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                            allow_headers=["Content-Type", "Authorization", "X-API-Key", "Idempotency-Key"],
                            expose_headers=["Retry-After", "Idempotent-Replayed", "X-Request-ID"])
     app.add_middleware(RequestLog, metrics=app.state.metrics)
-    install_error_handlers(app)
+
+
+def _add_routes(app: FastAPI, settings: Settings) -> None:
+    """The API's routers, the page and its static files."""
     app.include_router(classify.router)
     app.include_router(feedback.router)
     app.include_router(jobs.router)
     app.include_router(service.router)
     app.include_router(service.page_route(settings.service.max_description_chars))
     app.mount("/static", StaticFiles(directory=service.WEB), name="static")
-    _document_limits(app, settings)
-    return app
 
 
 def _rate_limit(rate: str | None, settings: Settings):

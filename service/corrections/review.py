@@ -3,26 +3,23 @@ when) and empty it (rejecting by client or by age, in one transaction); and an e
 (approved, revoked), which every such path records the same way (`decide`)."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal
 
-from service.corrections.database import Database, Transaction, now
+from service.corrections.database import Transaction, now
+from service.corrections.schema import Prepared
 
 
 class ReviewQueue:
-    def __init__(self, db: Database, ready: Callable[[], object]):
+    def __init__(self, db: Prepared):
         self._db = db
-        self._ready = ready  # the store's schema made or upgraded, before its first use
 
     def waiting(self) -> int:
         """How many corrections wait for an editor (what the queue's bound counts)."""
-        self._ready()
         with self._db.connected() as db:
             return db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]
 
     def clients(self, limit: int) -> list[tuple[str | None, int, str]]:
         """The clients with corrections waiting, the most first: (client, how many, the oldest sent)."""
-        self._ready()
         with self._db.connected() as db:
             return db.execute("SELECT client, COUNT(*), MIN(created_at) FROM pending GROUP BY client "
                               "ORDER BY COUNT(*) DESC, client LIMIT ?", (limit,)).fetchall()
@@ -32,7 +29,6 @@ class ReviewQueue:
         the ids rejected."""
         conditions = [(c, v) for c, v in (("client = ?", client), ("created_at <= ?", sent_before)) if v is not None]
         where = " AND ".join(c for c, _ in conditions) or "1 = 1"
-        self._ready()
         with self._db.writing() as db:
             ids = [row[0] for row in db.execute(f"SELECT correction_id FROM pending WHERE {where} "
                                                 "ORDER BY correction_id", [v for _, v in conditions])]

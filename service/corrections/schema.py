@@ -10,15 +10,20 @@ Version 3 records the title normalisation its film keys were made with (`film_ke
 keyed by an earlier one is re-keyed in the same transaction, every correction's `film` made again from its title and
 year (films.film_key) or its plot (corpus.plot_key), as it was made when it was sent — so a correction keeps
 superseding, shadowing and folding into its film exactly as before. A store keyed by a later normalisation is
-refused like a newer schema. SQLite stores of versions 0-2 are upgraded too (legacy.py)."""
+refused like a newer schema. SQLite stores of versions 0-2 are upgraded too (legacy.py).
+
+Nothing is connected until the store is first used (`Prepared`): the schema is made or upgraded by the first use that
+reaches the database."""
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
+from contextlib import AbstractContextManager
 
 from service.corpus import plot_key
 from service.corrections import legacy
-from service.corrections.database import Database, Transaction
+from service.corrections.database import Database, StoreUnavailable, Transaction
 from service.films import KEYS_VERSION, film_key
 
 SCHEMA_VERSION = 3
@@ -76,6 +81,39 @@ class NewerStore(Exception):
                          f"version reads schema {SCHEMA_VERSION} and earlier, titles keyed by normalisation "
                          f"{KEYS_VERSION} and earlier: serve it with that version, or move it aside to start an empty "
                          "one")
+
+
+class Prepared:
+    """A database whose schema is made or upgraded by the first use that reaches it: a store of a newer version is
+    a store unavailable (StoreUnavailable at each use)."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self._meta: dict[str, str] | None = None
+        self._preparing = threading.Lock()
+
+    def meta(self) -> dict[str, str]:
+        """The store's meta, the schema made or upgraded by the first use that reaches the database."""
+        if self._meta is None:
+            with self._preparing:
+                if self._meta is None:
+                    try:
+                        self._meta = prepare(self.database)
+                    except NewerStore as exc:
+                        raise StoreUnavailable(str(exc)) from exc
+        return self._meta
+
+    def writing(self) -> AbstractContextManager[Transaction]:
+        self.meta()
+        return self.database.writing()
+
+    def reading(self) -> AbstractContextManager[Transaction]:
+        self.meta()
+        return self.database.reading()
+
+    def connected(self) -> AbstractContextManager[Transaction]:
+        self.meta()
+        return self.database.connected()
 
 
 def prepare(database: Database) -> dict[str, str]:

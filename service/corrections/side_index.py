@@ -12,56 +12,28 @@ why in every answer (`problem`), and is read again at each poll until it answers
 What is served is one rule (served.py): a build folds in what was served through its last change and records that
 change; this side index serves what became served after it, in every process and after a restart.
 
-Requests read a snapshot that no change alters for them. A change costs what it changes, not what is stored: new
-rows are appended past the rows any snapshot reads, and a superseded or revoked row is zeroed and left out; once
-more than half the rows are such, the rows that count are copied into new buffers.
+Requests read a snapshot that no change alters for them, and a change costs what it changes (snapshot.py).
 """
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, fields, replace
-from functools import lru_cache
 
-import faiss
 import numpy as np
 
 from service.corpus import Film
-from service.films import film_key
 from service.corrections.fold import folded_through
 from service.corrections.served import Newest
 from service.corrections.records import Correction
-from service.corrections.store import CorrectionStore, StoreUnavailable
+from service.corrections.snapshot import Snapshot
+from service.corrections.database import StoreUnavailable
+from service.corrections.store import CorrectionStore
 from service.embedding import Embedder
 from service.store import Neighbour
 
 log = logging.getLogger("moviegenre")
 MIN_POLL_S = 0.01  # the poll never spins
 CLOSE_WAIT_S = 1.0  # how long closing waits for a poll in progress
-
-
-@dataclass(frozen=True)
-class CorrectedFilm(Film):
-    """A film as an editor corrected it: a correction's own text, or a reference film with corrected labels."""
-    correction_id: int = 0
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """What requests read: rows [0, rows) of buffers that only ever grow past it, and which film each row serves.
-    A row that no longer counts (superseded, revoked) is left out of `by_film` and its vectors are zeroed, so it is
-    nobody's neighbour."""
-    rows: int
-    films: list[CorrectedFilm]                  # one per row (appended to, never changed)
-    corrections: list[Correction]               # one per row
-    vectors: dict[str, np.ndarray]              # route → a buffer of at least `rows` rows
-    by_film: dict[str, int]                     # film → the row of its current correction
-    served_ids: frozenset[int]                  # the corrections of those rows
-
-    @classmethod
-    def empty(cls, embedders: dict[str, Embedder]) -> _Snapshot:
-        return cls(0, [], [], {route: np.zeros((0, e.dim), np.float32) for route, e in embedders.items()}, {},
-                   frozenset())
 
 
 class Corrections:
@@ -77,7 +49,7 @@ class Corrections:
         self.generation = 0  # moves with every change served, this process's own or another's (lookup caches)
         self.problem: str | None = None  # why the last read of the store failed, until one succeeds
         self._newest = Newest()
-        self._snapshot = _Snapshot.empty(embedders)
+        self._snapshot = Snapshot.empty(embedders)
         self._manifest = manifest
         self.through = through  # the last change the built index holds (served.py)
         self._seen: int | None = None  # the last change read; None until the store was first read
@@ -178,14 +150,7 @@ class Corrections:
     def beside(self, route: str, vectors: np.ndarray, found: list[list[Neighbour]], k: int) -> list[list[Neighbour]]:
         """Each query's neighbours with the current corrections among them (the closest `k` of both), the films a
         correction names carrying its labels."""
-        snapshot = self._snapshot
-        if not snapshot.by_film:
-            return found
-        similarities, positions = faiss.knn(np.ascontiguousarray(vectors, np.float32),
-                                            snapshot.vectors[route][:snapshot.rows], min(k, snapshot.rows),
-                                            metric=faiss.METRIC_INNER_PRODUCT)
-        return [_merged(snapshot, neighbours, row_s, row_i, k)
-                for neighbours, row_s, row_i in zip(found, similarities, positions)]
+        return self._snapshot.beside(route, vectors, found, k)
 
     def close(self) -> None:
         """Stop the poll (a read it is waiting on, a database down say, ends on its own within its timeout) and close
@@ -197,9 +162,7 @@ class Corrections:
 
     def corrected(self, film: Film) -> Correction | None:
         """The current correction of this film, if any (a lookup's answer for a title)."""
-        snapshot = self._snapshot
-        row = snapshot.by_film.get(_key(film.title, film.year))
-        return snapshot.corrections[row] if row is not None else None
+        return self._snapshot.corrected(film)
 
     def _change(self, served: list[Correction], revoked: set[int]) -> None:
         """A new snapshot where `served` count (unless superseded) and `revoked` no longer do: the work is that
@@ -207,93 +170,10 @@ class Corrections:
         newest of each film as they were, for the next poll to make again."""
         before = self._newest.copy()
         try:
-            self._changed(served, revoked)
+            snapshot = self._snapshot.changed(self._newest.update(served, revoked), self._newest, self.embedders)
         except BaseException:
             self._newest = before
             raise
-
-    def _changed(self, served: list[Correction], revoked: set[int]) -> None:
-        old = self._snapshot
-        by_film, new, dropped = dict(old.by_film), [], []
-        for film in self._newest.update(served, revoked):
-            wanted, row = self._newest.of(film), by_film.get(film)
-            if row is not None and (wanted is None or old.corrections[row].id != wanted.id):
-                dropped.append(by_film.pop(film))
-            if wanted is not None and film not in by_film:
-                new.append(wanted)
-        if not new and not dropped:
-            return
-        base = _Snapshot(old.rows, old.films, old.corrections, old.vectors, by_film,
-                         old.served_ids - {old.corrections[row].id for row in dropped})
-        if old.rows - len(by_film) > max(len(by_film), 64):
-            base = _compacted(base)
-        else:
-            for route, buffer in base.vectors.items():
-                buffer[dropped] = 0.0  # nobody's neighbour from now on
-        self._snapshot = self._appended(base, new)
-        self.generation += 1
-
-    def _appended(self, base: _Snapshot, new: list[Correction]) -> _Snapshot:
-        """`base` with `new` appended: rows past every earlier snapshot's own, so their readers never see them."""
-        if not new:
-            return base
-        rows = base.rows + len(new)
-        embedded = {route: self.embedders[route].embed([c.plot for c in new], role="passage")
-                    for route in base.vectors}  # first: an embedding that fails changes nothing
-        base.films[base.rows:] = [_film(c) for c in new]  # past `rows`: what a failed change left, replaced
-        base.corrections[base.rows:] = new
-        vectors = {}
-        for route, buffer in base.vectors.items():
-            if len(buffer) < rows:
-                grown = np.zeros((max(64, 2 * rows), buffer.shape[1]), np.float32)
-                grown[:base.rows] = buffer[:base.rows]
-                buffer = grown
-            buffer[base.rows:rows] = embedded[route]
-            vectors[route] = buffer
-        by_film = base.by_film | {c.film: base.rows + i for i, c in enumerate(new)}
-        return _Snapshot(rows, base.films, base.corrections, vectors, by_film,
-                         base.served_ids | {c.id for c in new})
-
-
-def _compacted(snapshot: _Snapshot) -> _Snapshot:
-    """The rows that still count alone, in new buffers (earlier snapshots' readers keep theirs)."""
-    rows = sorted(snapshot.by_film.values())
-    moved = {row: i for i, row in enumerate(rows)}
-    vectors = {route: np.ascontiguousarray(buffer[rows], np.float32) for route, buffer in snapshot.vectors.items()}
-    return _Snapshot(len(rows), [snapshot.films[r] for r in rows], [snapshot.corrections[r] for r in rows], vectors,
-                     {film: moved[row] for film, row in snapshot.by_film.items()}, snapshot.served_ids)
-
-
-@lru_cache(maxsize=65536)
-def _key(title: str, year: int | None) -> str:
-    return film_key(title, year)
-
-
-def _film(correction: Correction) -> CorrectedFilm:
-    return CorrectedFilm(correction.title or f"Correction {correction.id}", correction.year, correction.plot,
-                         correction.genres, "correction", correction_id=correction.id)
-
-
-def _merged(snapshot: _Snapshot, neighbours: list[Neighbour], similarities: np.ndarray, positions: np.ndarray,
-            k: int) -> list[Neighbour]:
-    """The index's neighbours (a film with a current correction carrying its labels) and the current corrections
-    closer than the last of them, the closest `k`. Most queries find no correction that close: their neighbours
-    stay as found."""
-    neighbours = [_shadowed(n, snapshot) for n in neighbours]
-    taken = {n.film.correction_id for n in neighbours if isinstance(n.film, CorrectedFilm)}
-    floor = neighbours[-1].similarity if len(neighbours) >= k else -np.inf
-    side = [Neighbour(snapshot.films[i], s) for s, i in zip(similarities.tolist(), positions.tolist())
-            if i >= 0 and s > floor and (film := snapshot.films[i]).correction_id in snapshot.served_ids
-            and film.correction_id not in taken]
-    return sorted(neighbours + side, key=lambda n: -n.similarity)[:k] if side else neighbours
-
-
-def _shadowed(neighbour: Neighbour, snapshot: _Snapshot) -> Neighbour:
-    row = snapshot.by_film.get(_key(neighbour.film.title, neighbour.film.year))
-    if row is None:
-        return neighbour
-    correction = snapshot.corrections[row]
-    own = {f.name: getattr(neighbour.film, f.name) for f in fields(Film)}
-    corrected = CorrectedFilm(**own | {"genres": correction.genres, "source": "correction"},
-                              correction_id=correction.id)
-    return replace(neighbour, film=corrected)
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            self.generation += 1

@@ -14,14 +14,14 @@ before it is acknowledged, and its answer is built from what it wrote. Several p
 the same store; `changes_since` tells each what the others changed.
 
 Nothing is connected until the store is first used: a database down at start is a store unavailable
-(StoreUnavailable at each use) until it is back, and the schema is made or upgraded by the first use that reaches it.
+(StoreUnavailable at each use) until it is back, and the schema is made or upgraded by the first use that reaches it
+(schema.Prepared).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ from service.corpus import plot_key
 from service.films import film_key
 from service.corrections import idempotency, schema
 from service.corrections.bounds import Limits, check_queue_room, check_served_room
-from service.corrections.database import Database, StoreUnavailable, Transaction, stamp
+from service.corrections.database import Database, Transaction, stamp
 from service.corrections.review import ReviewQueue, decide
 from service.corrections.idempotency import IdempotencyKey
 from service.corrections.records import Changes, Correction, Draft, Status, Version, Written
@@ -46,34 +46,22 @@ class CorrectionStore:
     def __init__(self, location: Path | str):
         """`location`: a postgresql:// URL, or the path of the SQLite file."""
         self._db = connect(location)
+        self._prepared = schema.Prepared(self._db)
         self.kind = self._db.kind
         self.where = self._db.describe()
-        self.queue = ReviewQueue(self._db, self._ready)
-        self._meta: dict[str, str] | None = None
-        self._preparing = threading.Lock()
+        self.queue = ReviewQueue(self._prepared)
 
     @property
     def store_id(self) -> str:
         """Which store this is (a store replaced or started afresh is another): its corrections' numbers are its own."""
-        return self._ready()["store_id"]
-
-    def _ready(self) -> dict[str, str]:
-        """The store's meta, the schema made or upgraded by the first use that reaches the database."""
-        if self._meta is None:
-            with self._preparing:
-                if self._meta is None:
-                    try:
-                        self._meta = schema.prepare(self._db)
-                    except schema.NewerStore as exc:
-                        raise StoreUnavailable(str(exc)) from exc
-        return self._meta
+        return self._prepared.meta()["store_id"]
 
     def write(self, draft: Draft, limits: Limits = Limits(), key: IdempotencyKey | None = None) -> Written:
         """Stored and on disk when this returns, within `limits` (bounds.py raises); with a key already used for
         the same request, the correction that request stored (idempotency.py)."""
         film = draft.film or _film_of(draft.title, draft.year, draft.plot)
         moment = datetime.now(UTC)
-        with self._writing() as db:
+        with self._prepared.writing() as db:
             first = idempotency.stored(db, key, moment) if key else None
             if first is not None:
                 return Written(_as_sent(_one(db, first)), replayed=True)
@@ -93,14 +81,14 @@ class CorrectionStore:
 
     def replayed(self, key: IdempotencyKey) -> Correction | None:
         """The correction this key already stored, as it was written (KeyReused for another body)."""
-        with self._connected() as db:
+        with self._prepared.connected() as db:
             first = idempotency.stored(db, key, datetime.now(UTC))
             return _as_sent(_one(db, first)) if first is not None else None
 
     def approve(self, correction_id: int, author: str, limits: Limits = Limits()) -> Written | None:
         """A pending correction, approved and so served from now on (OverBound beyond `limits`); one approved
         before, or revoked, as it is (`replayed`: nothing written); None for no such correction."""
-        with self._writing() as db:
+        with self._prepared.writing() as db:
             found = _one(db, correction_id)
             if found is None or found.status != "pending":
                 return Written(found, replayed=True) if found else None
@@ -110,7 +98,7 @@ class CorrectionStore:
 
     def revoke(self, correction_id: int, author: str) -> Correction | None:
         """The correction, revoked (by this call or an earlier one); None when there is no such correction."""
-        with self._writing() as db:
+        with self._prepared.writing() as db:
             found = _one(db, correction_id)
             if found is None or found.status == "revoked":
                 return found
@@ -118,7 +106,7 @@ class CorrectionStore:
         return replace(found, revoked_at=at, revoked_by=author, served_change=None)
 
     def get(self, correction_id: int) -> Correction | None:
-        with self._connected() as db:
+        with self._prepared.connected() as db:
             return _one(db, correction_id)
 
     def page(self, offset: int, limit: int, status: Status | None = None, client: str | None = None,
@@ -126,7 +114,7 @@ class CorrectionStore:
         """The newest first (of one status and/or one client, or all; with `query`, those whose title or text holds
         it, letters in any case), and how many there are in all."""
         where, params = _where(status, client, query, self._db.holds_any_case)
-        with self._reading() as db:
+        with self._prepared.reading() as db:
             rows = _rows(db, f"{STATE} {where} ORDER BY s.id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
             total = db.execute(f"SELECT COUNT(*) FROM ({STATE} {where}) t", params).fetchone()[0]
         return rows, total
@@ -137,7 +125,7 @@ class CorrectionStore:
         if not served:
             return set()
         films = sorted({c.film for c in served.values()})
-        with self._connected() as db:
+        with self._prepared.connected() as db:
             latest = dict(db.execute(f"SELECT t.film, MAX(t.served_change) FROM ({STATE} WHERE s.film IN "
                                      f"({','.join('?' * len(films))})) t GROUP BY t.film", films).fetchall())
         return {id_ for id_, c in served.items() if (latest.get(c.film) or 0) > c.served_change}
@@ -149,23 +137,23 @@ class CorrectionStore:
 
     def snapshot(self, after: int = 0) -> tuple[list[Correction], int]:
         """`served(after)` and the last change it reflects, read together."""
-        with self._reading() as db:
+        with self._prepared.reading() as db:
             return _served(db, after), _last_change(db)
 
     def count(self, status: Status | None = None) -> int:
         """How many corrections there are (of one status, or all)."""
         where, params = _where(status, None)
-        with self._connected() as db:
+        with self._prepared.connected() as db:
             return db.execute(f"SELECT COUNT(*) FROM ({STATE} {where}) t", params).fetchone()[0]
 
     def version(self) -> int:
         """The last change: what a reader that read through it has seen."""
-        with self._connected() as db:
+        with self._prepared.connected() as db:
             return _last_change(db)
 
     def changes_since(self, seen: int) -> Changes:
         """What became served and what was revoked (by any process) after change `seen`: cheap when nothing was."""
-        with self._reading() as db:
+        with self._prepared.reading() as db:
             now = _last_change(db)
             if now == seen:
                 return Changes([], set(), now)
@@ -176,23 +164,11 @@ class CorrectionStore:
     def pseudonym(self, client: str) -> str:
         """A client (an address, ratelimit.client_of) as stored and shown: keyed by this store's secret, so it
         names the same client in every replica, and the address cannot be read back from it."""
-        secret = bytes.fromhex(self._ready()["client_secret"])
+        secret = bytes.fromhex(self._prepared.meta()["client_secret"])
         return "c" + hmac.new(secret, client.encode(), hashlib.sha256).hexdigest()[:16]
 
     def close(self) -> None:
         self._db.close()
-
-    def _writing(self):
-        self._ready()
-        return self._db.writing()
-
-    def _reading(self):
-        self._ready()
-        return self._db.reading()
-
-    def _connected(self):
-        self._ready()
-        return self._db.connected()
 
 
 def connect(location: Path | str) -> Database:

@@ -11,14 +11,13 @@ service leaves its job where it was (its finished chunks kept); the next start, 
 sharing the folder, resumes it."""
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from service.atomic import write_json
-from service.corrections import StoreUnavailable
+from service.jobs.faults import after_fault, save
 from service.jobs.records import JobRecord
 from service.file_lock import Lock
 from service.jobs.store import GLANCE, JobStore
@@ -151,30 +150,10 @@ class JobRunner:
         except Cancelled:
             self.store.remove(record.id)
         except Exception as exc:  # noqa: BLE001 - whatever it was, the job says so and the runner goes on
-            reason = _transient(exc)
-            if reason is not None:
-                log.warning("jobs: %s waits: %s", record.id, reason)
-                record.state, record.waiting = "queued", reason
-                self._save(record)
-                return False
-            log.exception("jobs: %s failed", record.id)
-            record.state, record.error, record.finished_at = "failed", f"{type(exc).__name__}: {exc}", self.clock()
-            record.waiting = None
-            return self._save(record)
+            return after_fault(self.store, record, exc, self.clock)
         finally:
             self._live.pop(record.id, None)
             lock.release()
-        return True
-
-    def _save(self, record: JobRecord) -> bool:
-        """The job's status saved; False when it cannot be (a full disk): the job is left as its status last said,
-        its lock let go, and a runner takes it again at a later scan, after its last kept chunk."""
-        try:
-            self.store.save(record)
-        except OSError as exc:
-            log.error("jobs: the status of %s cannot be saved (%s): it stays as it was, and is taken again at the next "
-                      "scan", record.id, exc)
-            return False
         return True
 
     def _classified(self, record: JobRecord) -> tuple[Summary, dict]:
@@ -228,12 +207,12 @@ class JobRunner:
             except AtCapacity as busy:
                 if record.waiting != AT_CAPACITY:
                     record.waiting = AT_CAPACITY
-                    self._save(record)
+                    save(self.store, record)
                 self.stopping.wait(busy.retry_after)
                 continue
             if record.waiting is not None:
                 record.waiting = None
-                self._save(record)
+                save(self.store, record)
             self._live[record.id] = self._live.get(record.id, 0) + 1
             return answer
 
@@ -252,13 +231,3 @@ class JobRunner:
         record.notes += summary.notes
         self.store.save(record)
 
-
-def _transient(exc: Exception) -> str | None:
-    """Why the job waits, for a fault that passes (the job goes back to the queue); None for any other."""
-    if isinstance(exc, StoreUnavailable):
-        return (f"the corrections store does not answer ({exc}): the job waits, and goes on after its last kept chunk "
-                "once it answers")
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"the jobs folder's disk is full ({exc.strerror}): the job waits, and goes on after its last kept "
-                "chunk once it can be written")
-    return None
