@@ -71,12 +71,11 @@ postgres:
 redis:
 	@test -x /usr/bin/redis-server || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
 
-# Two workers (pytest-xdist): half the tests wait on servers, sockets and subprocesses; the Ray tests share one worker.
-# schemathesis gives every operation of a test one test id, which xdist's workers report as one: those run alone after.
+# Three workers on two cores (pytest-xdist): a third of the suite waits on servers, sockets and subprocesses (one
+# worker left two thirds of the CPU idle); the Ray tests share one worker.
 test: install-dev browser postgres redis
 	$(BIN)/ruff check service tests
-	$(BIN)/pytest -q -n 2 --dist loadgroup --ignore=tests/test_schema.py
-	$(BIN)/pytest -q tests/test_schema.py
+	$(BIN)/pytest -q -n 3 --dist loadgroup
 
 eval: install $(INDEX)/manifest.json
 	MOVIEGENRE_INDEX_DIR=$(INDEX) $(BIN)/moviegenre eval --data $(or $(DATA),$(EVAL_DATA)) $(if $(LLM),--llm $(LLM)) $(if $(LIMIT),--limit $(LIMIT))

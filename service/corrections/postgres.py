@@ -109,13 +109,15 @@ class PostgresDatabase(Database):
         except PoolTimeout as exc:
             if self._in_use < MAX_CONNECTIONS and not self._answers():  # not all held here, and the server is down
                 self._failed(exc)
-                raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
+                raise StoreUnavailable(f"the corrections store at {self._where} is unreachable ({_reason(exc)})") \
+                    from exc
             raise StoreUnavailable(f"the corrections store at {self._where} is busy: its {MAX_CONNECTIONS} "
                                    "connections stayed taken") from exc
         except psycopg.OperationalError as exc:
-            if _lost_connection(exc):
-                self._failed(exc)
-            raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
+            if not _lost_connection(exc):
+                raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
+            self._failed(exc)
+            raise StoreUnavailable(f"the corrections store at {self._where} is unreachable ({_reason(exc)})") from exc
         except psycopg.Error as exc:
             raise StoreUnavailable(f"the corrections store at {self._where} failed ({_reason(exc)})") from exc
 
