@@ -71,8 +71,8 @@ postgres:
 redis:
 	@test -x /usr/bin/redis-server || (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)
 
-# Three workers on two cores (pytest-xdist): a third of the suite waits on servers, sockets and subprocesses (one
-# worker left two thirds of the CPU idle); the Ray tests share one worker.
+# Three workers on two cores (pytest-xdist): much of the suite waits on servers, sockets and subprocesses (two workers
+# left a third of the CPU idle); the Ray tests share one worker.
 test: install-dev browser postgres redis
 	$(BIN)/ruff check service tests
 	$(BIN)/pytest -q -n 3 --dist loadgroup

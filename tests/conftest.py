@@ -64,16 +64,29 @@ def served_settings(**settings):
 
 
 @pytest.fixture(scope="session")
-def small_index_dir(tmp_path_factory, small_corpus, embedder) -> Path:
-    """300 real films, both index parts (English and multilingual)."""
-    from service.build import build_index
+def small_index_dir(tmp_path_factory, small_corpus, embedder, worker_id) -> Path:
+    """300 real films, both index parts (English and multilingual). Under make test's workers (pytest-xdist) it is
+    built once, by the first worker to come, beside their folders; each worker serves a copy of its own."""
+    index_dir = tmp_path_factory.mktemp("index")
+    if worker_id == "master":
+        return _built_small_index(small_corpus, index_dir)
+    from service.file_lock import held
 
+    run_folder = tmp_path_factory.getbasetemp().parent  # this run's, shared by its workers
+    with held(run_folder / "small-index.lock"):
+        if not (run_folder / "small-index" / "manifest.json").exists():
+            _built_small_index(small_corpus, run_folder / "small-index")
+    index_dir.rmdir()
+    return copy_index(run_folder / "small-index", index_dir)
+
+
+def _built_small_index(corpus: Path, index_dir: Path) -> Path:
+    from service.build import build_index
     from service.evaluation.held_out import evaluation_sets
     from service.evaluation.runner import held_out_of_index
 
-    index_dir = tmp_path_factory.mktemp("index")
     settings = served_settings(index_dir=index_dir, multilingual_model=MULTILINGUAL)
-    build_index(small_corpus, index_dir, settings, progress=False)
+    build_index(corpus, index_dir, settings, progress=False)
     # the films `make eval` reports on, embedded once into the index's cache: every copy of the index the tests
     # calibrate on drops them (evaluation/held_out.py) without embedding 2,000 texts again
     held_out_of_index(settings, evaluation_sets(settings))
