@@ -27,6 +27,7 @@ from rich.table import Table
 from service.atomic import write_bytes
 from service.corpus import load_corpus
 from service.embedding import EmbeddingCache, load_embedder
+from service.memory import resident_mb
 from service.settings import Settings
 
 LOAD_REQUESTS = 5000
@@ -483,10 +484,7 @@ def metrics_cost_us(settings: Settings, requests: int = 20_000) -> float:
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    return round(resident_mb(pid), 1)
 
 
 def service_figures(settings: Settings) -> dict:

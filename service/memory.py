@@ -26,6 +26,14 @@ def release_freed_heap() -> None:
         trim(0)
 
 
+def resident_mb(pid: int | str = "self") -> float:
+    """A process's resident memory (VmRSS, MB): this one's unless `pid` is given; NaN for a process without one."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 MMAP_THRESHOLD_BYTES = 1 << 20
 

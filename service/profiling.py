@@ -134,11 +134,6 @@ def cpu_table(classifier, texts: list[str], batch: int = 32, singles: int = 200)
 
 # --- memory --------------------------------------------------------------------------------------------------------
 
-def _rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
 SCRIPTS = ("A young wizard goes to a school of magic.", "Ein junger Zauberer geht auf eine Zauberschule.",
            "Молодой волшебник учится в школе магии.", "一个年轻的巫师去魔法学校。", "若い魔法使いが魔法学校に通う。",
            "ساحر شاب يذهب إلى مدرسة السحر.", "एक युवा जादूगर जादू के स्कूल जाता है।", "젊은 마법사가 마법 학교에 간다.",
@@ -147,16 +142,16 @@ SCRIPTS = ("A young wizard goes to a school of magic.", "Ein junger Zauberer geh
 
 def memory_steps(settings) -> dict[str, float]:
     """MB of resident memory each part adds, loaded in turn in this (fresh) process, as loading.py loads them."""
-    from service.memory import release_freed_heap, return_large_blocks
+    from service.memory import release_freed_heap, resident_mb, return_large_blocks
 
     return_large_blocks()  # as loading.py does
     steps: dict[str, float] = {}
-    last = _rss_mb()
+    last = resident_mb()
 
     def step(name: str) -> None:
         nonlocal last
         release_freed_heap()  # what loading freed, handed back as the service does once loaded
-        now = _rss_mb()
+        now = resident_mb()
         steps[name] = round(now - last, 1)
         last = now
 
