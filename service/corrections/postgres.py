@@ -56,7 +56,6 @@ class PostgresDatabase(Database):
                                             "application_name": "moviegenre"})
         self._lock = threading.Lock()
         self._opened = False
-        self._in_use = 0  # connections this process holds: all MAX_CONNECTIONS held is busy
         self._failed_at = -RETRY_S
         self._failure = ""
 
@@ -104,10 +103,10 @@ class PostgresDatabase(Database):
     def _connection(self) -> Iterator[psycopg.Connection]:
         self._check_not_failing()
         try:
-            with self._held(self._pool_opened()) as connection:
+            with self._pool_opened().connection() as connection:
                 yield connection
         except PoolTimeout as exc:
-            if self._in_use < MAX_CONNECTIONS and not self._answers():  # not all held here, and the server is down
+            if not self._answers():  # not a pool whose connections all stayed taken: a server that takes none
                 self._failed(exc)
                 raise StoreUnavailable(f"the corrections store at {self._where} is unreachable ({_reason(exc)})") \
                     from exc
@@ -145,20 +144,6 @@ class PostgresDatabase(Database):
                 self._pool.open(wait=False)
                 self._opened = True
         return self._pool
-
-    @contextmanager
-    def _held(self, pool: ConnectionPool) -> Iterator[psycopg.Connection]:
-        """A connection of the pool, counted as held by this process until it is back in the pool."""
-        taken = False
-        try:
-            with pool.connection() as connection:
-                with self._lock:
-                    self._in_use, taken = self._in_use + 1, True
-                yield connection
-        finally:
-            if taken:
-                with self._lock:
-                    self._in_use -= 1
 
     def _answers(self) -> bool:
         """Whether the server takes a connection of its own now (asked when the pool could not give one)."""
