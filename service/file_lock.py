@@ -16,14 +16,14 @@ class Lock:
         self._fd = fd
 
     @classmethod
-    def take(cls, path: Path, wait: bool = False) -> Lock | None:
-        """The lock, or None when another holder has it (or the file's folder is gone)."""
+    def take(cls, path: Path) -> Lock | None:
+        """The lock, or None when another holder has it (or the file's folder is gone); held() waits for it."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return None
