@@ -15,6 +15,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from itertools import cycle, islice
 from pathlib import Path
@@ -593,6 +594,13 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ms_each(pid: int, work: Callable[[], object], count: int) -> float:
+    """The CPU ms process `pid` spent on each of the `count` things `work()` asked it."""
+    started = _cpu_s(pid)
+    work()
+    return (_cpu_s(pid) - started) * 1000 / count
+
+
 def _cost_in_turn(services: dict[str, tuple[str, int]], texts: list[str], rounds: int = 6,
                   requests: int = 320) -> dict:
     """Per service, the CPU it spends on one English /classify and on one description of /classify/batch (ms,
@@ -603,12 +611,11 @@ def _cost_in_turn(services: dict[str, tuple[str, int]], texts: list[str], rounds
     order = list(services.items())
     for round_ in range(rounds):
         for name, (url, pid) in order if round_ % 2 else order[::-1]:
-            started = _cpu_s(pid)
-            _timed_posts(url, texts[:requests])
-            runs[name]["single"].append((_cpu_s(pid) - started) * 1000 / requests)
-            started = _cpu_s(pid)
-            runs[name]["batch_per_s"].append(_batch_per_s(url, texts, batches=requests // 32))
-            runs[name]["batch"].append((_cpu_s(pid) - started) * 1000 / (requests // 32 * 32))
+            runs[name]["single"].append(cpu_ms_each(pid, lambda: _timed_posts(url, texts[:requests]), requests))
+            rates = []
+            runs[name]["batch"].append(cpu_ms_each(
+                pid, lambda: rates.append(_batch_per_s(url, texts, batches=requests // 32)), requests // 32 * 32))
+            runs[name]["batch_per_s"] += rates
     names = {"single": "cpu_ms_per_single", "batch": "cpu_ms_per_batch", "batch_per_s": "batch_per_s"}
     return {f"{names[measure]}_{name}": round(statistics.median(values), 2 if measure != "batch_per_s" else 1)
             for name, measures in runs.items() for measure, values in measures.items()}

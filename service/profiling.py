@@ -204,16 +204,13 @@ def memory_table(settings) -> dict[str, float]:
 def served_cost(settings, texts: list[str], batch: int = 32, singles: int = 200) -> dict[str, float]:
     """A served process (`moviegenre serve`): its CPU ms per description in batches of `batch` and one by one over
     HTTP, and its resident memory after them."""
-    from service.bench import _batch_per_s, _cpu_s, _rss_mb, _timed_posts, running_service
+    from service.bench import _batch_per_s, _rss_mb, _timed_posts, cpu_ms_each, running_service
 
     with running_service(settings) as (url, pid):
         _batch_per_s(url, texts, batches=2, size=batch)  # warm
-        started = _cpu_s(pid)
-        _batch_per_s(url, texts, batches=len(texts) // batch, size=batch)
-        batched = (_cpu_s(pid) - started) * 1000 / (len(texts) // batch * batch)
-        started = _cpu_s(pid)
-        _timed_posts(url, texts[:singles])
-        single = (_cpu_s(pid) - started) * 1000 / singles
+        batches = len(texts) // batch
+        batched = cpu_ms_each(pid, lambda: _batch_per_s(url, texts, batches=batches, size=batch), batches * batch)
+        single = cpu_ms_each(pid, lambda: _timed_posts(url, texts[:singles]), singles)
         return {"batched": round(batched, 3), "single": round(single, 3), "rss_mb": round(_rss_mb(pid), 1)}
 
 
