@@ -186,12 +186,18 @@ def test_tune_recognition_never_fits_on_an_evaluation_film(own_index_dir, tmp_pa
     # another catalogue's descriptions of four reference films, two of them evaluation films
     other_corpus = write_generic_csv(tmp_path / "other.csv", [
         dict(r, plot=f"In other words: {' '.join(r['plot'].split()[::2])}") for r in known[2:6]])
+    # sequels for development: two reference films told in their own words, and an evaluation film (dropped)
+    dev_sequels = tmp_path / "sequels.csv"
+    with dev_sequels.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["title", "year", "plot"])
+        writer.writeheader()
+        writer.writerows({"title": r["title"], "year": r["year"], "plot": r["plot"]} for r in known[8:10] + known[:1])
     fitted = []
     rows = recognition.rows
     monkeypatch.setattr(recognition, "rows", lambda recogniser, cases: fitted.extend(cases) or rows(recogniser, cases))
     classifier = load_classifier(Settings(index_dir=own_index_dir, llm_backend="none", recognise_films=False))
     try:
-        result = recognition.tune(classifier, n_movies, {}, evaluated, other_corpus)
+        result = recognition.tune(classifier, n_movies, {}, evaluated, other_corpus, dev_sequels)
     finally:
         classifier.close()
     evaluation_titles = {f.title for f in evaluated["eval.csv"]} | {lacking[0]["title"]}
@@ -203,3 +209,7 @@ def test_tune_recognition_never_fits_on_an_evaluation_film(own_index_dir, tmp_pa
     validation = [classifier.index.films[i] for i in validation_split(len(classifier.index.films))[1]]
     assert result["held_out"]["dropped"]["reference validation split"]["dropped"] == \
         sum(f.title in evaluation_titles for f in validation)
+    assert result["held_out"]["dropped"]["sequels.csv (development)"]["dropped"] == 1
+    read = result["dev_sequels"]
+    assert read["descriptions"] == 2 and read["itself"] == 2, read  # a reference film's own plot is recognised
+    assert read["another_film"] + read["series"] + read["not_recognised"] == 0

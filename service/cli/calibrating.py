@@ -62,9 +62,19 @@ def tune_recognition(
     for route, rows in result["tables"].items():
         _print_recognition_table(route, rows, result["routes"].get(route))
     _print_near_duplicates(result["near_duplicate"])
+    _print_dev_sequels(result["dev_sequels"])
     if not dry_run:
         recognition.write(result)
         console.print(f"stored in {recognition.MODELS_FILE}", highlight=False)
+
+
+def _print_dev_sequels(read: dict | None) -> None:
+    if read:
+        console.print(f"New descriptions of sequels the reference holds, for development ({read['data']}: "
+                      f"{read['descriptions']}, not tuned on), read by the English model: as itself {read['itself']}, "
+                      f"as another film {read['another_film']}, with a series' shared genres {read['series']} "
+                      f"({read['series_of_its_own']} of its own series), not recognised {read['not_recognised']}",
+                      highlight=False)
 
 
 def print_dropped(record: dict) -> None:

@@ -35,8 +35,9 @@ from service.evidence import FEATURES, CANDIDATES, Candidate
 from service.films import TitleIndex
 from service.genres import DEFAULT, split_labels
 from service.evaluation.exclusion import NEAR_DUPLICATE
-from service.evaluation.held_out import HeldOut
+from service.evaluation.held_out import HeldOut, read_sequels
 from service.recognition import MODELS_FILE, Model, Recogniser, decide
+from service.settings import PROJECT_ROOT
 from service.store import Neighbour
 
 UNSEEN_SHARE = 0.04
@@ -46,6 +47,9 @@ LACKING_SETS = ("english_on_multilingual", "reference_validation")
 SEARCHED = 20  # close films per description: the candidates, and more for when some are left out
 THRESHOLDS = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
 NEAR_TIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+# new English descriptions of sequels the reference holds, written for development (not the sequels `make eval`
+# reports on): how the chosen English model reads them is printed and stored, never tuned on (35 rows are too few)
+DEV_SEQUELS = PROJECT_ROOT / "dev" / "sequels.csv"
 
 
 def descriptions(path: Path) -> list[Film]:
@@ -206,15 +210,24 @@ def write(result: dict, path: Path = MODELS_FILE) -> None:
     from service.atomic import write_json
 
     write_json(path, {"written_by": "moviegenre tune-recognition", "routes": result["routes"],
-                      "held_out": result["held_out"], "near_duplicate": result["near_duplicate"]})
+                      "held_out": result["held_out"], "near_duplicate": result["near_duplicate"],
+                      "dev_sequels": result["dev_sequels"]})
+
+
+def sequels_read(recogniser: Recogniser, model: Model, sequels: list[Case]) -> dict:
+    """How a model reads descriptions of sequels the reference holds: as the film itself, as another film, with a
+    series' shared genres (of its own series or not), or not at all."""
+    t = tally(recogniser, model, sequels)
+    return {"descriptions": t.descriptions, "itself": t.right, "another_film": t.wrong, "series": t.series,
+            "series_of_its_own": t.series_own, "not_recognised": t.descriptions - t.right - t.wrong - t.series}
 
 
 def tune(classifier, n_movies: Path, multilingual: dict[str, Path], evaluation: dict[str, list[Film]],
-         reference: Path) -> dict:
+         reference: Path, dev_sequels: Path | None = DEV_SEQUELS) -> dict:
     """Fits and chooses each route's model on the calibration sets without the films of `evaluation` (every set
     `make eval` reports on: held_out.evaluation_sets); `reference`: the index's corpus, for its other descriptions.
-    Returns what is stored, the tables, what each set dropped and the near-duplicate similarities measured on the
-    same sets (not yet written)."""
+    Returns what is stored, the tables, what each set dropped, the near-duplicate similarities measured on the
+    same sets and how the English model reads `dev_sequels` (not yet written)."""
     from service.corpus import load_corpus
     from service.scoring.splits import halves
 
@@ -244,7 +257,13 @@ def tune(classifier, n_movies: Path, multilingual: dict[str, Path], evaluation: 
             fitted_on = {name: {"descriptions": len(c), "known": sum(bool(x.own) for x in c)}
                          for name, c in calibration.items()}
             routes[route] = stored(route, weights, bias, model, fitted_on)
-    return {"routes": routes, "tables": tables, "held_out": held_out.record(), "near_duplicate": near_duplicates(sets)}
+    sequels = None
+    if dev_sequels is not None and "english" in routes:
+        told = held_out.keep(f"{dev_sequels.name} (development)", read_sequels(dev_sequels))
+        sequels = sequels_read(recogniser, Model.from_dict(routes["english"]),
+                               _searched(classifier, classifier.english, told, titles)) | {"data": dev_sequels.name}
+    return {"routes": routes, "tables": tables, "held_out": held_out.record(), "near_duplicate": near_duplicates(sets),
+            "dev_sequels": sequels}
 
 
 NEAR_DUPLICATE_GRID = tuple(np.round(np.arange(0.70, 0.991, 0.01), 2))
