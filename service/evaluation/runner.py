@@ -1,6 +1,7 @@
 """`make eval`: every method on the same held-out films, reference films of the same titles excluded."""
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -370,7 +371,8 @@ def run(settings: Settings, eval_path: Path, llm_limit: int | None = None, progr
     language_setups: dict[str, Setup] = {}
     for step in track(steps, description="evaluating", disable=not progress):
         if step == "sequels":
-            results["sequels"] = evaluate_sequels(settings, read_sequels(sequels)) | {"data": str(sequels)}
+            # relative to where the command runs: the default path is absolute, and results.json is committed
+            results["sequels"] = evaluate_sequels(settings, read_sequels(sequels)) | {"data": os.path.relpath(sequels)}
         elif step == "prepare":
             setup = prepare(settings.replace(llm_backend="none"), eval_path)
             results |= {"films": len(setup.held_out), "excluded": setup.excluded.counts()}
