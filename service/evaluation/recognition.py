@@ -48,7 +48,7 @@ SEARCHED = 20  # close films per description: the candidates, and more for when 
 THRESHOLDS = tuple(np.round(np.arange(-6.0, 3.01, 0.25), 2))
 NEAR_TIES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 # new English descriptions of sequels the reference holds, written for development (not the sequels `make eval`
-# reports on): how the chosen English model reads them is printed and stored, never tuned on (35 rows are too few)
+# reports on): how the chosen English model reads them is printed and stored, never tuned on (a few dozen)
 DEV_SEQUELS = PROJECT_ROOT / "dev" / "sequels.csv"
 
 
