@@ -1,9 +1,11 @@
 """Running it like a production service: Prometheus metrics, HTTPS, load shedding, rate limits, probes."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -235,3 +237,64 @@ def test_the_benchs_metrics_cost_row_records_requests_as_the_service_does():
     from service.bench import metrics_cost_us
 
     assert metrics_cost_us(Settings(), requests=50) > 0
+
+
+def _builds_of(pid: int) -> list[int]:
+    """The `build-index` processes `pid` started (read from /proc), alive and not yet reaped."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and b"build-index" in command:
+            found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stopped", ["while it waits for the English part", "while it serves"])
+def test_a_serve_stopped_by_sigterm_stops_the_index_build_it_started(small_index_dir, tmp_path, stopped):
+    """`serve --build-missing` on an empty index, stopped with SIGTERM as an orchestrator or `kill` stops it: no
+    `build-index` is left running, before it serves (Python's default for SIGTERM skipped every cleanup) or after
+    (uvicorn raises SIGTERM again once it has shut down)."""
+    from .processes import eventually, free_port
+
+    corpus = write_generic_csv(tmp_path / "films.csv", tmdb_rows(0, 600))
+    index_dir, port = tmp_path / "index", free_port()
+    env = os.environ | {"MOVIEGENRE_INDEX_DIR": str(index_dir), "LLM_BACKEND": "none", "MOVIEGENRE_PORT": str(port),
+                        # a multilingual part to build after the English one (its model exported for small_index_dir)
+                        "MOVIEGENRE_MULTILINGUAL_MODEL": "multilingual-e5-small"}
+    serve = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--build-missing", "--data", str(corpus)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    build = None
+    try:
+        build = eventually(lambda: _builds_of(serve.pid), limit_s=60)[0]
+        if stopped == "while it serves":
+            from .processes import wait_ready
+
+            wait_ready(serve, f"http://127.0.0.1:{port}", limit_s=180)
+        else:
+            assert not (index_dir / "manifest.json").exists()  # the English part is still being built
+        assert _running(build), "the build ended before the service was stopped: nothing to prove"
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) != 0
+        assert not _running(build)
+    finally:
+        serve.kill()
+        serve.wait(timeout=30)
+        if build is not None and _running(build):  # a failed test leaves no build behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(build, signal.SIGKILL)

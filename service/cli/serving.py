@@ -1,7 +1,9 @@
 """`moviegenre serve`: the HTTP API, one process or Ray Serve replicas, optionally building what the index lacks."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -9,6 +11,8 @@ import typer
 
 from service.cli.console import console
 from service.settings import Settings
+
+STOP_BUILD_S = 10  # a build asked to stop ends within this, or is killed
 
 
 def serve(
@@ -42,11 +46,11 @@ def serve(
         # TLS on the same port when a certificate is configured (uvicorn's own); RequestLog writes one structured
         # line per request instead of uvicorn's access log
         service, operations = settings.service, settings.operations
-        uvicorn.run(create_app(settings), host=service.host, port=service.port, log_level=service.log_level,
-                    access_log=False, ssl_certfile=operations.ssl_certfile, ssl_keyfile=operations.ssl_keyfile)
+        with _terminate_as_exit():
+            uvicorn.run(create_app(settings), host=service.host, port=service.port, log_level=service.log_level,
+                        access_log=False, ssl_certfile=operations.ssl_certfile, ssl_keyfile=operations.ssl_keyfile)
     finally:
-        if build is not None and build.poll() is None:
-            build.terminate()  # what it embedded is cached: the next start goes on from there
+        _stop(build)
 
 
 def _build_missing_parts(settings: Settings, data: str | None):
@@ -77,10 +81,41 @@ def _build_missing_parts(settings: Settings, data: str | None):
     console.print("building the missing parts of the index in the background (`moviegenre build-index`)…")
     # at a lower CPU priority: once the English part is current the service starts and answers beside the rest
     # of the build (several minutes of multilingual embedding on every core), and its requests come first
-    build = subprocess.Popen([sys.executable, "-m", "service.cli", "build-index"] + (["--data", data] if data else []),
-                             preexec_fn=lambda: os.nice(10))
-    while "english" not in built_parts():
-        if build.poll() is not None:
-            raise SystemExit(f"build-index failed (exit {build.returncode}): see its output above")
-        time.sleep(1)
+    with _terminate_as_exit():
+        build = subprocess.Popen([sys.executable, "-m", "service.cli", "build-index"] +
+                                 (["--data", data] if data else []), preexec_fn=lambda: os.nice(10))
+        try:
+            while "english" not in built_parts():
+                if build.poll() is not None:
+                    raise SystemExit(f"build-index failed (exit {build.returncode}): see its output above")
+                time.sleep(1)
+        except BaseException:  # stopped (SIGTERM, Ctrl-C) before serving: the build goes with it
+            _stop(build)
+            raise
     return build
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """SIGTERM raises SystemExit meanwhile: Python's default ends the process at once, skipping every cleanup, and
+    uvicorn, which handles SIGTERM while it serves, raises it again once it has shut down."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(build) -> None:
+    """Ends a background build still running, and reaps it (the parts it completed are kept: the next start builds
+    what is still missing)."""
+    import subprocess
+
+    if build is None or build.poll() is not None:
+        return
+    build.terminate()
+    try:
+        build.wait(timeout=STOP_BUILD_S)
+    except subprocess.TimeoutExpired:
+        build.kill()
+        build.wait()
