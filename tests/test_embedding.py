@@ -167,3 +167,28 @@ def test_two_processes_starting_at_once_on_a_fresh_machine_export_a_model_once(t
     for thread in threads:
         thread.join(30)
     assert exports == ["first"] and folders == [tmp_path / "all-MiniLM-L6-v2"] * 2
+
+
+def test_a_long_embedding_stopped_midway_resumes_from_what_it_had_saved(tmp_path, monkeypatch, embedder):
+    """A build's part embeds for minutes: stopped (killed, a fault), the next build embeds only what was left, and
+    every vector is the one embedding it whole would give."""
+    from service.embedding import cache as cache_module
+    from service.embedding.cache import EmbeddingCache
+
+    monkeypatch.setattr(cache_module, "CHECKPOINT_EVERY", 10)
+    texts = [r["plot"] for r in tmdb_rows(0, 35)]
+
+    class StoppedOnItsThirdStep:
+        dim, calls = embedder.dim, 0
+
+        def embed(self, chunk, role="passage", progress=False):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt  # as a stop would, in the middle of the work
+            return embedder.embed(chunk, role)
+
+    with pytest.raises(KeyboardInterrupt):
+        EmbeddingCache(tmp_path, "minilm").embed(StoppedOnItsThirdStep(), texts)
+    vectors, computed = EmbeddingCache(tmp_path, "minilm").embed(embedder, texts)
+    assert computed == 35 - 20  # two steps of ten were saved before the stop
+    np.testing.assert_allclose(vectors, embedder.embed(texts), atol=1e-6)

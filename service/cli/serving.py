@@ -107,8 +107,8 @@ def _terminate_as_exit():
 
 
 def _stop(build) -> None:
-    """Ends a background build still running, and reaps it (the parts it completed are kept: the next start builds
-    what is still missing)."""
+    """Ends a background build still running, and reaps it (the embeddings it saved are kept: the next start goes
+    on from there)."""
     import subprocess
 
     if build is None or build.poll() is not None:

@@ -10,6 +10,10 @@ import numpy as np
 from service.atomic import atomic_file
 from service.embedding.base import Embedder, Role
 
+# texts embedded between two saves of a long embedding (a build's part: minutes): one stopped resumes from the last
+# save, and gives the same vectors, which depend on nothing but the text and the model
+CHECKPOINT_EVERY = 1000
+
 
 def text_key(text: str, role: Role = "passage") -> str:
     return hashlib.sha1(f"{role}\0{text}".encode("utf-8")).hexdigest()
@@ -34,9 +38,12 @@ class EmbeddingCache:
         """Vectors for all texts, computing only the missing ones. Returns (vectors, how many were computed)."""
         keys = [text_key(t, role) for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._vectors}.items())
-        if missing:
-            fresh = embedder.embed([t for _, t in missing], role, progress=progress)
-            self._vectors.update(zip((k for k, _ in missing), fresh))
+        chunks = [missing[start:start + CHECKPOINT_EVERY] for start in range(0, len(missing), CHECKPOINT_EVERY)]
+        for n, chunk in enumerate(_tracked(chunks, embedder, len(missing)) if progress else chunks):
+            fresh = embedder.embed([t for _, t in chunk], role, progress=progress and len(chunks) == 1)
+            self._vectors.update(zip((k for k, _ in chunk), fresh))
+            if n < len(chunks) - 1:
+                self.save()
         vectors = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
         return vectors.astype(np.float32, copy=False), len(missing)
 
@@ -47,3 +54,12 @@ class EmbeddingCache:
         with atomic_file(self.path, "wb") as f:
             np.savez(f, keys=np.array(list(entries), dtype="U40"),
                      vectors=np.stack(list(entries.values())) if entries else np.zeros((0, 0), np.float32))
+
+
+def _tracked(chunks: list, embedder: Embedder, texts: int) -> Iterable:
+    """The chunks of a long embedding under one progress bar (the embedder shows its own for a single chunk)."""
+    if len(chunks) < 2:
+        return chunks
+    from rich.progress import track
+
+    return track(chunks, description=f"embedding {texts} texts with {embedder.cache_name}, {CHECKPOINT_EVERY} a step")
