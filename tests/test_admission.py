@@ -323,13 +323,15 @@ def test_a_rate_limit_store_that_is_down_or_silent_is_replaced_by_this_process_c
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(50)
-        for uri, why in ((f"redis://127.0.0.1:{_closed_port()}", "ConnectionError"),
-                         (f"redis://127.0.0.1:{silent.getsockname()[1]}", "timed out")):
+        # a refusal the client does not report within the request's wait (its first connection, on a loaded
+        # machine) is told as a time-out: a silent server's never is told otherwise
+        for uri, whys in ((f"redis://127.0.0.1:{_closed_port()}", ("ConnectionError", "timed out")),
+                          (f"redis://127.0.0.1:{silent.getsockname()[1]}", ("timed out",))):
             client = make_client(small_index_dir, rate_limit="2/day", rate_limit_storage=uri)
             answers = [client.post("/classify", json=WIZARD) for _ in range(4)]  # twice the limit
             assert [a.status_code for a in answers] == [200, 200, 429, 429]  # counted here, not let through
-            assert all(any("rate-limit store failed" in n and why in n and "this process alone" in n
-                           for n in a.json()["notes"]) for a in answers[:2])
+            assert all(any("rate-limit store failed" in n and any(why in n for why in whys) and
+                           "this process alone" in n for n in a.json()["notes"]) for a in answers[:2])
             metrics = client.get("/metrics").text
             assert 'moviegenre_degraded_requests_total{dependency="rate_limit_store"} 4.0' in metrics
             assert "moviegenre_rate_limit_store_available 0.0" in metrics
