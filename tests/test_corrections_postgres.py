@@ -29,6 +29,12 @@ BOB = {"X-API-Key": "s3cret-bob"}
 CORRECTED = ["Western", "Music"]
 
 
+def _served_texts(url: str) -> list[str]:
+    """What a store opened now serves (closed after: an open PostgreSQL pool must not be left to the collector)."""
+    with contextlib.closing(CorrectionStore(url)) as store:
+        return [c.text for c in store.served()]
+
+
 def test_one_store_means_the_same_in_both_rooms(store_location):
     store = CorrectionStore(store_location)
     first = store.write(Draft(CHINESE, CHINESE, ("Fantasy",), None, None, "alice"),
@@ -52,7 +58,8 @@ def test_one_store_means_the_same_in_both_rooms(store_location):
     assert [c.id for c in store.page(0, 10, query="AMÉLIE")[0]] == [amelie.id]  # letters in any case
     assert [c.id for c in store.page(0, 10, query="巫师")[0]] == [first.correction.id]
     assert store.page(0, 10, query="100%")[1] == 0  # % is a character, not a wildcard
-    assert store.pseudonym("address:203.0.113.9") == CorrectionStore(store_location).pseudonym("address:203.0.113.9")
+    with contextlib.closing(CorrectionStore(store_location)) as again:
+        assert store.pseudonym("address:203.0.113.9") == again.pseudonym("address:203.0.113.9")
     store.close()
 
 
@@ -166,7 +173,7 @@ def test_replicas_without_a_shared_disk_agree_on_every_correction(two_replicas):
     assert (first.status_code, retried.status_code) == (201, 201)
     assert retried.headers["Idempotent-Replayed"] == "true" and retried.json()["id"] == first.json()["id"]
     assert _genres(two, STORY) == CORRECTED
-    assert [c.text for c in CorrectionStore(url).served()] == [STORY]  # stored once
+    assert _served_texts(url) == [STORY]  # stored once
 
 
 def test_a_replica_killed_in_the_middle_of_a_write_loses_nothing_and_stores_nothing_twice(two_replicas):
@@ -190,7 +197,7 @@ def test_a_replica_killed_in_the_middle_of_a_write_loses_nothing_and_stores_noth
     retried = httpx.post(f"{two}/feedback", headers=ALICE | key, json=body)
     assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers  # the first stored nothing
     assert httpx.post(f"{two}/feedback", headers=ALICE | key, json=body).headers["Idempotent-Replayed"] == "true"
-    assert sorted(c.text for c in CorrectionStore(url).served()) == sorted([CHINESE, STORY])  # once each
+    assert sorted(_served_texts(url)) == sorted([CHINESE, STORY])  # once each
     assert _genres(two, CHINESE) == ["Western"] and _genres(two, STORY) == CORRECTED
 
 
@@ -207,9 +214,9 @@ def test_a_build_on_either_replica_folds_the_same_corrections(tmp_path, postgres
     url = postgres.new_database()
     rows = tmdb_rows(0, 60)
     corpus = write_generic_csv(tmp_path / "films.csv", rows)
-    store = CorrectionStore(url)
-    store.add(rows[3]["title"], rows[3]["plot"], ["Western"], rows[3]["title"], int(rows[3]["year"]), "alice")
-    store.add(STORY, STORY, CORRECTED, None, None, "alice")
+    with contextlib.closing(CorrectionStore(url)) as store:
+        store.add(rows[3]["title"], rows[3]["plot"], ["Western"], rows[3]["title"], int(rows[3]["year"]), "alice")
+        store.add(STORY, STORY, CORRECTED, None, None, "alice")
     summaries = []
     for name in ("one", "two"):
         folder = tmp_path / name
