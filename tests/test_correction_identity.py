@@ -5,9 +5,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.build import build_index
+from service.corpus import Film
 from service.corrections import CorrectionStore, Corrections, store_path
 from service.loading import load_classifier
 from service.settings import Settings
+from service.store import Neighbour
 
 from .conftest import copy_index, make_client, tmdb_rows, write_generic_csv
 
@@ -283,4 +285,25 @@ def test_a_correction_whose_embedding_failed_is_served_by_the_next_poll_and_shif
         == {first.film: first.id, second.film: second.id}
     found = corrections.beside("english", embedder.embed([STORY]), [[]], 1)[0][0]
     assert (found.film.correction_id, found.film.genres) == (first.id, ("Western",))
+    corrections.close()
+
+
+def test_a_correction_superseded_by_one_whose_embedding_failed_is_still_served_until_the_next_poll(tmp_path,
+                                                                                                   embedder):
+    """All of a change or none of it: the newer correction could not be embedded, so the older one stays served, its
+    text found as before (its row was zeroed before the embedding that failed)."""
+    embedding = _FailingOnce(embedder)
+    corrections = Corrections(CorrectionStore(store_path(tmp_path)), {"english": embedding}, poll_s=0)
+    first = corrections.add(STORY, STORY, ["Western"], None, None, "alice")
+    newer = corrections.store.add(STORY, STORY, ["Music"], None, None, "bob")  # the same film: it supersedes
+    embedding.fail = True
+    with pytest.raises(MemoryError):
+        corrections.serve(newer)
+    # the index found a film half as close: only a correction closer than that is taken beside it
+    index_found = [[Neighbour(Film("Far Away", 1990, "Another story.", ("Drama",), "reference"), 0.5)]]
+    found = corrections.beside("english", embedder.embed([STORY]), index_found, 1)[0]
+    assert [getattr(n.film, "correction_id", None) for n in found] == [first.id]
+    corrections.refresh()  # the poll makes the change again
+    found = corrections.beside("english", embedder.embed([STORY]), index_found, 1)[0]
+    assert [(n.film.correction_id, n.film.genres) for n in found] == [(newer.id, ("Music",))]
     corrections.close()

@@ -71,6 +71,9 @@ class Snapshot:
                 new.append(wanted)
         if not new and not dropped:
             return self
+        # first: an embedding that fails changes nothing (the zeroing below writes the buffers this snapshot reads)
+        embedded = {route: embedders[route].embed([c.plot for c in new], role="passage")
+                    for route in self.vectors} if new else {}
         base = Snapshot(self.rows, self.films, self.corrections, self.vectors, by_film,
                         self.served_ids - {self.corrections[row].id for row in dropped})
         if self.rows - len(by_film) > max(len(by_film), 64):
@@ -78,15 +81,14 @@ class Snapshot:
         else:
             for route, buffer in base.vectors.items():
                 buffer[dropped] = 0.0  # nobody's neighbour from now on
-        return base._appended(new, embedders)
+        return base._appended(new, embedded)
 
-    def _appended(self, new: list[Correction], embedders: dict[str, Embedder]) -> Snapshot:
-        """This with `new` appended: rows past every earlier snapshot's own, so their readers never see them."""
+    def _appended(self, new: list[Correction], embedded: dict[str, np.ndarray]) -> Snapshot:
+        """This with `new` appended (`embedded`: their vectors by route): rows past every earlier snapshot's own, so
+        their readers never see them."""
         if not new:
             return self
         rows = self.rows + len(new)
-        embedded = {route: embedders[route].embed([c.plot for c in new], role="passage")
-                    for route in self.vectors}  # first: an embedding that fails changes nothing
         self.films[self.rows:] = [_film(c) for c in new]  # past `rows`: what a failed change left, replaced
         self.corrections[self.rows:] = new
         vectors = {}
